@@ -1,0 +1,474 @@
+//! The command line: argument definitions, and the client commands (`status`, `takeover`, ...)
+//! that talk to an agent's HTTP API and print readable tables or JSON. Does network I/O.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "understudy",
+    version,
+    about = "Redundancy agent for groups of application servers"
+)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// Log filter (tracing EnvFilter syntax), also from RUST_LOG.
+    #[arg(long, global = true, env = "RUST_LOG", default_value = "info")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Run one member's agent.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Validate a configuration file and print the effective configuration.
+    CheckConfig { file: PathBuf },
+    /// Start a whole group on 127.0.0.1 in one process, with simulated addressing.
+    Demo(DemoArgs),
+    /// Show the group as an agent sees it.
+    Status(ClientArgs),
+    /// Manual takeover: BACKUP takes over MAIN's address, services and identity.
+    Takeover {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        backup: String,
+        #[arg(long)]
+        main: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Reverse takeover: MAIN returns to its address, its Backup to standby.
+    ReverseTakeover {
+        #[command(flatten)]
+        client: ClientArgs,
+        main: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Swap roles: the Backup acting for MAIN becomes the configured Main.
+    Reconfigure {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        main: String,
+        #[arg(long)]
+        backup: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Replace takeover: REPLACEMENT takes MAIN's identity; the Backup returns to standby.
+    ReplaceTakeover {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(long)]
+        main: String,
+        #[arg(long)]
+        replacement: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Turn auto-failover on or off for MEMBER.
+    AutoFailover {
+        #[command(flatten)]
+        client: ClientArgs,
+        member: String,
+        #[arg(value_enum)]
+        setting: OnOff,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Show the event history, newest first.
+    Events(ClientArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The agent's HTTP API.
+    #[arg(long, env = "UNDERSTUDY_URL", default_value = "http://127.0.0.1:9400")]
+    pub url: String,
+    /// Bearer token for commands.
+    #[arg(long, env = "UNDERSTUDY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Read the token from a file.
+    #[arg(long, conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Request timeout.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=200))]
+    pub mains: u16,
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=200))]
+    pub backups: u16,
+    /// First HTTP port; member k listens on P+k.
+    #[arg(long, default_value_t = 9400)]
+    pub http_port: u16,
+    /// First SNMP port; member k listens on Q+k (SNMP is not implemented yet).
+    #[arg(long, default_value_t = 16100)]
+    pub snmp_port: u16,
+    /// Where the members keep their state (default: a new temporary directory).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// The API token.
+    #[arg(long, default_value = "demo-token")]
+    pub token: String,
+    /// Trap receivers (SNMP is not implemented yet; accepted for forward compatibility).
+    #[arg(long)]
+    pub trap_target: Vec<SocketAddr>,
+    /// Replication interval.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub replication_interval: Duration,
+}
+
+/// Exit codes of the client commands.
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// The agent refused the command (precondition, unknown member, bad input, token).
+    pub const REFUSED: i32 = 1;
+    /// The agent could not be reached or could not act.
+    pub const UNAVAILABLE: i32 = 3;
+    /// Configuration error (EX_USAGE).
+    pub const CONFIG: i32 = 64;
+    /// The state directory could not be used (EX_DATAERR).
+    pub const STATE: i32 = 65;
+}
+
+/// What a client command sends.
+#[derive(Debug)]
+pub struct Request {
+    pub method: reqwest::Method,
+    pub path: String,
+    pub body: Option<Value>,
+}
+
+/// Builds the HTTP request of a client command (None for non-client commands).
+pub fn request_for(cmd: &CliCommand) -> Option<(&ClientArgs, Request)> {
+    let post = |client, path: &str, body: Value| {
+        Some((
+            client,
+            Request {
+                method: reqwest::Method::POST,
+                path: path.to_string(),
+                body: Some(body),
+            },
+        ))
+    };
+    match cmd {
+        CliCommand::Status(c) => Some((
+            c,
+            Request {
+                method: reqwest::Method::GET,
+                path: "/api/v1/group".into(),
+                body: None,
+            },
+        )),
+        CliCommand::Events(c) => Some((
+            c,
+            Request {
+                method: reqwest::Method::GET,
+                path: "/api/v1/events".into(),
+                body: None,
+            },
+        )),
+        CliCommand::Takeover {
+            client,
+            backup,
+            main,
+            reason,
+        } => post(
+            client,
+            "/api/v1/takeover",
+            json!({"backup": backup, "main": main, "reason": reason}),
+        ),
+        CliCommand::ReverseTakeover {
+            client,
+            main,
+            reason,
+        } => post(
+            client,
+            "/api/v1/reverse-takeover",
+            json!({"main": main, "reason": reason}),
+        ),
+        CliCommand::Reconfigure {
+            client,
+            main,
+            backup,
+            reason,
+        } => post(
+            client,
+            "/api/v1/reconfigure",
+            json!({"main": main, "backup": backup, "reason": reason}),
+        ),
+        CliCommand::ReplaceTakeover {
+            client,
+            main,
+            replacement,
+            reason,
+        } => post(
+            client,
+            "/api/v1/replace-takeover",
+            json!({"main": main, "replacement": replacement, "reason": reason}),
+        ),
+        CliCommand::AutoFailover {
+            client,
+            member,
+            setting,
+            reason,
+        } => Some((
+            client,
+            Request {
+                method: reqwest::Method::PUT,
+                path: format!("/api/v1/members/{member}/auto-failover"),
+                body: Some(json!({"enabled": *setting == OnOff::On, "reason": reason})),
+            },
+        )),
+        _ => None,
+    }
+}
+
+/// Runs a client command; returns the process exit code. Output goes to `out`, errors to
+/// `err`.
+pub async fn run_client(
+    args: &ClientArgs,
+    req: Request,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let token = match (&args.token, &args.token_file) {
+        (Some(t), _) => Some(t.clone()),
+        (None, Some(f)) => match std::fs::read_to_string(f) {
+            Ok(t) => Some(t.trim().to_string()),
+            Err(e) => {
+                let _ = writeln!(err, "error: cannot read token file {}: {e}", f.display());
+                return exit::REFUSED;
+            }
+        },
+        (None, None) => None,
+    };
+    let client = match reqwest::Client::builder().timeout(args.timeout).build() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return exit::UNAVAILABLE;
+        }
+    };
+    let url = format!("{}{}", args.url.trim_end_matches('/'), req.path);
+    let mut rb = client.request(req.method.clone(), &url);
+    if let Some(t) = &token {
+        rb = rb.bearer_auth(t);
+    }
+    if let Some(b) = &req.body {
+        rb = rb.json(b);
+    }
+    let resp = match rb.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "error: cannot reach {url}: {e}");
+            return exit::UNAVAILABLE;
+        }
+    };
+    let status = resp.status();
+    let body: Value = match resp.json().await {
+        Ok(v) => v,
+        Err(e) => {
+            let _ = writeln!(err, "error: {url} answered {status} without JSON: {e}");
+            return exit::UNAVAILABLE;
+        }
+    };
+    if !status.is_success() {
+        if args.json {
+            let _ = writeln!(out, "{}", pretty(&body));
+        }
+        let _ = writeln!(
+            err,
+            "error: {} ({}): {}",
+            body["error"].as_str().unwrap_or("error"),
+            status.as_u16(),
+            body["message"].as_str().unwrap_or("")
+        );
+        if let Some(failed) = body["failed"].as_array() {
+            for f in failed {
+                let _ = writeln!(err, "  failed: {}", f.as_str().unwrap_or(""));
+            }
+        }
+        return if status.is_server_error() {
+            exit::UNAVAILABLE
+        } else {
+            exit::REFUSED
+        };
+    }
+    if args.json {
+        let _ = writeln!(out, "{}", pretty(&body));
+    } else if req.path == "/api/v1/group" {
+        let _ = write!(out, "{}", group_table(&body));
+    } else if req.path == "/api/v1/events" {
+        let _ = write!(out, "{}", events_table(&body));
+    } else {
+        let _ = writeln!(out, "{}", body["message"].as_str().unwrap_or("done"));
+        let _ = write!(out, "{}", group_table(&body["group"]));
+    }
+    exit::OK
+}
+
+fn pretty(v: &Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<String>| {
+        cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+            + "\n"
+    };
+    let mut s = line(header.iter().map(|h| h.to_string()).collect());
+    for r in rows {
+        s += &line(r.clone());
+    }
+    s
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Bool(true) => "yes".into(),
+        Value::Bool(false) => "no".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The group as a table, like the seed's Redundancy configuration page.
+pub fn group_table(g: &Value) -> String {
+    let mut s = String::new();
+    let red = &g["redundancy"];
+    if red["redundant"].as_bool() == Some(true) {
+        s += &format!("group {}: redundant\n", text(&g["group"]));
+    } else {
+        s += &format!(
+            "group {}: NO REDUNDANCY since {}\n",
+            text(&g["group"]),
+            text(&red["since"])
+        );
+        for a in red["alarms"].as_array().into_iter().flatten() {
+            s += &format!("  alarm: {}\n", text(&a["reason"]));
+        }
+    }
+    let rows: Vec<Vec<String>> = g["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|m| {
+            let rep = &m["last_replication"];
+            vec![
+                if m["takeover_flag"].as_bool() == Some(true) {
+                    "*".into()
+                } else {
+                    String::new()
+                },
+                text(&m["name"]),
+                text(&m["configured_role"]),
+                text(&m["operational_state"]),
+                text(&m["configured_address"]),
+                text(&m["current_address"]),
+                text(&m["extra_address"]),
+                if m["auto_failover"].as_bool() == Some(true) {
+                    "on".into()
+                } else {
+                    "off".into()
+                },
+                match rep["time"].as_str() {
+                    Some(t) => format!("{} {t}", text(&rep["result"])),
+                    None => text(&rep["result"]),
+                },
+            ]
+        })
+        .collect();
+    s += &table(
+        &[
+            "T",
+            "MEMBER",
+            "ROLE",
+            "STATE",
+            "CONFIGURED",
+            "CURRENT",
+            "EXTRA",
+            "AUTO-FAILOVER",
+            "LAST REPLICATION",
+        ],
+        &rows,
+    );
+    s += "(T: * = takeover flag, the yellow row)\n";
+    s
+}
+
+fn events_table(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = v["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            vec![
+                text(&e["time"]),
+                text(&e["kind"]),
+                text(&e["outcome"]),
+                format!(
+                    "{}:{}",
+                    text(&e["requested_by"]["interface"]),
+                    text(&e["requested_by"]["identity"])
+                ),
+                e["members"]
+                    .as_array()
+                    .map(|m| m.iter().map(text).collect::<Vec<_>>().join(","))
+                    .unwrap_or_default(),
+                text(&e["message"]),
+            ]
+        })
+        .collect();
+    table(
+        &["TIME", "KIND", "OUTCOME", "REQUESTED BY", "MEMBERS", "MESSAGE"],
+        &rows,
+    )
+}

@@ -1,0 +1,107 @@
+//! The one command path's types: what every interface (HTTP, CLI, SNMP SET, the failover
+//! detector) submits, and the typed result it gets back. Pure.
+
+use serde::{Deserialize, Serialize};
+
+use crate::group::{Operation, Precondition, Refusal, Requester};
+use crate::store::Event;
+
+/// An operation with who asked for it and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub operation: Operation,
+    pub requested_by: Requester,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// Why a command was not carried out. A refused command changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    #[error("unknown member {0:?}")]
+    UnknownMember(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{message}")]
+    Refused {
+        failed: Vec<String>,
+        message: String,
+    },
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl CommandError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            CommandError::UnknownMember(_) => "unknown_member",
+            CommandError::Invalid(_) => "bad_request",
+            CommandError::Refused { .. } => "precondition_failed",
+            CommandError::Unavailable(_) => "unavailable",
+        }
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            CommandError::UnknownMember(_) => 404,
+            CommandError::Invalid(_) => 400,
+            CommandError::Refused { .. } => 409,
+            CommandError::Unavailable(_) => 503,
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: self.code().to_string(),
+            message: self.to_string(),
+            failed: match self {
+                CommandError::Refused { failed, .. } => failed.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    /// Rebuilds the error from a peer's (or the API's) JSON error body.
+    pub fn from_body(body: ErrorBody) -> CommandError {
+        match body.error.as_str() {
+            "unknown_member" => CommandError::UnknownMember(body.message),
+            "bad_request" => CommandError::Invalid(body.message),
+            "precondition_failed" => CommandError::Refused {
+                failed: body.failed,
+                message: body.message,
+            },
+            _ => CommandError::Unavailable(body.message),
+        }
+    }
+}
+
+impl From<Refusal> for CommandError {
+    fn from(r: Refusal) -> Self {
+        match r {
+            Refusal::UnknownMember(m) => CommandError::UnknownMember(m),
+            Refusal::Invalid(m) => CommandError::Invalid(m),
+            Refusal::Preconditions(p) => CommandError::Refused {
+                message: format!(
+                    "refused: {}",
+                    p.iter()
+                        .map(|p| format!("{} ({})", p.code(), p.describe()))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+                failed: p.iter().map(|p| Precondition::code(*p).to_string()).collect(),
+            },
+        }
+    }
+}
+
+/// The JSON error body of the HTTP API and the peer protocol.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+    #[serde(default)]
+    pub failed: Vec<String>,
+}
+
+/// A command's successful result: the event it recorded.
+pub type CommandResult = Result<Event, CommandError>;

@@ -1,0 +1,468 @@
+//! Member configuration: strict TOML (unknown keys rejected), cross-field validation, secrets
+//! read from files. Does file I/O only in [`Config::load`]; [`Config::parse`] is pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::group::{Role, DEFAULT_EXTRA_ADDRESS};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A secret read from a file; never printed.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// The file format, exactly as written by the operator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Name of the redundancy group (label `group`, `rgGroupName`).
+    pub group: String,
+    /// Which member of `members` this agent is.
+    pub member: String,
+    /// Where the agent keeps its state (created if missing).
+    pub state_dir: PathBuf,
+    #[serde(default = "default_heartbeat", with = "humantime_serde")]
+    pub heartbeat_interval: Duration,
+    #[serde(default = "default_failover_after", with = "humantime_serde")]
+    pub failover_after: Duration,
+    pub http: HttpConfig,
+    pub peer: PeerConfig,
+    #[serde(default)]
+    pub address: AddressConfig,
+    #[serde(default)]
+    pub replication: ReplicationConfig,
+    #[serde(default)]
+    pub device_checks: Vec<DeviceCheckConfig>,
+    pub members: Vec<MemberConfig>,
+}
+
+fn default_heartbeat() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_failover_after() -> Duration {
+    Duration::from_secs(2)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Address of the HTTP API, metrics and status page (and of the peer protocol).
+    pub listen: SocketAddr,
+    /// File holding the bearer token that commands must present.
+    pub token_file: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// File holding the group secret shared by every member's agent.
+    pub secret_file: PathBuf,
+    #[serde(default = "default_peer_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+}
+
+fn default_peer_timeout() -> Duration {
+    Duration::from_millis(1000)
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum AddressBackendKind {
+    /// Addresses are recorded, never configured on the host (the demo's mode).
+    #[default]
+    Simulated,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressConfig {
+    #[serde(default)]
+    pub backend: AddressBackendKind,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicationConfig {
+    /// The directory this member publishes when it is a Main.
+    pub data_dir: Option<PathBuf>,
+    /// How often a Backup copies each Main's data.
+    #[serde(default = "default_replication_interval", with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            data_dir: None,
+            interval: default_replication_interval(),
+        }
+    }
+}
+
+fn default_replication_interval() -> Duration {
+    Duration::from_secs(30)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCheckConfig {
+    pub name: String,
+    /// `host:port` to connect to by TCP.
+    pub tcp: Option<SocketAddr>,
+    /// A command (program and arguments) whose exit status 0 means healthy.
+    pub command: Option<Vec<String>>,
+    #[serde(default = "default_check_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    #[serde(default = "default_check_interval", with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+fn default_check_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+fn default_check_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemberConfig {
+    pub name: String,
+    pub role: Role,
+    /// The member's own service address (its identity on the network).
+    pub address: IpAddr,
+    /// Where it goes when taken over; 10.0.3.6 when not set.
+    pub extra_address: Option<IpAddr>,
+    /// The member agent's URL on each heartbeat path, by path name.
+    pub peer_urls: BTreeMap<String, String>,
+    /// On a Main: may a Backup take it over automatically?
+    #[serde(default)]
+    pub auto_failover: bool,
+}
+
+impl MemberConfig {
+    pub fn extra(&self) -> IpAddr {
+        self.extra_address.unwrap_or(DEFAULT_EXTRA_ADDRESS)
+    }
+}
+
+/// A validated configuration with its secrets loaded.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: ConfigFile,
+    pub token: Secret,
+    pub peer_secret: Secret,
+}
+
+impl Config {
+    /// Reads, parses and validates `path`, then reads the secret files.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file = ConfigFile::parse(&text).map_err(|e| e.at(path))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let token = read_secret(&base.join(&file.http.token_file))?;
+        let peer_secret = read_secret(&base.join(&file.peer.secret_file))?;
+        Ok(Config {
+            file,
+            token,
+            peer_secret,
+        })
+    }
+
+    pub fn local(&self) -> &MemberConfig {
+        self.file.local()
+    }
+}
+
+fn read_secret(path: &Path) -> Result<Secret, ConfigError> {
+    let s = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let s = s.trim();
+    if s.is_empty() {
+        return Err(ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message: "secret file is empty".into(),
+        });
+    }
+    Ok(Secret::new(s))
+}
+
+/// A parse or validation error before it is tied to a file.
+#[derive(Debug)]
+pub struct FileError {
+    message: String,
+    parse: bool,
+}
+
+impl FileError {
+    fn at(self, path: &Path) -> ConfigError {
+        if self.parse {
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: self.message,
+            }
+        } else {
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message: self.message,
+            }
+        }
+    }
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ConfigFile {
+    /// Parses and validates TOML text. Pure.
+    pub fn parse(text: &str) -> Result<ConfigFile, FileError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|e| FileError {
+            message: e.to_string(),
+            parse: true,
+        })?;
+        file.validate().map_err(|message| FileError {
+            message,
+            parse: false,
+        })?;
+        Ok(file)
+    }
+
+    pub fn local(&self) -> &MemberConfig {
+        self.members
+            .iter()
+            .find(|m| m.name == self.member)
+            .expect("validated: member is listed")
+    }
+
+    /// The cross-field rules. Returns every problem found, one per line.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut errs = Vec::new();
+        if self.group.trim().is_empty() {
+            errs.push("group: must not be empty".to_string());
+        }
+        if self.heartbeat_interval < Duration::from_millis(50) {
+            errs.push("heartbeat_interval: must be at least 50ms".to_string());
+        }
+        if self.failover_after <= self.heartbeat_interval {
+            errs.push(format!(
+                "failover_after ({}) must be greater than heartbeat_interval ({})",
+                humantime::format_duration(self.failover_after),
+                humantime::format_duration(self.heartbeat_interval)
+            ));
+        }
+        if self.peer.request_timeout >= self.failover_after {
+            errs.push("peer.request_timeout must be shorter than failover_after".to_string());
+        }
+        if self.replication.interval < Duration::from_secs(1) {
+            errs.push("replication.interval: must be at least 1s".to_string());
+        }
+        if self.members.is_empty() {
+            errs.push("members: at least one member is required".to_string());
+        }
+        if !self.members.iter().any(|m| m.name == self.member) {
+            errs.push(format!(
+                "member {:?} is not one of the [[members]] ({})",
+                self.member,
+                self.members
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        let mut names = BTreeSet::new();
+        let mut addresses: BTreeMap<IpAddr, String> = BTreeMap::new();
+        for m in &self.members {
+            if m.name.is_empty()
+                || !m
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+            {
+                errs.push(format!(
+                    "member {:?}: names use letters, digits, '-', '_' and '.' only",
+                    m.name
+                ));
+            }
+            if !names.insert(m.name.as_str()) {
+                errs.push(format!("member {:?} is listed twice", m.name));
+            }
+            if m.peer_urls.is_empty() {
+                errs.push(format!(
+                    "member {:?}: peer_urls needs at least one heartbeat path",
+                    m.name
+                ));
+            }
+            for (path, url) in &m.peer_urls {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    errs.push(format!(
+                        "member {:?}: peer_urls.{path} = {url:?} is not an http:// URL",
+                        m.name
+                    ));
+                }
+            }
+            if m.role == Role::Backup && m.auto_failover {
+                errs.push(format!(
+                    "member {:?}: auto_failover is a Main's setting (\"a Backup may take me over\")",
+                    m.name
+                ));
+            }
+            // Backups never go to their extra address, so only Mains' extras must be distinct.
+            let mut held = vec![("address", m.address)];
+            if m.role == Role::Main {
+                held.push(("extra address", m.extra()));
+            }
+            for (what, a) in held {
+                if let Some(other) = addresses.insert(a, format!("{} of {}", what, m.name)) {
+                    errs.push(format!(
+                        "{a} is both the {other} and the {what} of {} \
+                         (set distinct extra_address values)",
+                        m.name
+                    ));
+                }
+            }
+        }
+        if !self.members.iter().any(|m| m.role == Role::Backup) {
+            errs.push("members: a group needs at least one backup".to_string());
+        }
+        for c in &self.device_checks {
+            match (&c.tcp, &c.command) {
+                (Some(_), None) => {}
+                (None, Some(cmd)) if !cmd.is_empty() => {}
+                _ => errs.push(format!(
+                    "device check {:?}: set exactly one of tcp or command",
+                    c.name
+                )),
+            }
+            if c.timeout >= c.interval {
+                errs.push(format!(
+                    "device check {:?}: timeout must be shorter than interval",
+                    c.name
+                ));
+            }
+        }
+        if errs.is_empty() {
+            Ok(())
+        } else {
+            Err(errs.join("\n"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+group = "plant"
+member = "main-1"
+state_dir = "/tmp/x"
+[http]
+listen = "127.0.0.1:9400"
+token_file = "token"
+[peer]
+secret_file = "secret"
+[[members]]
+name = "main-1"
+role = "main"
+address = "192.0.2.10"
+peer_urls = { lan = "http://127.0.0.1:9400" }
+auto_failover = true
+[[members]]
+name = "backup-1"
+role = "backup"
+address = "192.0.2.20"
+peer_urls = { lan = "http://127.0.0.1:9401" }
+"#;
+
+    #[test]
+    fn parses_good_config_with_defaults() {
+        let c = ConfigFile::parse(GOOD).expect("valid");
+        assert_eq!(c.heartbeat_interval, Duration::from_millis(500));
+        assert_eq!(c.failover_after, Duration::from_secs(2));
+        assert_eq!(c.local().extra(), DEFAULT_EXTRA_ADDRESS);
+    }
+
+    #[test]
+    fn rejects_unknown_key() {
+        let text = GOOD.replace("[http]", "colour = \"yellow\"\n[http]");
+        let e = ConfigFile::parse(&text).expect_err("unknown key");
+        assert!(e.parse && e.message.contains("colour"), "{}", e.message);
+    }
+
+    #[test]
+    fn rejects_failover_not_above_heartbeat() {
+        let text = GOOD.replace(
+            "state_dir = \"/tmp/x\"",
+            "state_dir = \"/tmp/x\"\nheartbeat_interval = \"2s\"\nfailover_after = \"1s\"",
+        );
+        let e = ConfigFile::parse(&text).expect_err("cross-field");
+        assert!(e.message.contains("failover_after"), "{}", e.message);
+    }
+
+    #[test]
+    fn rejects_unknown_local_member_and_duplicates() {
+        let text = GOOD
+            .replace("member = \"main-1\"", "member = \"nobody\"")
+            .replace("name = \"backup-1\"", "name = \"main-1\"");
+        let e = ConfigFile::parse(&text).expect_err("bad members");
+        assert!(e.message.contains("\"nobody\" is not one of"), "{}", e.message);
+        assert!(e.message.contains("listed twice"), "{}", e.message);
+    }
+
+    #[test]
+    fn rejects_shared_extra_address_between_mains() {
+        let text = GOOD.replace(
+            "name = \"backup-1\"\nrole = \"backup\"",
+            "name = \"main-2\"\nrole = \"main\"",
+        ) + r#"
+[[members]]
+name = "backup-1"
+role = "backup"
+address = "192.0.2.30"
+peer_urls = { lan = "http://127.0.0.1:9402" }
+"#;
+        let e = ConfigFile::parse(&text).expect_err("two mains default to 10.0.3.6");
+        assert!(e.message.contains("10.0.3.6"), "{}", e.message);
+    }
+}

@@ -1,0 +1,295 @@
+//! `understudy demo`: a whole group in one process on 127.0.0.1. Every member is a full agent
+//! with its own HTTP listener and state directory; they share no memory and talk over their
+//! real loopback sockets. Addressing is simulated: nothing is configured on the host and no
+//! packet goes to a service address. Does I/O.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::address::Simulated;
+use crate::agent::Agent;
+use crate::cli::DemoArgs;
+use crate::config::{
+    AddressConfig, Config, ConfigFile, HttpConfig, MemberConfig, PeerConfig, ReplicationConfig,
+    Secret,
+};
+use crate::group::{Role, DEFAULT_EXTRA_ADDRESS};
+
+pub const DEMO_GROUP: &str = "demo";
+pub const DEMO_GROUP_SECRET: &str = "demo-group-secret";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot listen on {addr}: {source} (choose another --http-port)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("demo configuration: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Agent(#[from] crate::agent::AgentError),
+    #[error("too many members for the port range starting at {0}")]
+    Ports(u16),
+}
+
+/// One member of the demo group.
+#[derive(Debug, Clone)]
+pub struct DemoMember {
+    pub name: String,
+    pub role: Role,
+    pub http: SocketAddr,
+    pub address: IpAddr,
+    pub extra: IpAddr,
+}
+
+/// Lays out the demo group: `main-1..N` then `backup-1..M`, member k on port P+k, service
+/// addresses from the documentation range 192.0.2.0/24 (never configured anywhere).
+pub fn layout(mains: u16, backups: u16, http_port: u16) -> Result<Vec<DemoMember>, DemoError> {
+    let mut out = Vec::new();
+    let total = u32::from(mains) + u32::from(backups);
+    if u32::from(http_port) + total > 65535 {
+        return Err(DemoError::Ports(http_port));
+    }
+    for k in 0..total {
+        let port = http_port + k as u16;
+        let (name, role, address, extra) = if k < u32::from(mains) {
+            let i = k + 1;
+            let extra = if i == 1 {
+                DEFAULT_EXTRA_ADDRESS
+            } else {
+                IpAddr::V4(Ipv4Addr::new(10, 0, 3, (5 + i) as u8))
+            };
+            (
+                format!("main-{i}"),
+                Role::Main,
+                IpAddr::V4(Ipv4Addr::new(192, 0, 2, (10 + i) as u8)),
+                extra,
+            )
+        } else {
+            let i = k - u32::from(mains) + 1;
+            (
+                format!("backup-{i}"),
+                Role::Backup,
+                IpAddr::V4(Ipv4Addr::new(198, 51, 100, (10 + i) as u8)),
+                IpAddr::V4(Ipv4Addr::new(10, 0, 4, (5 + i) as u8)),
+            )
+        };
+        out.push(DemoMember {
+            name,
+            role,
+            http: SocketAddr::from(([127, 0, 0, 1], port)),
+            address,
+            extra,
+        });
+    }
+    Ok(out)
+}
+
+/// The configuration of one demo member (validated like any configuration file).
+pub fn member_config(
+    members: &[DemoMember],
+    me: &DemoMember,
+    state_root: &Path,
+    token: &str,
+    replication_interval: Duration,
+) -> Result<Config, DemoError> {
+    let dir = state_root.join(&me.name);
+    let file = ConfigFile {
+        group: DEMO_GROUP.into(),
+        member: me.name.clone(),
+        state_dir: dir.join("state"),
+        heartbeat_interval: Duration::from_millis(500),
+        failover_after: Duration::from_secs(2),
+        http: HttpConfig {
+            listen: me.http,
+            token_file: PathBuf::from("(demo: --token)"),
+        },
+        peer: PeerConfig {
+            secret_file: PathBuf::from("(demo: built in)"),
+            request_timeout: Duration::from_millis(1000),
+        },
+        address: AddressConfig::default(),
+        replication: ReplicationConfig {
+            data_dir: (me.role == Role::Main).then(|| dir.join("data")),
+            interval: replication_interval,
+        },
+        device_checks: Vec::new(),
+        members: members
+            .iter()
+            .map(|m| MemberConfig {
+                name: m.name.clone(),
+                role: m.role,
+                address: m.address,
+                extra_address: Some(m.extra),
+                peer_urls: BTreeMap::from([("lan".to_string(), format!("http://{}", m.http))]),
+                auto_failover: m.role == Role::Main,
+            })
+            .collect(),
+    };
+    file.validate().map_err(DemoError::Config)?;
+    Ok(Config {
+        file,
+        token: Secret::new(token),
+        peer_secret: Secret::new(DEMO_GROUP_SECRET),
+    })
+}
+
+/// Creates a Main's sample data directory (what its Backups replicate), if missing.
+fn sample_data(dir: &Path, member: &str) -> std::io::Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir.join("playlists"))?;
+    std::fs::write(
+        dir.join("channel.conf"),
+        format!("# sample configuration served by {member}\nchannel = 1\nformat = 1080i50\n"),
+    )?;
+    std::fs::write(
+        dir.join("playlists/today.txt"),
+        "06:00 news\n07:00 morning show\n09:00 film\n",
+    )?;
+    Ok(())
+}
+
+/// A running demo group.
+#[derive(Debug)]
+pub struct Demo {
+    pub members: Vec<DemoMember>,
+    pub state_root: PathBuf,
+    pub agents: Vec<Agent>,
+    stop: watch::Sender<bool>,
+    tasks: tokio::task::JoinSet<()>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Demo {
+    /// Binds every listener first (so a port conflict fails before anything starts), then
+    /// starts every member's agent.
+    pub async fn start(args: &DemoArgs) -> Result<Demo, DemoError> {
+        let members = layout(args.mains, args.backups, args.http_port)?;
+        let (temp, state_root) = match &args.state_dir {
+            Some(d) => (None, d.clone()),
+            None => {
+                let t = tempfile::Builder::new().prefix("understudy-demo-").tempdir()?;
+                let p = t.path().to_path_buf();
+                (Some(t), p)
+            }
+        };
+        std::fs::create_dir_all(&state_root)?;
+        let mut listeners = Vec::new();
+        for m in &members {
+            let l = TcpListener::bind(m.http)
+                .await
+                .map_err(|source| DemoError::Bind {
+                    addr: m.http,
+                    source,
+                })?;
+            listeners.push(l);
+        }
+        let (stop, _) = watch::channel(false);
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut agents = Vec::new();
+        for (m, listener) in members.iter().zip(listeners) {
+            let cfg = member_config(
+                &members,
+                m,
+                &state_root,
+                &args.token,
+                args.replication_interval,
+            )?;
+            if let Some(d) = &cfg.file.replication.data_dir {
+                sample_data(d, &m.name)?;
+            }
+            let agent = Agent::open(
+                cfg,
+                Arc::new(Simulated {
+                    member: m.name.clone(),
+                }),
+            )?;
+            let mut rx = stop.subscribe();
+            let a = agent.clone();
+            tasks.spawn(async move {
+                let _ = crate::http::serve(listener, a, async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+            });
+            let mut rx = stop.subscribe();
+            let a = agent.clone();
+            tasks.spawn(async move {
+                a.run(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+            });
+            agents.push(agent);
+        }
+        Ok(Demo {
+            members,
+            state_root,
+            agents,
+            stop,
+            tasks,
+            _temp: temp,
+        })
+    }
+
+    /// Stops every member and waits for them.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        info!("demo stopped");
+    }
+
+    /// What the demo prints at start.
+    pub fn banner(&self, args: &DemoArgs) -> String {
+        let mut s = format!(
+            "understudy demo: group {DEMO_GROUP:?}, {} main(s), {} backup(s), simulated addressing \
+             (nothing is configured on this host)\nstate: {}{}\n\n",
+            args.mains,
+            args.backups,
+            self.state_root.display(),
+            if args.state_dir.is_none() {
+                " (temporary: removed at exit; use --state-dir to keep it)"
+            } else {
+                ""
+            }
+        );
+        s += &format!(
+            "{:<10} {:<7} {:<26} {:<15} {:<10}\n",
+            "MEMBER", "ROLE", "HTTP (API, /metrics, /)", "ADDRESS", "EXTRA IP"
+        );
+        for m in &self.members {
+            s += &format!(
+                "{:<10} {:<7} {:<26} {:<15} {:<10}\n",
+                m.name,
+                m.role,
+                format!("http://{}", m.http),
+                m.address,
+                m.extra
+            );
+        }
+        s += &format!(
+            "\ndemo credentials (demo only): API token {:?}\n\
+             SNMP is not implemented yet (--snmp-port and --trap-target are accepted and unused).\n\
+             try:  curl -s http://{}/api/v1/group\n      \
+             curl -s -H 'Authorization: Bearer {}' -d '{{\"backup\":\"backup-1\",\"main\":\"main-1\"}}' \
+             http://{}/api/v1/takeover\n\nCtrl-C stops the demo.\n",
+            args.token,
+            self.members[0].http,
+            args.token,
+            self.members[0].http
+        );
+        s
+    }
+}

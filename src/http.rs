@@ -1,0 +1,558 @@
+//! The HTTP interface: the JSON API, `/metrics`, the status page, `/healthz`, and the server
+//! side of the peer protocol under `/peer/v1`. A thin adapter: reads come from the published
+//! snapshot, commands go to [`Agent::submit`]. The router is built by [`router`] and tested
+//! without a socket; [`serve`] binds it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::net::TcpListener;
+use tracing::warn;
+
+use crate::agent::{Agent, Snapshot, VERSION};
+use crate::command::{Command, CommandError, ErrorBody};
+use crate::group::{Millis, Operation, Requester, Role};
+use crate::peer::{ApplyRequest, CommandRequest, Heartbeat, SECRET_HEADER};
+use crate::replication;
+use crate::store::Event;
+use crate::{metrics, status_page};
+
+/// Formats epoch milliseconds as RFC 3339 (UTC, milliseconds).
+pub fn rfc3339(ms: Millis) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// The API's error response.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    body: ErrorBody,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            body: ErrorBody {
+                error: code.to_string(),
+                message: message.into(),
+                failed: Vec::new(),
+            },
+        }
+    }
+
+    fn unauthorized() -> ApiError {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong token: send 'Authorization: Bearer TOKEN'",
+        )
+    }
+
+    fn bad_json(r: JsonRejection) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
+    }
+}
+
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        ApiError {
+            status: StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            body: e.body(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer realm=\"understudy\""),
+            );
+        }
+        resp
+    }
+}
+
+/// Builds the whole router for `agent`.
+pub fn router(agent: Agent) -> Router {
+    Router::new()
+        .route("/", get(status))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics_text))
+        .route("/api/v1/group", get(group))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/takeover", post(takeover))
+        .route("/api/v1/reverse-takeover", post(reverse_takeover))
+        .route("/api/v1/reconfigure", post(reconfigure))
+        .route("/api/v1/replace-takeover", post(replace_takeover))
+        .route("/api/v1/members/{name}/auto-failover", put(auto_failover))
+        .route("/peer/v1/heartbeat", post(peer_heartbeat))
+        .route("/peer/v1/apply", post(peer_apply))
+        .route("/peer/v1/command", post(peer_command))
+        .route("/peer/v1/replication/manifest", get(peer_manifest))
+        .route("/peer/v1/replication/file/{*path}", get(peer_file))
+        .fallback(not_found)
+        .with_state(agent)
+}
+
+/// Serves `router(agent)` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    agent: Agent,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(agent).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn healthz(State(agent): State<Agent>) -> impl IntoResponse {
+    Json(json!({"status": "ok", "member": agent.name(), "version": VERSION}))
+}
+
+async fn metrics_text(State(agent): State<Agent>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(&agent.snapshot()),
+    )
+}
+
+async fn status(State(agent): State<Agent>) -> Html<String> {
+    Html(status_page::render(&agent.snapshot()))
+}
+
+// ------------------------------------------------------------------ the group as JSON
+
+#[derive(Debug, Serialize)]
+pub struct GroupJson {
+    pub group: String,
+    pub agent: String,
+    pub version: &'static str,
+    pub redundancy: RedundancyJson,
+    pub members: Vec<MemberJson>,
+    pub takeovers: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RedundancyJson {
+    pub status: &'static str,
+    pub redundant: bool,
+    pub since: Option<String>,
+    pub alarms: Vec<AlarmJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AlarmJson {
+    #[serde(rename = "type")]
+    pub kind: crate::group::AlarmKind,
+    pub raised_at: String,
+    pub reason: String,
+    pub main: Option<String>,
+    pub backup: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct MemberJson {
+    pub index: usize,
+    pub name: String,
+    pub configured_role: Role,
+    pub operational_state: crate::group::OperState,
+    pub configured_address: String,
+    pub current_address: Option<String>,
+    pub extra_address: String,
+    pub auto_failover: bool,
+    pub takeover_flag: bool,
+    pub acting_for: Option<String>,
+    pub last_replication: ReplicationJson,
+    pub failing_device_checks: Vec<String>,
+    pub local: bool,
+    pub peer_paths: std::collections::BTreeMap<String, bool>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReplicationJson {
+    pub time: Option<String>,
+    pub result: &'static str,
+    pub main: Option<String>,
+    pub error: Option<String>,
+}
+
+/// The JSON form of a snapshot (`GET /api/v1/group`).
+pub fn group_json(s: &Snapshot) -> GroupJson {
+    GroupJson {
+        group: s.group.clone(),
+        agent: s.local.clone(),
+        version: VERSION,
+        redundancy: RedundancyJson {
+            status: if s.redundancy.redundant {
+                "redundant"
+            } else {
+                "not_redundant"
+            },
+            redundant: s.redundancy.redundant,
+            since: s.redundancy.since.map(rfc3339),
+            alarms: s
+                .redundancy
+                .alarms
+                .iter()
+                .map(|a| AlarmJson {
+                    kind: a.kind,
+                    raised_at: rfc3339(a.raised_at),
+                    reason: a.reason.clone(),
+                    main: a.main.clone(),
+                    backup: a.backup.clone(),
+                })
+                .collect(),
+        },
+        members: s
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let r = &m.record;
+                MemberJson {
+                    index: i + 1,
+                    name: r.name.clone(),
+                    configured_role: r.role,
+                    operational_state: m.state,
+                    configured_address: r.configured_address.to_string(),
+                    current_address: r.current_address.map(|a| a.to_string()),
+                    extra_address: r.extra_address.to_string(),
+                    auto_failover: r.auto_failover,
+                    takeover_flag: r.takeover.is_some(),
+                    acting_for: r.acting_for.clone(),
+                    last_replication: ReplicationJson {
+                        time: r.replication.as_ref().map(|x| rfc3339(x.at)),
+                        result: r.replication_result().as_str(),
+                        main: r.replication.as_ref().map(|x| x.main.clone()),
+                        error: r.replication.as_ref().and_then(|x| x.error.clone()),
+                    },
+                    failing_device_checks: r.failing_checks.clone(),
+                    local: m.is_local,
+                    peer_paths: m.paths.iter().cloned().collect(),
+                }
+            })
+            .collect(),
+        takeovers: crate::group::OpKind::COUNTED
+            .iter()
+            .map(|k| (k.as_str().to_string(), s.takeovers.get(k).copied().unwrap_or(0)))
+            .collect(),
+    }
+}
+
+async fn group(State(agent): State<Agent>) -> Json<GroupJson> {
+    Json(group_json(&agent.snapshot()))
+}
+
+#[derive(Debug, Serialize)]
+struct EventJson<'a> {
+    time: String,
+    #[serde(flatten)]
+    event: &'a Event,
+}
+
+async fn events(State(agent): State<Agent>) -> Response {
+    let snap = agent.snapshot();
+    let list: Vec<EventJson> = snap
+        .events
+        .iter()
+        .map(|e| EventJson {
+            time: rfc3339(e.at),
+            event: e,
+        })
+        .collect();
+    Json(json!({ "events": list })).into_response()
+}
+
+// ------------------------------------------------------------------ commands
+
+fn authorize(
+    agent: &Agent,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Result<Requester, ApiError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match token {
+        Some(t) if agent.token_ok(t) => Ok(Requester {
+            interface: "http".into(),
+            identity: match peer {
+                Some(p) => format!("token@{}", p.ip()),
+                None => "token".into(),
+            },
+        }),
+        _ => {
+            warn!(member = %agent.name(), peer = ?peer, "command refused: missing or wrong token");
+            Err(ApiError::unauthorized())
+        }
+    }
+}
+
+fn reason_ok(reason: Option<String>) -> Result<Option<String>, ApiError> {
+    match reason {
+        Some(r) if r.len() > 1024 => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "reason: at most 1024 bytes",
+        )),
+        Some(r) if r.trim().is_empty() => Ok(None),
+        r => Ok(r),
+    }
+}
+
+async fn run_command(
+    agent: &Agent,
+    requested_by: Requester,
+    operation: Operation,
+    reason: Option<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let cmd = Command {
+        operation,
+        requested_by,
+        reason: reason_ok(reason)?,
+    };
+    let event = agent.submit(cmd).await?;
+    let snap = agent.snapshot();
+    Ok(Json(json!({
+        "outcome": "done",
+        "message": event.message,
+        "event": EventJson { time: rfc3339(event.at), event: &event },
+        "group": group_json(&snap),
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TakeoverBody {
+    backup: String,
+    main: String,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReverseBody {
+    main: String,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReconfigureBody {
+    main: String,
+    backup: String,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplaceBody {
+    main: String,
+    replacement: String,
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AutoFailoverBody {
+    enabled: bool,
+    reason: Option<String>,
+}
+
+type Peer = ConnectInfo<SocketAddr>;
+
+fn peer_addr(p: Peer) -> Option<SocketAddr> {
+    Some(p.0)
+}
+
+async fn takeover(
+    State(agent): State<Agent>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Result<Json<TakeoverBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = authorize(&agent, &headers, peer_addr(peer))?;
+    let Json(b) = body.map_err(ApiError::bad_json)?;
+    let op = Operation::Takeover {
+        backup: b.backup,
+        main: b.main,
+    };
+    run_command(&agent, who, op, b.reason).await
+}
+
+async fn reverse_takeover(
+    State(agent): State<Agent>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Result<Json<ReverseBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = authorize(&agent, &headers, peer_addr(peer))?;
+    let Json(b) = body.map_err(ApiError::bad_json)?;
+    let op = Operation::ReverseTakeover { main: b.main };
+    run_command(&agent, who, op, b.reason).await
+}
+
+async fn reconfigure(
+    State(agent): State<Agent>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Result<Json<ReconfigureBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = authorize(&agent, &headers, peer_addr(peer))?;
+    let Json(b) = body.map_err(ApiError::bad_json)?;
+    let op = Operation::Reconfigure {
+        main: b.main,
+        backup: b.backup,
+    };
+    run_command(&agent, who, op, b.reason).await
+}
+
+async fn replace_takeover(
+    State(agent): State<Agent>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Result<Json<ReplaceBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = authorize(&agent, &headers, peer_addr(peer))?;
+    let Json(b) = body.map_err(ApiError::bad_json)?;
+    let op = Operation::ReplaceTakeover {
+        main: b.main,
+        replacement: b.replacement,
+    };
+    run_command(&agent, who, op, b.reason).await
+}
+
+async fn auto_failover(
+    State(agent): State<Agent>,
+    peer: Peer,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<AutoFailoverBody>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = authorize(&agent, &headers, peer_addr(peer))?;
+    let Json(b) = body.map_err(ApiError::bad_json)?;
+    let op = Operation::SetAutoFailover {
+        member: name,
+        enabled: b.enabled,
+    };
+    run_command(&agent, who, op, b.reason).await
+}
+
+// ------------------------------------------------------------------ peer protocol
+
+fn peer_auth(agent: &Agent, headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<(), ApiError> {
+    let presented = headers
+        .get(SECRET_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if agent.peer_secret_ok(presented) {
+        Ok(())
+    } else {
+        warn!(member = %agent.name(), peer = ?peer,
+            "peer request refused: missing or wrong group secret");
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong group secret",
+        ))
+    }
+}
+
+async fn peer_heartbeat(
+    State(agent): State<Agent>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Result<Json<Heartbeat>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    peer_auth(&agent, &headers, peer_addr(peer))?;
+    let Json(hb) = body.map_err(ApiError::bad_json)?;
+    Ok(Json(agent.handle_heartbeat(hb).await?).into_response())
+}
+
+async fn peer_apply(
+    State(agent): State<Agent>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Result<Json<ApplyRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    peer_auth(&agent, &headers, peer_addr(peer))?;
+    let Json(req) = body.map_err(ApiError::bad_json)?;
+    Ok(Json(agent.handle_apply(req).await?).into_response())
+}
+
+async fn peer_command(
+    State(agent): State<Agent>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Result<Json<CommandRequest>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    peer_auth(&agent, &headers, peer_addr(peer))?;
+    let Json(req) = body.map_err(ApiError::bad_json)?;
+    Ok(Json(agent.handle_forwarded(req).await?).into_response())
+}
+
+fn no_data(agent: &Agent) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_data",
+        format!("{} publishes no data directory", agent.name()),
+    )
+}
+
+async fn peer_manifest(
+    State(agent): State<Agent>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    peer_auth(&agent, &headers, peer_addr(peer))?;
+    let dir = agent.data_dir().ok_or_else(|| no_data(&agent))?;
+    let m = tokio::task::spawn_blocking(move || replication::manifest(&dir))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io_error", e.to_string()))?;
+    Ok(Json(m).into_response())
+}
+
+async fn peer_file(
+    State(agent): State<Agent>,
+    peer: Peer,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    peer_auth(&agent, &headers, peer_addr(peer))?;
+    let dir = agent.data_dir().ok_or_else(|| no_data(&agent))?;
+    let data = tokio::task::spawn_blocking(move || replication::read_published(&dir, &path))
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(|e| match e {
+            replication::ReplicationError::UnsafePath(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+            }
+            _ => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+        })?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
+}

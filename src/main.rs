@@ -1,0 +1,150 @@
+//! The `understudy` binary: parses the command line, sets up logging, and calls the library.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tokio::net::TcpListener;
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+use understudy::cli::{self, exit, Cli, CliCommand, LogFormat};
+use understudy::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = rt.block_on(run(cli));
+    ExitCode::from(u8::try_from(code).unwrap_or(1))
+}
+
+async fn run(cli: Cli) -> i32 {
+    if let Some((args, req)) = cli::request_for(&cli.command) {
+        let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+        return cli::run_client(args, req, &mut out, &mut err).await;
+    }
+    match cli.command {
+        CliCommand::CheckConfig { file } => match Config::load(&file) {
+            Ok(cfg) => {
+                match toml::to_string_pretty(&cfg.file) {
+                    Ok(t) => print!("# {}: valid\n{t}", file.display()),
+                    Err(e) => println!("# {}: valid (cannot print it: {e})", file.display()),
+                }
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        },
+        CliCommand::Run { config } => run_agent(&config).await,
+        CliCommand::Demo(args) => run_demo(args).await,
+        _ => unreachable!("client commands are handled above"),
+    }
+}
+
+async fn run_agent(path: &std::path::Path) -> i32 {
+    let cfg = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            error!(error = %e, "configuration error");
+            eprintln!("error: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let listen = cfg.file.http.listen;
+    let backend = std::sync::Arc::new(understudy::address::Simulated {
+        member: cfg.file.member.clone(),
+    });
+    let agent = match understudy::agent::Agent::open(cfg, backend) {
+        Ok(a) => a,
+        Err(e) => {
+            error!(error = %e, "cannot open state");
+            eprintln!("error: {e}");
+            return exit::STATE;
+        }
+    };
+    let listener = match TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {listen}: {e}");
+            return exit::CONFIG;
+        }
+    };
+    let local = listener.local_addr().map_or(listen, |a| a);
+    info!(member = %agent.name(), http = %local, "listening on {local}");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = {
+        let agent = agent.clone();
+        let mut rx = stop_rx.clone();
+        tokio::spawn(understudy::http::serve(listener, agent, async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }))
+    };
+    let mut rx = stop_rx;
+    let runner = {
+        let agent = agent.clone();
+        tokio::spawn(async move {
+            agent
+                .run(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await
+        })
+    };
+    shutdown_signal().await;
+    info!(member = %agent.name(), "shutting down");
+    let _ = stop_tx.send(true);
+    let _ = runner.await;
+    let _ = server.await;
+    exit::OK
+}
+
+async fn run_demo(args: cli::DemoArgs) -> i32 {
+    let demo = match understudy::demo::Demo::start(&args).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::CONFIG;
+        }
+    };
+    print!("{}", demo.banner(&args));
+    shutdown_signal().await;
+    info!("stopping the demo");
+    demo.stop().await;
+    exit::OK
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

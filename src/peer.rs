@@ -1,0 +1,252 @@
+//! The peer protocol between the agents of a group: JSON over HTTP under `/peer/v1`, every
+//! request authenticated with the group secret. Messages: heartbeat (state exchange, on every
+//! heartbeat path), apply (the coordinator of an operation hands a member its new record — the
+//! takeover handshake), command (an agent forwards a command to its coordinator) and the
+//! replication transfer. This module holds the messages and the client; the server side lives
+//! in `http`. Does network I/O.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Command, CommandError, ErrorBody};
+use crate::config::{MemberConfig, Secret};
+use crate::group::MemberRecord;
+use crate::store::Event;
+
+/// Version of the peer protocol; a peer speaking another one is refused.
+pub const PROTOCOL: u32 = 1;
+/// The HTTP header carrying the group secret.
+pub const SECRET_HEADER: &str = "x-understudy-group-secret";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub protocol: u32,
+    pub group: String,
+    pub from: String,
+    pub path: String,
+    pub records: Vec<MemberRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeartbeatReply {
+    pub protocol: u32,
+    pub from: String,
+    pub records: Vec<MemberRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplyRequest {
+    pub protocol: u32,
+    pub group: String,
+    pub from: String,
+    pub record: MemberRecord,
+    pub event: Option<Event>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ApplyReply {
+    pub record: MemberRecord,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommandRequest {
+    pub protocol: u32,
+    pub group: String,
+    pub from: String,
+    pub command: Command,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    #[error("{member} cannot be reached on any heartbeat path ({detail})")]
+    Unreachable { member: String, detail: String },
+    #[error("{member} answered {status}: {message}")]
+    Rejected {
+        member: String,
+        status: u16,
+        message: String,
+    },
+}
+
+/// Talks to the other agents of the group.
+#[derive(Debug, Clone)]
+pub struct PeerClient {
+    http: reqwest::Client,
+    secret: Secret,
+    urls: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl PeerClient {
+    pub fn new(members: &[MemberConfig], secret: Secret, timeout: Duration) -> PeerClient {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        PeerClient {
+            http,
+            secret,
+            urls: members
+                .iter()
+                .map(|m| (m.name.clone(), m.peer_urls.clone()))
+                .collect(),
+        }
+    }
+
+    /// Heartbeat paths of `member`, by name.
+    pub fn paths(&self, member: &str) -> Vec<(String, String)> {
+        self.urls
+            .get(member)
+            .map(|p| p.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    async fn post<B: Serialize, R: for<'de> Deserialize<'de>>(
+        &self,
+        member: &str,
+        base: &str,
+        route: &str,
+        body: &B,
+    ) -> Result<Result<R, ErrorBody>, PeerError> {
+        let url = format!("{}/peer/v1/{route}", base.trim_end_matches('/'));
+        let resp = self
+            .http
+            .post(&url)
+            .header(SECRET_HEADER, self.secret.expose())
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| PeerError::Unreachable {
+                member: member.to_string(),
+                detail: e.to_string(),
+            })?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| PeerError::Unreachable {
+            member: member.to_string(),
+            detail: e.to_string(),
+        })?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes)
+                .map(Ok)
+                .map_err(|e| PeerError::Rejected {
+                    member: member.to_string(),
+                    status: status.as_u16(),
+                    message: format!("unreadable answer: {e}"),
+                })
+        } else {
+            match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(body) if status.as_u16() != 401 && status.as_u16() != 403 => Ok(Err(body)),
+                _ => Err(PeerError::Rejected {
+                    member: member.to_string(),
+                    status: status.as_u16(),
+                    message: String::from_utf8_lossy(&bytes).chars().take(200).collect(),
+                }),
+            }
+        }
+    }
+
+    /// One heartbeat on one path.
+    pub async fn heartbeat(
+        &self,
+        member: &str,
+        url: &str,
+        hb: &Heartbeat,
+    ) -> Result<HeartbeatReply, PeerError> {
+        match self.post(member, url, "heartbeat", hb).await? {
+            Ok(r) => Ok(r),
+            Err(body) => Err(PeerError::Rejected {
+                member: member.to_string(),
+                status: 0,
+                message: body.message,
+            }),
+        }
+    }
+
+    /// Hands `member` its new record, trying every path in turn.
+    pub async fn apply(&self, member: &str, req: &ApplyRequest) -> Result<ApplyReply, PeerError> {
+        let mut last = None;
+        for (_, url) in self.paths(member) {
+            match self.post(member, &url, "apply", req).await {
+                Ok(Ok(r)) => return Ok(r),
+                Ok(Err(body)) => {
+                    return Err(PeerError::Rejected {
+                        member: member.to_string(),
+                        status: 0,
+                        message: body.message,
+                    })
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| PeerError::Unreachable {
+            member: member.to_string(),
+            detail: "no heartbeat path configured".into(),
+        }))
+    }
+
+    /// Forwards a command to the agent that must carry it out.
+    pub async fn command(
+        &self,
+        member: &str,
+        req: &CommandRequest,
+    ) -> Result<Event, CommandError> {
+        let mut last = String::new();
+        for (_, url) in self.paths(member) {
+            match self.post::<_, Event>(member, &url, "command", req).await {
+                Ok(Ok(ev)) => return Ok(ev),
+                Ok(Err(body)) => return Err(CommandError::from_body(body)),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(CommandError::Unavailable(format!(
+            "the command must be carried out by {member}'s agent, which cannot be reached: {last}"
+        )))
+    }
+
+    /// GET a replication resource from `member`'s agent.
+    pub async fn fetch(&self, member: &str, route: &str) -> Result<bytes::Bytes, PeerError> {
+        let mut last = None;
+        for (_, base) in self.paths(member) {
+            let url = format!("{}/peer/v1/{route}", base.trim_end_matches('/'));
+            let res = self
+                .http
+                .get(&url)
+                .header(SECRET_HEADER, self.secret.expose())
+                .send()
+                .await;
+            match res {
+                Ok(resp) if resp.status().is_success() => match resp.bytes().await {
+                    Ok(b) => return Ok(b),
+                    Err(e) => {
+                        last = Some(PeerError::Unreachable {
+                            member: member.into(),
+                            detail: e.to_string(),
+                        })
+                    }
+                },
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let text = resp.text().await.unwrap_or_default();
+                    return Err(PeerError::Rejected {
+                        member: member.into(),
+                        status,
+                        message: text.chars().take(200).collect(),
+                    });
+                }
+                Err(e) => {
+                    last = Some(PeerError::Unreachable {
+                        member: member.into(),
+                        detail: e.to_string(),
+                    })
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| PeerError::Unreachable {
+            member: member.to_string(),
+            detail: "no heartbeat path configured".into(),
+        }))
+    }
+}

@@ -1,0 +1,277 @@
+//! The agent's durable state: the group view, alarm bookkeeping, counters and the event
+//! history, kept in one JSON file written atomically (temp file, fsync, rename, fsync of the
+//! directory). Does file I/O.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::group::{GroupView, Millis, OpKind, Operation, Requester};
+
+/// Bump when the file's meaning changes; an agent refuses a file of another format.
+pub const FORMAT: u32 = 1;
+/// How many events the history keeps.
+pub const EVENT_HISTORY: usize = 1000;
+/// How many operation ids are remembered to count each operation once.
+const SEEN_OPS: usize = 512;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create state directory {path}: {source}")]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read state file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "state file {path} is corrupt ({message}); refusing to start with a fresh state. \
+         Inspect it, restore it from a backup, or move it away to start this member from its \
+         configuration"
+    )]
+    Corrupt { path: PathBuf, message: String },
+    #[error("state file {path} belongs to member {found:?} of group {group:?}, not this agent")]
+    WrongMember {
+        path: PathBuf,
+        found: String,
+        group: String,
+    },
+    #[error("cannot write state file {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    Done,
+    Refused,
+    Failed,
+}
+
+/// One entry of the event history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    pub at: Millis,
+    pub kind: OpKind,
+    pub operation: Operation,
+    pub requested_by: Requester,
+    pub members: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The agent that carried the operation out.
+    pub coordinator: String,
+    pub outcome: OutcomeKind,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
+    pub message: String,
+}
+
+/// Everything an agent must not lose.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersistedState {
+    pub format: u32,
+    pub group: String,
+    pub member: String,
+    pub view: GroupView,
+    /// When this agent first saw no Backup in standby (cleared when one is).
+    pub no_standby_since: Option<Millis>,
+    /// Operations counted, by kind (`understudy_takeovers_total`).
+    pub takeovers: BTreeMap<OpKind, u64>,
+    /// Ids of operations already counted, newest last.
+    pub seen_ops: VecDeque<String>,
+    /// Newest last.
+    pub events: VecDeque<Event>,
+    /// Incremented at every start (SNMP engine boots use it too).
+    pub boots: u32,
+}
+
+impl PersistedState {
+    pub fn new(view: GroupView, member: &str) -> Self {
+        PersistedState {
+            format: FORMAT,
+            group: view.group.clone(),
+            member: member.to_string(),
+            view,
+            no_standby_since: None,
+            takeovers: BTreeMap::new(),
+            seen_ops: VecDeque::new(),
+            events: VecDeque::new(),
+            boots: 0,
+        }
+    }
+
+    /// Counts operation `id` of `kind` once, however many records carry it.
+    pub fn count_op(&mut self, id: &str, kind: OpKind) -> bool {
+        if self.seen_ops.iter().any(|s| s == id) {
+            return false;
+        }
+        self.seen_ops.push_back(id.to_string());
+        while self.seen_ops.len() > SEEN_OPS {
+            self.seen_ops.pop_front();
+        }
+        if OpKind::COUNTED.contains(&kind) {
+            *self.takeovers.entry(kind).or_default() += 1;
+        }
+        true
+    }
+
+    pub fn record_event(&mut self, event: Event) {
+        if self.events.iter().any(|e| e.id == event.id) {
+            return;
+        }
+        self.events.push_back(event);
+        while self.events.len() > EVENT_HISTORY {
+            self.events.pop_front();
+        }
+    }
+}
+
+/// The state file of one agent.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub const FILE: &'static str = "state.json";
+
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(Store {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(Self::FILE)
+    }
+
+    /// Reads the state, `None` when this member has never run. A file that exists but cannot
+    /// be read or understood is an error: starting fresh would forget a takeover.
+    pub fn load(&self, group: &str, member: &str) -> Result<Option<PersistedState>, StoreError> {
+        let path = self.path();
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(StoreError::Read { path, source }),
+        };
+        let state: PersistedState =
+            serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+        if state.format != FORMAT {
+            return Err(StoreError::Corrupt {
+                path,
+                message: format!("format {} (this agent reads {FORMAT})", state.format),
+            });
+        }
+        if state.member != member || state.group != group {
+            return Err(StoreError::WrongMember {
+                path,
+                found: state.member,
+                group: state.group,
+            });
+        }
+        Ok(Some(state))
+    }
+
+    /// Writes the state durably: after this returns, a crash leaves either the old or the new
+    /// file, never a mix.
+    pub fn save(&self, state: &PersistedState) -> Result<(), StoreError> {
+        let path = self.path();
+        let tmp = self.dir.join(format!("{}.tmp", Self::FILE));
+        let err = |source| StoreError::Write {
+            path: path.clone(),
+            source,
+        };
+        let bytes = serde_json::to_vec_pretty(state).map_err(|e| err(std::io::Error::other(e)))?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(err)?;
+        f.write_all(&bytes).map_err(err)?;
+        f.sync_all().map_err(err)?;
+        drop(f);
+        fs::rename(&tmp, &path).map_err(err)?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::{MemberRecord, Role, DEFAULT_EXTRA_ADDRESS};
+
+    fn state() -> PersistedState {
+        let view = GroupView {
+            group: "g".into(),
+            members: vec![MemberRecord::initial(
+                "main-1",
+                Role::Main,
+                "192.0.2.1".parse().expect("ip"),
+                DEFAULT_EXTRA_ADDRESS,
+                true,
+            )],
+        };
+        PersistedState::new(view, "main-1")
+    }
+
+    #[test]
+    fn round_trips_and_missing_is_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        assert!(store.load("g", "main-1").expect("load").is_none());
+        let mut s = state();
+        s.count_op("op-1", OpKind::Manual);
+        store.save(&s).expect("save");
+        assert_eq!(store.load("g", "main-1").expect("load"), Some(s));
+    }
+
+    #[test]
+    fn corrupt_file_is_an_error_not_a_fresh_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        fs::write(store.path(), b"{\"format\": 1, \"gro").expect("write");
+        let e = store.load("g", "main-1").expect_err("corrupt");
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{e}");
+        assert!(e.to_string().contains("refusing to start"));
+    }
+
+    #[test]
+    fn other_members_file_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        store.save(&state()).expect("save");
+        let e = store.load("g", "backup-1").expect_err("wrong member");
+        assert!(matches!(e, StoreError::WrongMember { .. }));
+    }
+
+    #[test]
+    fn counts_each_operation_once() {
+        let mut s = state();
+        assert!(s.count_op("a", OpKind::Manual));
+        assert!(!s.count_op("a", OpKind::Manual));
+        s.count_op("b", OpKind::AutoFailover);
+        assert_eq!(s.takeovers.get(&OpKind::Manual), Some(&1));
+        assert_eq!(s.takeovers.get(&OpKind::AutoFailover), None);
+    }
+}
