@@ -131,7 +131,7 @@ pub struct DemoArgs {
     pub mains: u16,
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=200))]
     pub backups: u16,
-    /// First HTTP port; member k listens on P+k.
+    /// First HTTP port; member k listens on P+k (0: an ephemeral port per member).
     #[arg(long, default_value_t = 9400)]
     pub http_port: u16,
     /// First SNMP port; member k listens on Q+k (SNMP is not implemented yet).

@@ -57,11 +57,11 @@ pub struct DemoMember {
 pub fn layout(mains: u16, backups: u16, http_port: u16) -> Result<Vec<DemoMember>, DemoError> {
     let mut out = Vec::new();
     let total = u32::from(mains) + u32::from(backups);
-    if u32::from(http_port) + total > 65535 {
+    if http_port != 0 && u32::from(http_port) + total > 65535 {
         return Err(DemoError::Ports(http_port));
     }
     for k in 0..total {
-        let port = http_port + k as u16;
+        let port = if http_port == 0 { 0 } else { http_port + k as u16 };
         let (name, role, address, extra) = if k < u32::from(mains) {
             let i = k + 1;
             let extra = if i == 1 {
@@ -176,7 +176,7 @@ impl Demo {
     /// Binds every listener first (so a port conflict fails before anything starts), then
     /// starts every member's agent.
     pub async fn start(args: &DemoArgs) -> Result<Demo, DemoError> {
-        let members = layout(args.mains, args.backups, args.http_port)?;
+        let mut members = layout(args.mains, args.backups, args.http_port)?;
         let (temp, state_root) = match &args.state_dir {
             Some(d) => (None, d.clone()),
             None => {
@@ -186,14 +186,18 @@ impl Demo {
             }
         };
         std::fs::create_dir_all(&state_root)?;
+        // With --http-port 0 every member gets an ephemeral port (tests and benchmarks).
         let mut listeners = Vec::new();
-        for m in &members {
-            let l = TcpListener::bind(m.http)
+        for m in &mut members {
+            let want = if args.http_port == 0 {
+                SocketAddr::from(([127, 0, 0, 1], 0))
+            } else {
+                m.http
+            };
+            let l = TcpListener::bind(want)
                 .await
-                .map_err(|source| DemoError::Bind {
-                    addr: m.http,
-                    source,
-                })?;
+                .map_err(|source| DemoError::Bind { addr: want, source })?;
+            m.http = l.local_addr()?;
             listeners.push(l);
         }
         let (stop, _) = watch::channel(false);
