@@ -419,7 +419,12 @@ impl Agent {
         self.publish().await;
     }
 
-    async fn execute(&self, cmd: &Command, plan: &crate::group::Plan, now: Millis) -> CommandResult {
+    async fn execute(
+        &self,
+        cmd: &Command,
+        plan: &crate::group::Plan,
+        now: Millis,
+    ) -> CommandResult {
         let mut event = self.event(cmd, plan.id.clone(), now);
         event.message = describe_done(&plan.operation);
         let (takeover_main, is_takeover) = match &plan.operation {
@@ -463,7 +468,11 @@ impl Agent {
                 }
                 Err(e) => {
                     return self
-                        .abort(cmd, now, format!("{} did not apply its part: {e}", rec.name))
+                        .abort(
+                            cmd,
+                            now,
+                            format!("{} did not apply its part: {e}", rec.name),
+                        )
                         .await;
                 }
             }
@@ -1048,9 +1057,7 @@ pub fn initial_view(cfg: &Config) -> GroupView {
             .file
             .members
             .iter()
-            .map(|m| {
-                MemberRecord::initial(&m.name, m.role, m.address, m.extra(), m.auto_failover)
-            })
+            .map(|m| MemberRecord::initial(&m.name, m.role, m.address, m.extra(), m.auto_failover))
             .collect(),
     }
 }

@@ -468,7 +468,14 @@ fn events_table(v: &Value) -> String {
         })
         .collect();
     table(
-        &["TIME", "KIND", "OUTCOME", "REQUESTED BY", "MEMBERS", "MESSAGE"],
+        &[
+            "TIME",
+            "KIND",
+            "OUTCOME",
+            "REQUESTED BY",
+            "MEMBERS",
+            "MESSAGE",
+        ],
         &rows,
     )
 }

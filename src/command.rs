@@ -88,7 +88,10 @@ impl From<Refusal> for CommandError {
                         .collect::<Vec<_>>()
                         .join("; ")
                 ),
-                failed: p.iter().map(|p| Precondition::code(*p).to_string()).collect(),
+                failed: p
+                    .iter()
+                    .map(|p| Precondition::code(*p).to_string())
+                    .collect(),
             },
         }
     }

@@ -446,7 +446,11 @@ peer_urls = { lan = "http://127.0.0.1:9401" }
             .replace("member = \"main-1\"", "member = \"nobody\"")
             .replace("name = \"backup-1\"", "name = \"main-1\"");
         let e = ConfigFile::parse(&text).expect_err("bad members");
-        assert!(e.message.contains("\"nobody\" is not one of"), "{}", e.message);
+        assert!(
+            e.message.contains("\"nobody\" is not one of"),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("listed twice"), "{}", e.message);
     }
 

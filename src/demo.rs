@@ -61,7 +61,11 @@ pub fn layout(mains: u16, backups: u16, http_port: u16) -> Result<Vec<DemoMember
         return Err(DemoError::Ports(http_port));
     }
     for k in 0..total {
-        let port = if http_port == 0 { 0 } else { http_port + k as u16 };
+        let port = if http_port == 0 {
+            0
+        } else {
+            http_port + k as u16
+        };
         let (name, role, address, extra) = if k < u32::from(mains) {
             let i = k + 1;
             let extra = if i == 1 {
@@ -180,7 +184,9 @@ impl Demo {
         let (temp, state_root) = match &args.state_dir {
             Some(d) => (None, d.clone()),
             None => {
-                let t = tempfile::Builder::new().prefix("understudy-demo-").tempdir()?;
+                let t = tempfile::Builder::new()
+                    .prefix("understudy-demo-")
+                    .tempdir()?;
                 let p = t.path().to_path_buf();
                 (Some(t), p)
             }

@@ -56,11 +56,15 @@ mod tests {
 
     #[tokio::test]
     async fn tcp_check_follows_the_listener() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         assert!(run(&check(Some(addr), None)).await.is_ok());
         drop(listener);
-        let e = run(&check(Some(addr), None)).await.expect_err("closed port");
+        let e = run(&check(Some(addr), None))
+            .await
+            .expect_err("closed port");
         assert!(e.contains("tcp connect"), "{e}");
     }
 
@@ -68,7 +72,9 @@ mod tests {
     async fn command_check_uses_exit_status_and_timeout() {
         assert!(run(&check(None, Some(vec!["true"]))).await.is_ok());
         assert!(run(&check(None, Some(vec!["false"]))).await.is_err());
-        let e = run(&check(None, Some(vec!["sleep", "5"]))).await.expect_err("timeout");
+        let e = run(&check(None, Some(vec!["sleep", "5"])))
+            .await
+            .expect_err("timeout");
         assert!(e.contains("did not finish"), "{e}");
     }
 }

@@ -519,8 +519,7 @@ impl GroupView {
                 if b.replicated(main).is_none() {
                     failed.insert(Precondition::NeverReplicated);
                 }
-                if m.role != Role::Main || m.takeover.is_some() || m.state == OperState::Offline
-                {
+                if m.role != Role::Main || m.takeover.is_some() || m.state == OperState::Offline {
                     failed.insert(Precondition::MainNotMain);
                 }
                 if !b.failing_checks.is_empty() {
@@ -747,9 +746,9 @@ impl GroupView {
         if backups.is_empty() {
             return Some("the group has no configured backup".to_string());
         }
-        let standby = backups.iter().any(|b| {
-            b.state == OperState::Standby && reach(&b.name) != Reachability::Unreachable
-        });
+        let standby = backups
+            .iter()
+            .any(|b| b.state == OperState::Standby && reach(&b.name) != Reachability::Unreachable);
         if standby {
             return None;
         }
@@ -761,7 +760,9 @@ impl GroupView {
             })
             .collect::<Vec<_>>()
             .join(", ");
-        Some(format!("no backup is in standby to cover the mains ({why})"))
+        Some(format!(
+            "no backup is in standby to cover the mains ({why})"
+        ))
     }
 
     /// Checks the invariants every reachable state must hold; returns what is violated.
@@ -775,7 +776,10 @@ impl GroupView {
                 }
             }
             if m.acting_for.is_some() && m.takeover.is_none() {
-                out.push(format!("{} acts for a main without a takeover flag", m.name));
+                out.push(format!(
+                    "{} acts for a main without a takeover flag",
+                    m.name
+                ));
             }
         }
         out

@@ -256,7 +256,12 @@ pub fn group_json(s: &Snapshot) -> GroupJson {
             .collect(),
         takeovers: crate::group::OpKind::COUNTED
             .iter()
-            .map(|k| (k.as_str().to_string(), s.takeovers.get(k).copied().unwrap_or(0)))
+            .map(|k| {
+                (
+                    k.as_str().to_string(),
+                    s.takeovers.get(k).copied().unwrap_or(0),
+                )
+            })
             .collect(),
     }
 }

@@ -126,9 +126,9 @@ pub fn render(snap: &Snapshot) -> String {
             rep_ts
                 .with_label_values(&[g, name])
                 .set(rep.at as f64 / 1000.0);
-            rep_ok
-                .with_label_values(&[g, name])
-                .set(f64::from(u8::from(rep.result == ReplicationResult::Success)));
+            rep_ok.with_label_values(&[g, name]).set(f64::from(u8::from(
+                rep.result == ReplicationResult::Success,
+            )));
         }
         if !m.is_local {
             for (path, up) in &m.paths {

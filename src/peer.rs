@@ -188,11 +188,7 @@ impl PeerClient {
     }
 
     /// Forwards a command to the agent that must carry it out.
-    pub async fn command(
-        &self,
-        member: &str,
-        req: &CommandRequest,
-    ) -> Result<Event, CommandError> {
+    pub async fn command(&self, member: &str, req: &CommandRequest) -> Result<Event, CommandError> {
         let mut last = String::new();
         for (_, url) in self.paths(member) {
             match self.post::<_, Event>(member, &url, "command", req).await {

@@ -64,11 +64,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReplicationError + '_ {
 /// A manifest path must stay inside the directory: relative, no `..`, no root.
 pub fn safe_relative(path: &str) -> Result<PathBuf, ReplicationError> {
     let p = Path::new(path);
-    if path.is_empty()
-        || !p
-            .components()
-            .all(|c| matches!(c, Component::Normal(_)))
-    {
+    if path.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_))) {
         return Err(ReplicationError::UnsafePath(path.to_string()));
     }
     Ok(p.to_path_buf())

@@ -1,1 +1,489 @@
+//! Table and property tests of the pure group state machine.
 
+use super::*;
+use proptest::prelude::*;
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("test address")
+}
+
+/// main-1, main-2 (extra 10.0.3.7), backup-1, backup-2.
+fn group() -> GroupView {
+    GroupView {
+        group: "g".into(),
+        members: vec![
+            MemberRecord::initial(
+                "main-1",
+                Role::Main,
+                ip("192.0.2.1"),
+                DEFAULT_EXTRA_ADDRESS,
+                true,
+            ),
+            MemberRecord::initial("main-2", Role::Main, ip("192.0.2.2"), ip("10.0.3.7"), true),
+            MemberRecord::initial(
+                "backup-1",
+                Role::Backup,
+                ip("192.0.2.101"),
+                ip("10.0.4.1"),
+                false,
+            ),
+            MemberRecord::initial(
+                "backup-2",
+                Role::Backup,
+                ip("192.0.2.102"),
+                ip("10.0.4.2"),
+                false,
+            ),
+        ],
+    }
+}
+
+fn replicated(view: &mut GroupView, backup: &str, main: &str, at: Millis) {
+    let b = view
+        .members
+        .iter_mut()
+        .find(|m| m.name == backup)
+        .expect("member");
+    let rep = b.replication.get_or_insert(Replication {
+        at,
+        result: ReplicationResult::Success,
+        main: main.into(),
+        last_success: BTreeMap::new(),
+        error: None,
+    });
+    rep.at = at;
+    rep.result = ReplicationResult::Success;
+    rep.last_success.insert(main.into(), at);
+    b.status_version += 1;
+}
+
+fn all_reachable(_: &str) -> Reachability {
+    Reachability::Reachable
+}
+
+fn plan(view: &GroupView, op: Operation) -> Result<Plan, Refusal> {
+    view.plan(&op, 1_000, "coordinator", &BTreeSet::new(), &all_reachable)
+}
+
+fn takeover(backup: &str, main: &str) -> Operation {
+    Operation::Takeover {
+        backup: backup.into(),
+        main: main.into(),
+    }
+}
+
+fn taken_over_group() -> GroupView {
+    let mut v = group();
+    replicated(&mut v, "backup-1", "main-1", 10);
+    let p = plan(&v, takeover("backup-1", "main-1")).expect("takeover accepted");
+    v.apply(&p);
+    v
+}
+
+#[test]
+fn takeover_moves_addresses_sets_flags_and_raises_the_alarm() {
+    let v = taken_over_group();
+    let m = v.member("main-1").expect("main");
+    let b = v.member("backup-1").expect("backup");
+    assert_eq!(m.state, OperState::Offline);
+    assert_eq!(m.current_address, Some(DEFAULT_EXTRA_ADDRESS));
+    assert!(
+        !m.auto_failover,
+        "the seed: auto-failover is disabled on the taken-over main"
+    );
+    assert_eq!(b.state, OperState::Online);
+    assert_eq!(b.current_address, Some(ip("192.0.2.1")));
+    assert!(
+        m.takeover.is_some() && b.takeover.is_some(),
+        "both rows yellow"
+    );
+    assert_eq!(b.acting_for.as_deref(), Some("main-1"));
+    let alarms = v.alarms(&all_reachable, None, 2_000);
+    assert_eq!(
+        alarms.len(),
+        1,
+        "backup-2 still covers: only the takeover alarm"
+    );
+    assert_eq!(alarms[0].kind, AlarmKind::Takeover);
+    assert_eq!(alarms[0].raised_at, 1_000);
+    assert!(alarms[0].reason.contains("main-1") && alarms[0].reason.contains("backup-1"));
+    assert!(v.invariant_violations().is_empty());
+}
+
+#[test]
+fn the_main_releases_before_the_backup_takes() {
+    let mut v = group();
+    replicated(&mut v, "backup-1", "main-1", 10);
+    let p = plan(&v, takeover("backup-1", "main-1")).expect("accepted");
+    let order: Vec<&str> = p.updates.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(order, ["main-1", "backup-1"]);
+}
+
+#[test]
+fn every_failed_precondition_is_reported_at_once() {
+    let mut v = taken_over_group();
+    // backup-1 is online (not standby), main-2 was never replicated by it, and backup-1 is
+    // a backup, so: not standby, never replicated; main-1 is taken over: main_not_main.
+    let e = plan(&v, takeover("backup-1", "main-1")).expect_err("refused");
+    assert_eq!(
+        e,
+        Refusal::Preconditions(vec![
+            Precondition::BackupNotStandby,
+            Precondition::MainNotMain,
+        ])
+    );
+    // A main asked to act as backup, with a failing device check and an operation under way.
+    v.members[1].failing_checks = vec!["router".into()];
+    let busy = BTreeSet::from(["main-1".to_string()]);
+    let e = v
+        .plan(&takeover("main-2", "main-1"), 5, "c", &busy, &all_reachable)
+        .expect_err("refused");
+    assert_eq!(
+        e,
+        Refusal::Preconditions(vec![
+            Precondition::BackupNotBackup,
+            Precondition::BackupNotStandby,
+            Precondition::NeverReplicated,
+            Precondition::MainNotMain,
+            Precondition::DeviceCheckFailed,
+            Precondition::OperationInProgress,
+        ])
+    );
+}
+
+#[test]
+fn precondition_codes_are_the_contract() {
+    let codes: Vec<&str> = [
+        Precondition::BackupNotBackup,
+        Precondition::BackupNotStandby,
+        Precondition::NeverReplicated,
+        Precondition::MainNotMain,
+        Precondition::DeviceCheckFailed,
+        Precondition::OperationInProgress,
+    ]
+    .iter()
+    .map(|p| p.code())
+    .collect();
+    assert_eq!(
+        codes,
+        [
+            "backup_not_backup",
+            "backup_not_standby",
+            "never_replicated",
+            "main_not_main",
+            "device_check_failed",
+            "operation_in_progress"
+        ]
+    );
+    // serde uses the same spelling
+    assert_eq!(
+        serde_json::to_string(&Precondition::NeverReplicated).expect("json"),
+        "\"never_replicated\""
+    );
+}
+
+#[test]
+fn unknown_member_and_same_member_twice_are_input_errors() {
+    let v = group();
+    assert_eq!(
+        plan(&v, takeover("backup-9", "main-1")),
+        Err(Refusal::UnknownMember("backup-9".into()))
+    );
+    assert!(matches!(
+        plan(&v, takeover("backup-1", "backup-1")),
+        Err(Refusal::Invalid(_))
+    ));
+}
+
+#[test]
+fn unreachable_backup_is_not_standby() {
+    let mut v = group();
+    replicated(&mut v, "backup-1", "main-1", 10);
+    let reach = |m: &str| {
+        if m == "backup-1" {
+            Reachability::Unreachable
+        } else {
+            Reachability::Reachable
+        }
+    };
+    let e = v
+        .plan(
+            &takeover("backup-1", "main-1"),
+            5,
+            "c",
+            &BTreeSet::new(),
+            &reach,
+        )
+        .expect_err("refused");
+    assert_eq!(
+        e,
+        Refusal::Preconditions(vec![Precondition::BackupNotStandby])
+    );
+}
+
+#[test]
+fn reverse_takeover_restores_everything_and_clears_the_alarm() {
+    let mut v = taken_over_group();
+    let p = plan(
+        &v,
+        Operation::ReverseTakeover {
+            main: "main-1".into(),
+        },
+    )
+    .expect("accepted");
+    // The backup gives the address back before the main takes it.
+    assert_eq!(p.updates[0].name, "backup-1");
+    v.apply(&p);
+    let m = v.member("main-1").expect("main");
+    let b = v.member("backup-1").expect("backup");
+    assert_eq!(
+        (m.state, m.current_address),
+        (OperState::Online, Some(ip("192.0.2.1")))
+    );
+    assert_eq!(
+        (b.state, b.current_address),
+        (OperState::Standby, Some(ip("192.0.2.101")))
+    );
+    assert!(m.takeover.is_none() && b.takeover.is_none() && b.acting_for.is_none());
+    assert!(v.alarms(&all_reachable, None, 3_000).is_empty());
+    // A second reverse has nothing to reverse.
+    assert_eq!(
+        plan(
+            &v,
+            Operation::ReverseTakeover {
+                main: "main-1".into()
+            }
+        ),
+        Err(Refusal::Preconditions(vec![Precondition::MainNotTakenOver]))
+    );
+}
+
+#[test]
+fn reverse_takeover_refused_while_the_acting_backup_is_unreachable() {
+    let v = taken_over_group();
+    let reach = |m: &str| {
+        if m == "backup-1" {
+            Reachability::Unreachable
+        } else {
+            Reachability::Reachable
+        }
+    };
+    let e = v
+        .plan(
+            &Operation::ReverseTakeover {
+                main: "main-1".into(),
+            },
+            5,
+            "c",
+            &BTreeSet::new(),
+            &reach,
+        )
+        .expect_err("refused");
+    assert_eq!(
+        e,
+        Refusal::Preconditions(vec![Precondition::BackupUnreachable])
+    );
+}
+
+#[test]
+fn reconfigure_swaps_roles_and_addresses() {
+    let mut v = taken_over_group();
+    let p = plan(
+        &v,
+        Operation::Reconfigure {
+            main: "main-1".into(),
+            backup: "backup-1".into(),
+        },
+    )
+    .expect("accepted");
+    v.apply(&p);
+    let old_main = v.member("main-1").expect("m");
+    let old_backup = v.member("backup-1").expect("b");
+    assert_eq!(old_backup.role, Role::Main);
+    assert_eq!(old_backup.configured_address, ip("192.0.2.1"));
+    assert_eq!(old_backup.state, OperState::Online);
+    assert_eq!(old_main.role, Role::Backup);
+    assert_eq!(old_main.configured_address, ip("192.0.2.101"));
+    assert_eq!(old_main.current_address, Some(ip("192.0.2.101")));
+    assert_eq!(old_main.state, OperState::Standby);
+    assert!(old_main.takeover.is_none() && old_backup.takeover.is_none());
+    assert!(v.alarms(&all_reachable, None, 3_000).is_empty());
+    assert!(v.invariant_violations().is_empty());
+}
+
+#[test]
+fn replace_takeover_gives_the_identity_to_the_replacement() {
+    let mut v = taken_over_group();
+    let p = plan(
+        &v,
+        Operation::ReplaceTakeover {
+            main: "main-1".into(),
+            replacement: "backup-2".into(),
+        },
+    )
+    .expect("accepted");
+    let order: Vec<&str> = p.updates.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(order, ["backup-1", "main-1", "backup-2"]);
+    v.apply(&p);
+    let r = v.member("backup-2").expect("r");
+    let b = v.member("backup-1").expect("b");
+    let m = v.member("main-1").expect("m");
+    assert_eq!(
+        (r.role, r.state, r.current_address),
+        (Role::Main, OperState::Online, Some(ip("192.0.2.1")))
+    );
+    assert_eq!(
+        (b.state, b.current_address),
+        (OperState::Standby, Some(ip("192.0.2.101")))
+    );
+    assert_eq!(
+        (m.state, m.current_address),
+        (OperState::Offline, Some(DEFAULT_EXTRA_ADDRESS))
+    );
+    assert!(v.members.iter().all(|x| x.takeover.is_none()));
+    assert!(v.alarms(&all_reachable, None, 3_000).is_empty());
+    assert!(v.invariant_violations().is_empty());
+}
+
+#[test]
+fn replace_with_the_acting_backup_is_refused() {
+    let v = taken_over_group();
+    let e = plan(
+        &v,
+        Operation::ReplaceTakeover {
+            main: "main-1".into(),
+            replacement: "backup-1".into(),
+        },
+    )
+    .expect_err("refused");
+    assert_eq!(
+        e,
+        Refusal::Preconditions(vec![
+            Precondition::ReplacementNotStandby,
+            Precondition::ReplacementIsBackup
+        ])
+    );
+}
+
+#[test]
+fn no_standby_backup_raises_the_alarm_with_a_reason() {
+    let v = group();
+    let reach = |m: &str| {
+        if m.starts_with("backup") {
+            Reachability::Unreachable
+        } else {
+            Reachability::Reachable
+        }
+    };
+    let alarms = v.alarms(&reach, Some(42), 100);
+    assert_eq!(alarms.len(), 1);
+    assert_eq!(alarms[0].kind, AlarmKind::NoStandbyBackup);
+    assert_eq!(alarms[0].raised_at, 42);
+    assert!(
+        alarms[0].reason.contains("backup-1 is unknown"),
+        "{}",
+        alarms[0].reason
+    );
+}
+
+#[test]
+fn merge_takes_the_higher_stamp_and_owner_status_separately() {
+    let mut v = taken_over_group();
+    // A stale copy of main-1 (version 0) must not undo the takeover.
+    let stale = group().members[0].clone();
+    assert!(!v.merge(&stale));
+    assert_eq!(v.member("main-1").expect("m").state, OperState::Offline);
+    // The owner's newer status merges without touching the operation's fields.
+    let mut status = stale.clone();
+    status.failing_checks = vec!["router".into()];
+    status.status_version = 9;
+    assert!(v.merge(&status));
+    let m = v.member("main-1").expect("m");
+    assert_eq!(m.failing_checks, ["router"]);
+    assert_eq!(m.state, OperState::Offline);
+    // And a newer operation record keeps the newer status already held.
+    let mut newer = m.clone();
+    newer.version += 1;
+    newer.failing_checks.clear();
+    newer.status_version = 1;
+    assert!(v.merge(&newer));
+    assert_eq!(v.member("main-1").expect("m").failing_checks, ["router"]);
+}
+
+// ----------------------------------------------------------------- property tests
+
+#[derive(Debug, Clone)]
+enum Step {
+    Op(Operation),
+    Replicate(usize, usize),
+    DeviceCheck(usize, bool),
+}
+
+const NAMES: [&str; 5] = ["main-1", "main-2", "backup-1", "backup-2", "nobody"];
+
+fn name() -> impl Strategy<Value = String> {
+    (0..NAMES.len()).prop_map(|i| NAMES[i].to_string())
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (name(), name()).prop_map(|(b, m)| Step::Op(Operation::Takeover { backup: b, main: m })),
+        2 => (name(), name()).prop_map(|(b, m)| Step::Op(Operation::Failover { backup: b, main: m })),
+        2 => name().prop_map(|m| Step::Op(Operation::ReverseTakeover { main: m })),
+        1 => (name(), name()).prop_map(|(m, b)| Step::Op(Operation::Reconfigure { main: m, backup: b })),
+        1 => (name(), name()).prop_map(|(m, r)| Step::Op(Operation::ReplaceTakeover { main: m, replacement: r })),
+        1 => (name(), any::<bool>()).prop_map(|(m, e)| Step::Op(Operation::SetAutoFailover { member: m, enabled: e })),
+        3 => (0..4usize, 0..4usize).prop_map(|(b, m)| Step::Replicate(b, m)),
+        1 => (0..4usize, any::<bool>()).prop_map(|(i, f)| Step::DeviceCheck(i, f)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn invariants_hold_under_random_operations(steps in prop::collection::vec(step(), 1..60)) {
+        let mut v = group();
+        let mut now = 1_000;
+        for s in steps {
+            now += 1_000;
+            match s {
+                Step::Replicate(b, m) => {
+                    let (b, m) = (v.members[b].name.clone(), v.members[m].name.clone());
+                    replicated(&mut v, &b, &m, now);
+                }
+                Step::DeviceCheck(i, failing) => {
+                    v.members[i].failing_checks = if failing { vec!["dev".into()] } else { vec![] };
+                    v.members[i].status_version += 1;
+                }
+                Step::Op(op) => {
+                    let before = v.clone();
+                    match v.plan(&op, now, "prop", &BTreeSet::new(), &all_reachable) {
+                        Ok(p) => {
+                            v.apply(&p);
+                            if matches!(op, Operation::Takeover { .. } | Operation::Failover { .. }) {
+                                let alarms = v.alarms(&all_reachable, None, now);
+                                let main = &op.named_members()[1];
+                                prop_assert!(
+                                    alarms.iter().any(|a| a.main.as_deref() == Some(*main)),
+                                    "a takeover of {} must raise the alarm: {:?}", main, alarms
+                                );
+                            }
+                            // Every record the plan wrote was adopted.
+                            for r in &p.updates {
+                                prop_assert_eq!(v.member(&r.name), Some(r));
+                            }
+                        }
+                        Err(_) => prop_assert_eq!(&v, &before, "a refused command changed the group"),
+                    }
+                }
+            }
+            let violations = v.invariant_violations();
+            prop_assert!(violations.is_empty(), "{:?}", violations);
+            // Any takeover flag on a main means no redundancy.
+            if v.members.iter().any(|m| m.takeover.is_some()) {
+                prop_assert!(!v.alarms(&all_reachable, None, now).is_empty());
+            }
+        }
+    }
+}
