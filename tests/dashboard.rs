@@ -1,0 +1,361 @@
+//! The Grafana dashboard `dashboards/understudy.json`: fixed uid, template variables, every
+//! panel titled, described, with a unit and the datasource variable; every PromQL query
+//! (panel targets and annotations) proven valid by `promtool check rules`, using only the
+//! group / instance variables and only metric names the agent exports
+//! (`understudy::metrics::METRIC_NAMES`).
+//!
+//! Does I/O: reads the dashboard, writes a rules file under CARGO_TARGET_TMPDIR and runs
+//! promtool. A missing promtool is a failure, never a skip: `./scripts/test` installs it.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use understudy::metrics::METRIC_NAMES;
+
+const DASHBOARD: &str = "dashboards/understudy.json";
+
+fn dashboard_text() -> String {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(DASHBOARD);
+    fs::read_to_string(&p).unwrap_or_else(|e| panic!("cannot read {}: {e}", p.display()))
+}
+
+fn dashboard() -> Value {
+    serde_json::from_str(&dashboard_text()).unwrap_or_else(|e| panic!("{DASHBOARD}: {e}"))
+}
+
+fn str_at<'a>(v: &'a Value, pointer: &str) -> &'a str {
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or("")
+}
+
+/// Every panel, rows first-class and the panels nested in (collapsed) rows too.
+fn all_panels(dashboard: &Value) -> Vec<&Value> {
+    fn walk<'a>(panels: &'a Value, out: &mut Vec<&'a Value>) {
+        for panel in panels.as_array().into_iter().flatten() {
+            out.push(panel);
+            if let Some(nested) = panel.get("panels") {
+                walk(nested, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dashboard["panels"], &mut out);
+    out
+}
+
+fn is_row(panel: &Value) -> bool {
+    panel["type"] == "row"
+}
+
+/// A datasource reference that points at the `datasource` template variable.
+fn uses_datasource_variable(datasource: &Value) -> bool {
+    matches!(
+        datasource.get("uid").and_then(Value::as_str),
+        Some("${datasource}" | "$datasource")
+    )
+}
+
+/// Every PromQL query: (where, expr) for panel targets and annotation queries.
+fn queries(dashboard: &Value) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for panel in all_panels(dashboard) {
+        for target in panel["targets"].as_array().into_iter().flatten() {
+            if let Some(expr) = target["expr"].as_str() {
+                let place = format!("panel {:?} target {}", panel["title"], target["refId"]);
+                out.push((place, expr.to_string()));
+            }
+        }
+    }
+    for annotation in dashboard["annotations"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        for expr in [&annotation["expr"], &annotation["target"]["expr"]] {
+            if let Some(expr) = expr.as_str() {
+                out.push((
+                    format!("annotation {:?}", annotation["name"]),
+                    expr.to_string(),
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Replaces Grafana's variables by the kind of value Grafana puts there; a variable not
+/// known here is an error (it would reach Prometheus verbatim).
+fn substitute_variables(expr: &str) -> Result<String, String> {
+    // Longest names first: `$__range_s` before `$__range`.
+    const VALUES: &[(&str, &str)] = &[
+        ("__rate_interval", "1m"),
+        ("__interval_ms", "60000"),
+        ("__interval", "1m"),
+        ("__range_ms", "3600000"),
+        ("__range_s", "3600"),
+        ("__range", "1h"),
+        ("group", "(g1|g2)"),
+        ("instance", "(main-1:9400|backup-1:9401)"),
+    ];
+    let mut out = expr.to_string();
+    for (name, value) in VALUES {
+        out = out.replace(&format!("${{{name}}}"), value);
+        out = out.replace(&format!("${name}"), value);
+    }
+    // `$1` and the like are label_replace replacements, not Grafana variables.
+    let unknown = out
+        .match_indices('$')
+        .find(|(i, _)| !out[i + 1..].starts_with(|c: char| c.is_ascii_digit()));
+    match unknown {
+        Some((i, _)) => Err(format!("unknown variable at {:?} in {expr:?}", &out[i..])),
+        None => Ok(out),
+    }
+}
+
+/// Every identifier in `text` that starts with `understudy_`.
+fn understudy_identifiers(text: &str) -> BTreeSet<String> {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let mut found = BTreeSet::new();
+    for (i, _) in text.match_indices("understudy_") {
+        if text[..i].chars().next_back().is_some_and(is_ident) {
+            continue;
+        }
+        found.insert(text[i..].chars().take_while(|&c| is_ident(c)).collect());
+    }
+    found
+}
+
+#[test]
+fn dashboard_has_a_fixed_uid_and_its_variables() {
+    let d = dashboard();
+    assert_eq!(d["uid"], "understudy-overview");
+    assert!(!str_at(&d, "/title").is_empty());
+    assert!(
+        d["schemaVersion"].as_u64().is_some_and(|v| v >= 36),
+        "schemaVersion"
+    );
+
+    let vars = d["templating"]["list"].as_array().expect("templating.list");
+    let var = |name: &str| {
+        vars.iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("template variable {name} is missing"))
+    };
+    let datasource = var("datasource");
+    assert_eq!(datasource["type"], "datasource");
+    assert_eq!(datasource["query"], "prometheus");
+
+    let query_of = |v: &Value| match &v["query"] {
+        Value::String(s) => s.clone(),
+        q => q["query"].as_str().unwrap_or("").to_string(),
+    };
+    let group = var("group");
+    assert_eq!(group["type"], "query");
+    assert_eq!(
+        query_of(group),
+        "label_values(understudy_member_info, group)"
+    );
+    assert!(
+        uses_datasource_variable(&group["datasource"]),
+        "group variable datasource"
+    );
+
+    let instance = var("instance");
+    assert_eq!(instance["type"], "query");
+    assert!(
+        query_of(instance).starts_with("label_values(")
+            && query_of(instance).ends_with(", instance)")
+    );
+    assert_eq!(instance["multi"], true, "instance is multi-valued");
+    assert_eq!(instance["includeAll"], true, "instance offers All");
+    assert!(
+        uses_datasource_variable(&instance["datasource"]),
+        "instance variable datasource"
+    );
+}
+
+#[test]
+fn every_panel_has_title_description_unit_and_the_datasource_variable() {
+    let d = dashboard();
+    let panels = all_panels(&d);
+    assert!(
+        panels.iter().filter(|p| !is_row(p)).count() >= 8,
+        "too few panels"
+    );
+    let mut ids = BTreeSet::new();
+    for panel in panels {
+        let title = str_at(panel, "/title");
+        assert!(!title.trim().is_empty(), "a panel has no title: {panel}");
+        let id = panel["id"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("panel {title:?} has no id"));
+        assert!(ids.insert(id), "panel id {id} is used twice");
+        assert!(
+            panel.get("gridPos").is_some(),
+            "panel {title:?} has no gridPos"
+        );
+        if is_row(panel) {
+            continue;
+        }
+        assert!(
+            !str_at(panel, "/description").trim().is_empty(),
+            "panel {title:?}: description"
+        );
+        assert!(
+            !str_at(panel, "/fieldConfig/defaults/unit").is_empty(),
+            "panel {title:?}: fieldConfig.defaults.unit"
+        );
+        assert!(
+            uses_datasource_variable(&panel["datasource"]),
+            "panel {title:?}: datasource"
+        );
+        let targets = panel["targets"].as_array().filter(|t| !t.is_empty());
+        let targets = targets.unwrap_or_else(|| panic!("panel {title:?} has no query"));
+        for target in targets {
+            assert!(
+                uses_datasource_variable(&target["datasource"]),
+                "panel {title:?} target {}: datasource",
+                target["refId"]
+            );
+        }
+    }
+}
+
+#[test]
+fn every_query_uses_the_group_and_instance_variables() {
+    for (place, expr) in queries(&dashboard()) {
+        assert!(
+            expr.contains("$instance"),
+            "{place}: no $instance in {expr:?}"
+        );
+        // `up` has no group label; every understudy metric but build_info has one.
+        let needs_group = understudy_identifiers(&expr)
+            .iter()
+            .any(|m| m != "understudy_build_info");
+        assert!(
+            !needs_group || expr.contains("$group"),
+            "{place}: no $group in {expr:?}"
+        );
+    }
+}
+
+#[test]
+fn every_query_is_valid_promql() {
+    let queries = queries(&dashboard());
+    assert!(
+        queries.len() >= 10,
+        "expected the panels' and annotations' queries"
+    );
+    let mut rules = String::from("groups:\n  - name: dashboard-queries\n    rules:\n");
+    for (n, (place, expr)) in queries.iter().enumerate() {
+        let expr = substitute_variables(expr).unwrap_or_else(|e| panic!("{place}: {e}"));
+        // A JSON string is a valid YAML double-quoted scalar.
+        let quoted = serde_json::to_string(&expr).expect("string to JSON");
+        rules.push_str(&format!(
+            "      # {place}\n      - record: dashboard:query_{n}\n        expr: {quoted}\n"
+        ));
+    }
+    let file = Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-queries.rules.yml");
+    fs::write(&file, &rules).unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
+
+    let output = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run `promtool` ({e}). This test needs promtool (Debian package \
+                 prometheus): run ./scripts/test, which installs it, or install it yourself"
+            )
+        });
+    assert!(
+        output.status.success(),
+        "promtool rejects a dashboard query ({}):\n{}\n{}\n--- {}:\n{rules}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        file.display()
+    );
+}
+
+#[test]
+fn dashboard_uses_only_exported_metric_names() {
+    let known: BTreeSet<&str> = METRIC_NAMES.iter().copied().collect();
+    // The whole file: queries, variable queries, descriptions.
+    let used = understudy_identifiers(&dashboard_text());
+    assert!(
+        !used.is_empty(),
+        "no understudy_ metric found in {DASHBOARD}"
+    );
+    let unknown: Vec<&String> = used
+        .iter()
+        .filter(|n| !known.contains(n.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "{DASHBOARD} uses metrics the agent does not export: {unknown:?} (known: {known:?})"
+    );
+}
+
+#[test]
+fn member_table_shows_the_configuration_page_with_yellow_takeover_rows() {
+    let d = dashboard();
+    let table = all_panels(&d)
+        .into_iter()
+        .find(|p| p["type"] == "table")
+        .expect("a table panel of the members");
+    let queries: Vec<&str> = table["targets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t["expr"].as_str())
+        .collect();
+    for metric in [
+        "understudy_member_info",
+        "understudy_member_state",
+        "understudy_member_current_address_info",
+        "understudy_member_auto_failover_enabled",
+        "understudy_member_last_replication_timestamp_seconds",
+        "understudy_member_last_replication_success",
+        "understudy_member_takeover_flag",
+    ] {
+        assert!(
+            queries.iter().any(|q| q.contains(metric)),
+            "member table lacks {metric}"
+        );
+    }
+    let takeover_flag = table["fieldConfig"]["overrides"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["matcher"]["options"] == "Takeover flag")
+        .expect("an override for the Takeover flag column");
+    let text = takeover_flag.to_string();
+    assert!(
+        text.contains("\"yellow\""),
+        "takeover flag is not yellow: {text}"
+    );
+    assert!(
+        text.contains("color-background"),
+        "takeover flag cells are not colored: {text}"
+    );
+}
+
+#[test]
+fn variable_substitution() {
+    assert_eq!(
+        substitute_variables(
+            "rate(x{g=~\"$group\"}[$__rate_interval]) + y[${__range}] + $__range_s"
+        )
+        .expect("known variables"),
+        "rate(x{g=~\"(g1|g2)\"}[1m]) + y[1h] + 3600"
+    );
+    assert!(substitute_variables("x{a=\"$nope\"}").is_err());
+    assert!(substitute_variables("label_replace(x, \"a\", \"$1\", \"b\", \"(.*)\")").is_ok());
+    assert!(
+        substitute_variables("label_replace(x, \"a\", \"$1\", \"b\", \"(.*)\") + y{a=\"$x\"}")
+            .is_err()
+    );
+}
