@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, UNIX_EPOCH};
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -57,8 +57,12 @@ impl ApiError {
         )
     }
 
-    fn bad_json(r: JsonRejection) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, "bad_request", r.body_text())
+    fn bad_json(e: serde_json::Error) -> ApiError {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("invalid JSON body: {e}"),
+        )
     }
 }
 
@@ -140,6 +144,11 @@ async fn metrics_text(State(agent): State<Agent>) -> impl IntoResponse {
 
 async fn status(State(agent): State<Agent>) -> Html<String> {
     Html(status_page::render(&agent.snapshot()))
+}
+
+/// Parses a JSON request body whatever its Content-Type says (operators send `curl -d`).
+fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(ApiError::bad_json)
 }
 
 // ------------------------------------------------------------------ the group as JSON
@@ -398,10 +407,10 @@ async fn takeover(
     State(agent): State<Agent>,
     peer: Peer,
     headers: HeaderMap,
-    body: Result<Json<TakeoverBody>, JsonRejection>,
+    body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let who = authorize(&agent, &headers, peer_addr(peer))?;
-    let Json(b) = body.map_err(ApiError::bad_json)?;
+    let b: TakeoverBody = parse_json(&body)?;
     let op = Operation::Takeover {
         backup: b.backup,
         main: b.main,
@@ -413,10 +422,10 @@ async fn reverse_takeover(
     State(agent): State<Agent>,
     peer: Peer,
     headers: HeaderMap,
-    body: Result<Json<ReverseBody>, JsonRejection>,
+    body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let who = authorize(&agent, &headers, peer_addr(peer))?;
-    let Json(b) = body.map_err(ApiError::bad_json)?;
+    let b: ReverseBody = parse_json(&body)?;
     let op = Operation::ReverseTakeover { main: b.main };
     run_command(&agent, who, op, b.reason).await
 }
@@ -425,10 +434,10 @@ async fn reconfigure(
     State(agent): State<Agent>,
     peer: Peer,
     headers: HeaderMap,
-    body: Result<Json<ReconfigureBody>, JsonRejection>,
+    body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let who = authorize(&agent, &headers, peer_addr(peer))?;
-    let Json(b) = body.map_err(ApiError::bad_json)?;
+    let b: ReconfigureBody = parse_json(&body)?;
     let op = Operation::Reconfigure {
         main: b.main,
         backup: b.backup,
@@ -440,10 +449,10 @@ async fn replace_takeover(
     State(agent): State<Agent>,
     peer: Peer,
     headers: HeaderMap,
-    body: Result<Json<ReplaceBody>, JsonRejection>,
+    body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let who = authorize(&agent, &headers, peer_addr(peer))?;
-    let Json(b) = body.map_err(ApiError::bad_json)?;
+    let b: ReplaceBody = parse_json(&body)?;
     let op = Operation::ReplaceTakeover {
         main: b.main,
         replacement: b.replacement,
@@ -456,10 +465,10 @@ async fn auto_failover(
     peer: Peer,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<AutoFailoverBody>, JsonRejection>,
+    body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let who = authorize(&agent, &headers, peer_addr(peer))?;
-    let Json(b) = body.map_err(ApiError::bad_json)?;
+    let b: AutoFailoverBody = parse_json(&body)?;
     let op = Operation::SetAutoFailover {
         member: name,
         enabled: b.enabled,
@@ -491,10 +500,10 @@ async fn peer_heartbeat(
     State(agent): State<Agent>,
     peer: Peer,
     headers: HeaderMap,
-    body: Result<Json<Heartbeat>, JsonRejection>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     peer_auth(&agent, &headers, peer_addr(peer))?;
-    let Json(hb) = body.map_err(ApiError::bad_json)?;
+    let hb: Heartbeat = parse_json(&body)?;
     Ok(Json(agent.handle_heartbeat(hb).await?).into_response())
 }
 
@@ -502,10 +511,10 @@ async fn peer_apply(
     State(agent): State<Agent>,
     peer: Peer,
     headers: HeaderMap,
-    body: Result<Json<ApplyRequest>, JsonRejection>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     peer_auth(&agent, &headers, peer_addr(peer))?;
-    let Json(req) = body.map_err(ApiError::bad_json)?;
+    let req: ApplyRequest = parse_json(&body)?;
     Ok(Json(agent.handle_apply(req).await?).into_response())
 }
 
@@ -513,10 +522,10 @@ async fn peer_command(
     State(agent): State<Agent>,
     peer: Peer,
     headers: HeaderMap,
-    body: Result<Json<CommandRequest>, JsonRejection>,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     peer_auth(&agent, &headers, peer_addr(peer))?;
-    let Json(req) = body.map_err(ApiError::bad_json)?;
+    let req: CommandRequest = parse_json(&body)?;
     Ok(Json(agent.handle_forwarded(req).await?).into_response())
 }
 

@@ -1,11 +1,29 @@
-//! The status page at `GET /`: the seed's "Redundancy configuration page" rendered on the
-//! server from one snapshot, readable without JavaScript. Pure.
+//! The status page at `GET /`: the seed's "Redundancy configuration page", rendered on the
+//! server from one snapshot. Pure.
+//!
+//! The page is complete without JavaScript for reading (it refreshes itself with a meta refresh
+//! inside `<noscript>`). A small inline script (`status_page/app.js`, no external files, no
+//! CDN) adds the commands: the Manual Take-Over drop-down + Go on every Backup row, Reverse
+//! takeover on every taken-over Main row, the token, the refusal reasons, and a refresh of the
+//! live part of the page that keeps what the operator typed. The controls are rendered here,
+//! disabled; the script enables them.
 
 use std::fmt::Write;
 
-use crate::agent::{Snapshot, VERSION};
-use crate::group::Role;
+use crate::agent::{MemberSnapshot, Snapshot, VERSION};
+use crate::group::{OpKind, OperState, ReplicationResult, Role};
 use crate::http::rfc3339;
+use crate::store::OutcomeKind;
+
+/// The page's style sheet and script, inlined so the agent serves one self-contained page.
+const STYLE: &str = include_str!("status_page/style.css");
+const SCRIPT: &str = include_str!("status_page/app.js");
+
+/// Seconds between refreshes without JavaScript (the script refreshes on its own timer).
+const META_REFRESH_SECS: u32 = 5;
+
+/// How many recent events the page lists.
+const RECENT_EVENTS: usize = 5;
 
 /// Escapes text for HTML element content and attribute values.
 pub fn escape(s: &str) -> String {
@@ -23,97 +41,602 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}\
-table{border-collapse:collapse;width:100%}th,td{border:1px solid #bbb;padding:.35em .6em;\
-text-align:left}th{background:#eee}tr.takeover td{background:#fff3a0}\
-.banner{background:#c0392b;color:#fff;padding:.8em 1em;font-weight:bold;margin:1em 0}\
-.ok{background:#27ae60;color:#fff;padding:.5em 1em;margin:1em 0}\
-.state-online{color:#1e7e34;font-weight:bold}.state-offline{color:#a00;font-weight:bold}\
-.state-unknown{color:#777}footer{margin-top:1.5em;color:#555;font-size:.9em}";
+/// Escapes any displayable value.
+fn esc(v: impl std::fmt::Display) -> String {
+    escape(&v.to_string())
+}
+
+fn state_word(s: OperState) -> &'static str {
+    match s {
+        OperState::Online => "Online",
+        OperState::Standby => "Standby",
+        OperState::Offline => "Offline",
+        OperState::Unknown => "Unknown",
+    }
+}
+
+fn role_word(r: Role) -> &'static str {
+    match r {
+        Role::Main => "Main",
+        Role::Backup => "Backup",
+    }
+}
+
+fn kind_word(k: OpKind) -> &'static str {
+    match k {
+        OpKind::Manual => "manual takeover",
+        OpKind::Failover => "auto-failover",
+        OpKind::Reverse => "reverse takeover",
+        OpKind::Replace => "replace takeover",
+        OpKind::Reconfigure => "reconfigure",
+        OpKind::AutoFailover => "auto-failover setting",
+    }
+}
 
 /// Renders the page.
 pub fn render(s: &Snapshot) -> String {
-    let mut h = String::new();
+    let mut h = String::with_capacity(8192 + SCRIPT.len() + STYLE.len());
+    let title = if s.redundancy.redundant {
+        format!("Redundancy — {} — {}", s.group, s.local)
+    } else {
+        format!("NO REDUNDANCY — {} — {}", s.group, s.local)
+    };
     let _ = write!(
         h,
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta http-equiv=\"refresh\" content=\"5\">\
-         <title>Redundancy — {group}</title><style>{STYLE}</style></head><body>\
-         <h1>Redundancy configuration — group {group}</h1>\
-         <p>Seen from <b>{local}</b>.</p>",
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <noscript><meta http-equiv=\"refresh\" content=\"{META_REFRESH_SECS}\"></noscript>\
+         <title>{title}</title><style>{STYLE}</style></head><body>\
+         <header><h1>Redundancy configuration</h1>\
+         <p class=\"sub\">Group <b>{group}</b> · seen from <b>{local}</b> (this server) · \
+         <a href=\"/\" id=\"refresh\">Refresh</a> · <span id=\"updated\">refreshes every \
+         {META_REFRESH_SECS} s</span></p></header><main>",
+        title = escape(&title),
         group = escape(&s.group),
-        local = escape(&s.local)
+        local = escape(&s.local),
     );
+    h.push_str(
+        "<div id=\"commands\" hidden>\
+         <label>API token <input id=\"token\" type=\"password\" autocomplete=\"off\" \
+         size=\"18\" placeholder=\"asked at the first command\"></label>\
+         <label>Reason (optional) <input id=\"reason\" type=\"text\" size=\"32\" \
+         maxlength=\"1024\"></label>\
+         <div id=\"message\" role=\"status\" aria-live=\"polite\"></div></div>\
+         <noscript><p>Reading only: the commands on this page need JavaScript. Without it use \
+         <code>understudy takeover --url …</code> or the HTTP API.</p></noscript>",
+    );
+    h.push_str("<div id=\"live\">");
+    render_redundancy(&mut h, s);
+    render_area(&mut h, s, Role::Main);
+    render_area(&mut h, s, Role::Backup);
+    h.push_str(
+        "<p class=\"legend\"><span class=\"swatch\"></span> Yellow row: a manual takeover or a \
+         failover has occurred on this member (takeover flag); it stays yellow until the pair \
+         is restored.</p>",
+    );
+    render_events(&mut h, s);
+    render_extra_ip(&mut h, s);
+    h.push_str("</div></main>");
+    let _ = write!(
+        h,
+        "<footer>understudy {VERSION} · JSON: <a href=\"/api/v1/group\">/api/v1/group</a> · \
+         <a href=\"/api/v1/events\">/api/v1/events</a> · <a href=\"/metrics\">/metrics</a>\
+         </footer><script>{SCRIPT}</script></body></html>"
+    );
+    h
+}
+
+fn render_redundancy(h: &mut String, s: &Snapshot) {
     if s.redundancy.redundant {
-        h.push_str("<div class=\"ok\" id=\"redundancy\">Redundant</div>");
-    } else {
-        let _ = write!(
-            h,
-            "<div class=\"banner\" id=\"redundancy\">NO REDUNDANCY{}<ul>",
-            s.redundancy
-                .since
-                .map(|t| format!(" since {}", rfc3339(t)))
-                .unwrap_or_default()
+        h.push_str(
+            "<div class=\"redundant\" id=\"redundancy\">Redundant: a Backup is in standby to \
+             take over.</div>",
         );
-        for a in &s.redundancy.alarms {
-            let _ = write!(h, "<li>{}</li>", escape(&a.reason));
-        }
-        h.push_str("</ul></div>");
+        return;
+    }
+    let _ = write!(
+        h,
+        "<div class=\"banner\" id=\"redundancy\" role=\"alert\"><strong>NO REDUNDANCY</strong>{}\
+         <ul>",
+        s.redundancy
+            .since
+            .map(|t| format!(" since {}", rfc3339(t)))
+            .unwrap_or_default()
+    );
+    for a in &s.redundancy.alarms {
+        let _ = write!(h, "<li>{}</li>", escape(&a.reason));
     }
     h.push_str(
-        "<table id=\"members\"><thead><tr><th>Member</th><th>Configured role</th>\
-         <th>Operational state</th><th>Configured IP</th><th>Current IP</th>\
-         <th>Auto-failover</th><th>Last replication result</th></tr></thead><tbody>",
+        "</ul><p>Restore the group: fix the Main, then Reverse takeover (recommended); or \
+         reconfigure the roles; or replace the Main (replace takeover).</p></div>",
     );
-    for m in &s.members {
-        let r = &m.record;
-        let rep = match &r.replication {
-            Some(x) => format!(
-                "{} {} ({})",
-                x.result.as_str(),
-                rfc3339(x.at),
-                escape(&x.main)
-            ),
-            None => "never".to_string(),
-        };
-        let _ = write!(
-            h,
-            "<tr class=\"{cls}\" data-member=\"{name}\"><td>{name}{local}</td><td>{role}</td>\
-             <td class=\"state-{state}\">{state}</td><td>{caddr}</td><td>{cur}</td>\
-             <td>{auto}</td><td>{rep}</td></tr>",
-            cls = if r.takeover.is_some() { "takeover" } else { "" },
-            name = escape(&r.name),
-            local = if m.is_local { " (this server)" } else { "" },
-            role = match r.role {
-                Role::Main => "Main",
-                Role::Backup => "Backup",
-            },
-            state = m.state,
-            caddr = r.configured_address,
-            cur = r
-                .current_address
-                .map(|a| a.to_string())
-                .unwrap_or_else(|| "—".into()),
-            auto = if r.auto_failover {
-                "enabled"
-            } else {
-                "disabled"
-            },
-        );
+}
+
+/// One area of the page: the configured Mains (with Reverse Take-Over) or the configured
+/// Backups (with Manual Take-Over).
+fn render_area(h: &mut String, s: &Snapshot, role: Role) {
+    let (id, heading, action) = match role {
+        Role::Main => ("mains", "Main application servers", "Reverse Take-Over"),
+        Role::Backup => ("backups", "Backup application servers", "Manual Take-Over"),
+    };
+    let _ = write!(
+        h,
+        "<h2>{heading}</h2><table class=\"members\" id=\"{id}\"><thead><tr><th>Name</th>\
+         <th>Configured role</th><th>Operational state</th><th>Configured IP</th>\
+         <th>Current IP</th><th>Auto-failover</th><th>Last replication result</th>\
+         <th>{action}</th></tr></thead><tbody>"
+    );
+    let rows: Vec<&MemberSnapshot> = s.members.iter().filter(|m| m.record.role == role).collect();
+    if rows.is_empty() {
+        h.push_str("<tr><td colspan=\"8\">none configured</td></tr>");
+    }
+    for m in rows {
+        render_row(h, s, m);
     }
     h.push_str("</tbody></table>");
-    if let Some(me) = s.member(&s.local) {
+}
+
+fn render_row(h: &mut String, s: &Snapshot, m: &MemberSnapshot) {
+    let r = &m.record;
+    let name = escape(&r.name);
+    let _ = write!(
+        h,
+        "<tr class=\"{cls}\" data-member=\"{name}\" data-state=\"{state}\"><td><b>{name}</b>{this}\
+         </td><td>{role}</td><td><span class=\"state-{state}\">{state_word}</span>",
+        cls = if r.takeover.is_some() { "takeover" } else { "" },
+        this = if m.is_local {
+            "<span class=\"this\">this server</span>"
+        } else {
+            ""
+        },
+        role = role_word(r.role),
+        state = m.state.as_str(),
+        state_word = state_word(m.state),
+    );
+    if m.state == OperState::Unknown {
+        h.push_str("<span class=\"note\">not reachable from this agent</span>");
+    }
+    if let Some(main) = &r.acting_for {
+        let _ = write!(h, "<span class=\"note\">acting for {}</span>", escape(main));
+    }
+    if let Some(t) = &r.takeover {
+        if r.acting_for.is_none() && t.main == r.name {
+            let _ = write!(
+                h,
+                "<span class=\"note\">taken over by {} ({}, {})</span>",
+                escape(&t.backup),
+                kind_word(t.kind),
+                rfc3339(t.at)
+            );
+        }
+    }
+    if !r.failing_checks.is_empty() {
         let _ = write!(
             h,
-            "<p id=\"extra-ip\">Extra IP address: <b>{}</b></p>",
-            me.record.extra_address
+            "<span class=\"note rep-failed\">device check failing: {}</span>",
+            escape(&r.failing_checks.join(", "))
         );
     }
     let _ = write!(
         h,
-        "<footer>understudy {VERSION} — JSON: <a href=\"/api/v1/group\">/api/v1/group</a>, \
-         <a href=\"/api/v1/events\">events</a>, <a href=\"/metrics\">metrics</a></footer>\
-         </body></html>"
+        "</td><td>{caddr}</td><td>{cur}</td><td>{auto}</td><td>",
+        caddr = esc(r.configured_address),
+        cur = r
+            .current_address
+            .map_or_else(|| "none".to_string(), esc),
+        auto = if r.auto_failover {
+            "Enabled"
+        } else {
+            "Disabled"
+        },
     );
-    h
+    render_replication(h, r);
+    h.push_str("</td><td>");
+    match r.role {
+        Role::Backup => render_takeover_control(h, s, &r.name),
+        Role::Main if r.is_taken_over() => {
+            let _ = write!(
+                h,
+                "<button type=\"button\" data-op=\"reverse\" data-main=\"{name}\" disabled>\
+                 Reverse takeover</button>"
+            );
+        }
+        Role::Main => h.push_str("—"),
+    }
+    h.push_str("</td></tr>");
+}
+
+fn render_replication(h: &mut String, r: &crate::group::MemberRecord) {
+    let Some(x) = &r.replication else {
+        h.push_str(if r.role == Role::Backup {
+            "Never"
+        } else {
+            "—"
+        });
+        return;
+    };
+    let (cls, word) = match x.result {
+        ReplicationResult::Success => ("rep-success", "Success"),
+        ReplicationResult::Failed => ("rep-failed", "Failed"),
+        ReplicationResult::Never => ("rep-never", "Never"),
+    };
+    let _ = write!(
+        h,
+        "<span class=\"{cls}\">{word}</span> {} <span class=\"note\">of {}</span>",
+        rfc3339(x.at),
+        escape(&x.main)
+    );
+    if let Some(e) = &x.error {
+        let _ = write!(h, "<span class=\"note\">{}</span>", escape(e));
+    }
+    if x.result != ReplicationResult::Success {
+        if let Some(ok) = x.last_success.get(&x.main) {
+            let _ = write!(h, "<span class=\"note\">last success {}</span>", rfc3339(*ok));
+        }
+    }
+}
+
+/// The seed's drop-down + Go on a Backup row: every configured Main is an option.
+fn render_takeover_control(h: &mut String, s: &Snapshot, backup: &str) {
+    let backup = escape(backup);
+    let _ = write!(
+        h,
+        "<select data-backup=\"{backup}\" aria-label=\"Main for {backup} to take over\" disabled>"
+    );
+    for m in s.members.iter().filter(|m| m.record.role == Role::Main) {
+        let r = &m.record;
+        let _ = write!(
+            h,
+            "<option value=\"{name}\">{name} ({addr}){taken}</option>",
+            name = escape(&r.name),
+            addr = esc(r.configured_address),
+            taken = if r.is_taken_over() {
+                " — taken over"
+            } else {
+                ""
+            },
+        );
+    }
+    let _ = write!(
+        h,
+        "</select> <button type=\"button\" data-op=\"takeover\" data-backup=\"{backup}\" \
+         disabled>Go</button>"
+    );
+}
+
+fn render_events(h: &mut String, s: &Snapshot) {
+    if s.events.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h2>Recent events</h2><table class=\"members\" id=\"events\"><thead><tr><th>Time</th>\
+         <th>Operation</th><th>Outcome</th><th>Asked by</th><th>Message</th></tr></thead><tbody>",
+    );
+    for e in s.events.iter().take(RECENT_EVENTS) {
+        let outcome = match e.outcome {
+            OutcomeKind::Done => "done",
+            OutcomeKind::Refused => "refused",
+            OutcomeKind::Failed => "failed",
+        };
+        let _ = write!(
+            h,
+            "<tr><td>{}</td><td>{}</td><td>{outcome}</td><td>{}</td><td>{}</td></tr>",
+            rfc3339(e.at),
+            kind_word(e.kind),
+            esc(&e.requested_by),
+            escape(&e.message)
+        );
+    }
+    h.push_str("</tbody></table>");
+}
+
+/// Near the bottom, as on the seed's page: the Extra IP address. A taken-over Main moves to
+/// its extra address; the operator notes it before a takeover to reach that Main afterwards.
+fn render_extra_ip(h: &mut String, s: &Snapshot) {
+    h.push_str("<section id=\"extra-ip\"><h2>Extra IP address</h2>");
+    if let Some(me) = s.member(&s.local) {
+        let _ = write!(
+            h,
+            "<p>This server ({}): <span class=\"addr\">{}</span></p>",
+            escape(&me.record.name),
+            esc(me.record.extra_address)
+        );
+    }
+    let mains: Vec<&MemberSnapshot> = s
+        .members
+        .iter()
+        .filter(|m| m.record.role == Role::Main)
+        .collect();
+    if !mains.is_empty() {
+        h.push_str("<p>A taken-over Main goes to its extra IP address (browse there to reach it):");
+        for m in mains {
+            let _ = write!(
+                h,
+                " <b>{}</b> → <span class=\"addr\">{}</span>",
+                escape(&m.record.name),
+                esc(m.record.extra_address)
+            );
+        }
+        h.push_str("</p>");
+    }
+    h.push_str("</section>");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::agent::Redundancy;
+    use crate::group::{Alarm, AlarmKind, MemberRecord, Replication, TakeoverMark};
+
+    fn ip(d: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(192, 0, 2, d))
+    }
+
+    fn member(name: &str, role: Role, d: u8, local: bool) -> MemberSnapshot {
+        let record = MemberRecord::initial(name, role, ip(d), ip(d + 100), role == Role::Main);
+        MemberSnapshot {
+            state: record.state,
+            record,
+            is_local: local,
+            paths: vec![("lan".into(), true)],
+        }
+    }
+
+    fn snapshot(members: Vec<MemberSnapshot>) -> Snapshot {
+        Snapshot {
+            group: "g1".into(),
+            local: "backup-1".into(),
+            members,
+            redundancy: Redundancy {
+                redundant: true,
+                since: None,
+                alarms: Vec::new(),
+            },
+            takeovers: BTreeMap::new(),
+            events: Arc::new(Vec::new()),
+            replication_failures: 0,
+            boots: 1,
+            started_at: 0,
+        }
+    }
+
+    fn healthy() -> Snapshot {
+        let mut b = member("backup-1", Role::Backup, 21, true);
+        b.record.replication = Some(Replication {
+            at: 1_000,
+            result: ReplicationResult::Success,
+            main: "main-1".into(),
+            last_success: BTreeMap::from([("main-1".to_string(), 1_000)]),
+            error: None,
+        });
+        snapshot(vec![
+            member("main-1", Role::Main, 11, false),
+            member("main-2", Role::Main, 12, false),
+            b,
+        ])
+    }
+
+    /// main-1 taken over by backup-1, as the agents publish it.
+    fn taken_over() -> Snapshot {
+        let mut s = healthy();
+        let mark = TakeoverMark {
+            kind: OpKind::Manual,
+            main: "main-1".into(),
+            backup: "backup-1".into(),
+            at: 5_000,
+        };
+        {
+            let m = &mut s.members[0];
+            m.state = OperState::Offline;
+            m.record.state = OperState::Offline;
+            m.record.current_address = Some(m.record.extra_address);
+            m.record.auto_failover = false;
+            m.record.takeover = Some(mark.clone());
+        }
+        {
+            let b = &mut s.members[2];
+            b.state = OperState::Online;
+            b.record.state = OperState::Online;
+            b.record.current_address = Some(ip(11));
+            b.record.acting_for = Some("main-1".into());
+            b.record.takeover = Some(mark);
+        }
+        s.redundancy = Redundancy {
+            redundant: false,
+            since: Some(5_000),
+            alarms: vec![Alarm {
+                kind: AlarmKind::Takeover,
+                raised_at: 5_000,
+                reason: "manual takeover: main-1 was taken over by backup-1".into(),
+                main: Some("main-1".into()),
+                backup: Some("backup-1".into()),
+            }],
+        };
+        s
+    }
+
+    /// The opening tag of the row of `member`.
+    fn row_tag<'a>(html: &'a str, member: &str) -> &'a str {
+        let key = format!("data-member=\"{member}\"");
+        let at = html.find(&key).unwrap_or_else(|| panic!("no row for {member}"));
+        let start = html[..at].rfind("<tr").expect("row start");
+        let end = at + html[at..].find('>').expect("row end");
+        &html[start..=end]
+    }
+
+    /// The whole row of `member`.
+    fn row<'a>(html: &'a str, member: &str) -> &'a str {
+        let tag = row_tag(html, member);
+        let start = html.find(tag).expect("row");
+        let end = start + html[start..].find("</tr>").expect("row end");
+        &html[start..end]
+    }
+
+    #[test]
+    fn escape_covers_the_html_specials() {
+        assert_eq!(
+            escape("<a href=\"x\">&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(escape("main-1"), "main-1");
+    }
+
+    #[test]
+    fn everything_from_the_snapshot_is_escaped() {
+        let mut s = taken_over();
+        s.group = "<g&1>".into();
+        s.local = "x\"><script>alert(1)</script>".into();
+        s.members[1].record.name = "<img src=x onerror=alert(2)>".into();
+        s.members[2].record.failing_checks = vec!["<b>check</b>".into()];
+        if let Some(r) = s.members[2].record.replication.as_mut() {
+            r.error = Some("<i>disk</i>".into());
+            r.main = "<m>".into();
+        }
+        s.redundancy.alarms[0].reason = "<script>alert(3)</script>".into();
+        let html = render(&s);
+        for raw in [
+            "<g&1>",
+            "<script>alert(1)",
+            "<img src=x",
+            "<script>alert(3)",
+            "<b>check</b>",
+            "<i>disk</i>",
+            "<m>",
+        ] {
+            assert!(!html.contains(raw), "unescaped {raw:?} in the page");
+        }
+        assert!(html.contains("&lt;g&amp;1&gt;"));
+        assert!(html.contains("&lt;img src=x onerror=alert(2)&gt;"));
+        assert!(html.contains("&lt;script&gt;alert(3)&lt;/script&gt;"));
+        // The only script element is the page's own.
+        assert_eq!(html.matches("<script>").count(), 1);
+    }
+
+    #[test]
+    fn flagged_rows_are_yellow_and_others_are_not() {
+        let html = render(&taken_over());
+        assert!(row_tag(&html, "main-1").contains("class=\"takeover\""));
+        assert!(row_tag(&html, "backup-1").contains("class=\"takeover\""));
+        assert!(!row_tag(&html, "main-2").contains("takeover"));
+        assert!(STYLE.contains("tr.takeover{background:#ffe95c}"));
+        let html = render(&healthy());
+        for m in ["main-1", "main-2", "backup-1"] {
+            assert!(!row_tag(&html, m).contains("takeover"), "{m} yellow");
+        }
+    }
+
+    #[test]
+    fn rows_show_the_seeds_columns() {
+        let html = render(&taken_over());
+        let main = row(&html, "main-1");
+        assert!(main.contains(">Main<"));
+        assert!(main.contains(">Offline<"));
+        assert!(main.contains("192.0.2.111"), "current IP = extra IP: {main}");
+        assert!(main.contains("Disabled"));
+        assert!(main.contains("taken over by backup-1 (manual takeover"));
+        let backup = row(&html, "backup-1");
+        assert!(backup.contains(">Backup<"));
+        assert!(backup.contains(">Online<"));
+        assert!(backup.contains("<td>192.0.2.11</td>"), "current IP = main's: {backup}");
+        assert!(backup.contains("acting for main-1"));
+        assert!(backup.contains("Success</span> 1970-01-01T00:00:01.000Z"));
+        assert!(backup.contains("<b>backup-1</b><span class=\"this\">this server</span>"));
+    }
+
+    #[test]
+    fn banner_only_without_redundancy() {
+        let html = render(&taken_over());
+        assert!(html.contains("class=\"banner\" id=\"redundancy\""));
+        assert!(html.contains("NO REDUNDANCY</strong> since 1970-01-01T00:00:05.000Z"));
+        assert!(html.contains("<li>manual takeover: main-1 was taken over by backup-1</li>"));
+        assert!(html.contains("<title>NO REDUNDANCY"));
+        let html = render(&healthy());
+        assert!(!html.contains("class=\"banner\""));
+        assert!(!html.contains("NO REDUNDANCY"));
+        assert!(html.contains("class=\"redundant\" id=\"redundancy\""));
+    }
+
+    #[test]
+    fn backup_rows_have_the_drop_down_listing_every_main() {
+        let html = render(&healthy());
+        let backup = row(&html, "backup-1");
+        assert!(backup.contains("<select data-backup=\"backup-1\""));
+        assert!(backup.contains("<option value=\"main-1\">main-1 (192.0.2.11)</option>"));
+        assert!(backup.contains("<option value=\"main-2\">main-2 (192.0.2.12)</option>"));
+        assert!(backup.contains("data-op=\"takeover\" data-backup=\"backup-1\" disabled>Go<"));
+        assert!(!row(&html, "main-1").contains("<select"));
+    }
+
+    #[test]
+    fn reverse_takeover_only_on_taken_over_mains() {
+        let html = render(&healthy());
+        assert!(!html.contains("data-op=\"reverse\""));
+        let html = render(&taken_over());
+        assert!(row(&html, "main-1").contains("data-op=\"reverse\" data-main=\"main-1\""));
+        assert!(!row(&html, "main-2").contains("data-op=\"reverse\""));
+        assert!(!row(&html, "backup-1").contains("data-op=\"reverse\""));
+    }
+
+    #[test]
+    fn extra_ip_near_the_bottom() {
+        let html = render(&taken_over());
+        let extra = html.find("id=\"extra-ip\"").expect("extra IP section");
+        assert!(extra > html.find("id=\"backups\"").expect("backup area"));
+        let section = &html[extra..];
+        assert!(section.contains("This server (backup-1): <span class=\"addr\">192.0.2.121</span>"));
+        assert!(section.contains("<b>main-1</b> → <span class=\"addr\">192.0.2.111</span>"));
+    }
+
+    #[test]
+    fn self_contained_and_readable_without_javascript() {
+        let html = render(&healthy());
+        // No external resources: no CDN, no external fonts, no script/style files.
+        for external in ["src=\"http", "href=\"http", "<link", "@import", "url(", "<script src"] {
+            assert!(!html.contains(external), "external resource {external:?}");
+        }
+        assert!(html.contains(
+            "<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"
+        ));
+        // The inlined script cannot close its own element early.
+        assert!(!SCRIPT.contains("</script"));
+        assert!(!STYLE.contains("</style"));
+        // Controls are disabled until the script enables them; commands area hidden.
+        assert!(html.contains("<div id=\"commands\" hidden>"));
+        assert!(html.contains("<div id=\"live\">"));
+    }
+
+    #[test]
+    fn unknown_members_and_refused_events_are_shown() {
+        let mut s = healthy();
+        s.members[0].state = OperState::Unknown;
+        let mut events = vec![];
+        events.push(crate::store::Event {
+            id: "e1".into(),
+            at: 9_000,
+            kind: OpKind::Manual,
+            operation: crate::group::Operation::Takeover {
+                backup: "backup-1".into(),
+                main: "main-1".into(),
+            },
+            requested_by: crate::group::Requester {
+                interface: "http".into(),
+                identity: "token@127.0.0.1".into(),
+            },
+            members: vec!["backup-1".into(), "main-1".into()],
+            reason: None,
+            coordinator: "backup-1".into(),
+            outcome: OutcomeKind::Refused,
+            failed: vec!["never_replicated".into()],
+            message: "refused: never_replicated (<x>)".into(),
+        });
+        s.events = Arc::new(events);
+        let html = render(&s);
+        assert!(row(&html, "main-1").contains("not reachable from this agent"));
+        assert!(html.contains("<td>refused</td><td>http:token@127.0.0.1</td>"));
+        assert!(html.contains("refused: never_replicated (&lt;x&gt;)"));
+    }
 }
