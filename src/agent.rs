@@ -184,6 +184,13 @@ impl Agent {
                 gossip_now: Notify::new(),
             }),
         };
+        // Serve the restored state from the first request on (peers show as unknown until
+        // the first heartbeat).
+        if let Ok(mut st) = agent.inner.state.try_lock() {
+            let snap = agent.build_snapshot(&mut st);
+            drop(st);
+            agent.inner.snapshot.send_replace(Arc::new(snap));
+        }
         Ok(agent)
     }
 
@@ -642,18 +649,24 @@ impl Agent {
 
     /// Rebuilds and publishes the snapshot (also keeps the persisted no-standby time).
     pub async fn publish(&self) {
-        let now = now_ms();
         let mut st = self.inner.state.lock().await;
+        let snap = self.build_snapshot(&mut st);
+        drop(st);
+        self.inner.snapshot.send_replace(Arc::new(snap));
+    }
+
+    fn build_snapshot(&self, st: &mut PersistedState) -> Snapshot {
+        let now = now_ms();
         let reach = |m: &str| self.reachability(m);
         let shortfall = st.view.standby_shortfall(&reach).is_some();
         match (shortfall, st.no_standby_since) {
             (true, None) => {
                 st.no_standby_since = Some(now);
-                self.persist_or_log(&st);
+                self.persist_or_log(st);
             }
             (false, Some(_)) => {
                 st.no_standby_since = None;
-                self.persist_or_log(&st);
+                self.persist_or_log(st);
             }
             _ => {}
         }
@@ -703,7 +716,7 @@ impl Agent {
             }
             cache.2.clone()
         };
-        let snap = Snapshot {
+        Snapshot {
             group: st.view.group.clone(),
             local: self.inner.name.clone(),
             members,
@@ -717,9 +730,7 @@ impl Agent {
                 .unwrap_or_else(|p| p.into_inner()),
             boots: st.boots,
             started_at: self.inner.started_at,
-        };
-        drop(st);
-        self.inner.snapshot.send_replace(Arc::new(snap));
+        }
     }
 
     // ---------------------------------------------------------------- background work

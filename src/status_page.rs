@@ -98,7 +98,7 @@ pub fn render(s: &Snapshot) -> String {
     h.push_str(
         "<div id=\"commands\" hidden>\
          <label>API token <input id=\"token\" type=\"password\" autocomplete=\"off\" \
-         size=\"18\" placeholder=\"asked at the first command\"></label>\
+         size=\"18\" placeholder=\"asked when needed\"></label>\
          <label>Reason (optional) <input id=\"reason\" type=\"text\" size=\"32\" \
          maxlength=\"1024\"></label>\
          <div id=\"message\" role=\"status\" aria-live=\"polite\"></div></div>\
@@ -161,7 +161,7 @@ fn render_area(h: &mut String, s: &Snapshot, role: Role) {
     };
     let _ = write!(
         h,
-        "<h2>{heading}</h2><table class=\"members\" id=\"{id}\"><thead><tr><th>Name</th>\
+        "<h2>{heading}</h2><table class=\"members area\" id=\"{id}\"><thead><tr><th>Name</th>\
          <th>Configured role</th><th>Operational state</th><th>Configured IP</th>\
          <th>Current IP</th><th>Auto-failover</th><th>Last replication result</th>\
          <th>{action}</th></tr></thead><tbody>"
@@ -221,9 +221,7 @@ fn render_row(h: &mut String, s: &Snapshot, m: &MemberSnapshot) {
         h,
         "</td><td>{caddr}</td><td>{cur}</td><td>{auto}</td><td>",
         caddr = esc(r.configured_address),
-        cur = r
-            .current_address
-            .map_or_else(|| "none".to_string(), esc),
+        cur = r.current_address.map_or_else(|| "none".to_string(), esc),
         auto = if r.auto_failover {
             "Enabled"
         } else {
@@ -271,7 +269,11 @@ fn render_replication(h: &mut String, r: &crate::group::MemberRecord) {
     }
     if x.result != ReplicationResult::Success {
         if let Some(ok) = x.last_success.get(&x.main) {
-            let _ = write!(h, "<span class=\"note\">last success {}</span>", rfc3339(*ok));
+            let _ = write!(
+                h,
+                "<span class=\"note\">last success {}</span>",
+                rfc3339(*ok)
+            );
         }
     }
 }
@@ -462,7 +464,9 @@ mod tests {
     /// The opening tag of the row of `member`.
     fn row_tag<'a>(html: &'a str, member: &str) -> &'a str {
         let key = format!("data-member=\"{member}\"");
-        let at = html.find(&key).unwrap_or_else(|| panic!("no row for {member}"));
+        let at = html
+            .find(&key)
+            .unwrap_or_else(|| panic!("no row for {member}"));
         let start = html[..at].rfind("<tr").expect("row start");
         let end = at + html[at..].find('>').expect("row end");
         &html[start..=end]
@@ -535,13 +539,19 @@ mod tests {
         let main = row(&html, "main-1");
         assert!(main.contains(">Main<"));
         assert!(main.contains(">Offline<"));
-        assert!(main.contains("192.0.2.111"), "current IP = extra IP: {main}");
+        assert!(
+            main.contains("192.0.2.111"),
+            "current IP = extra IP: {main}"
+        );
         assert!(main.contains("Disabled"));
         assert!(main.contains("taken over by backup-1 (manual takeover"));
         let backup = row(&html, "backup-1");
         assert!(backup.contains(">Backup<"));
         assert!(backup.contains(">Online<"));
-        assert!(backup.contains("<td>192.0.2.11</td>"), "current IP = main's: {backup}");
+        assert!(
+            backup.contains("<td>192.0.2.11</td>"),
+            "current IP = main's: {backup}"
+        );
         assert!(backup.contains("acting for main-1"));
         assert!(backup.contains("Success</span> 1970-01-01T00:00:01.000Z"));
         assert!(backup.contains("<b>backup-1</b><span class=\"this\">this server</span>"));
@@ -595,12 +605,17 @@ mod tests {
     fn self_contained_and_readable_without_javascript() {
         let html = render(&healthy());
         // No external resources: no CDN, no external fonts, no script/style files.
-        for external in ["src=\"http", "href=\"http", "<link", "@import", "url(", "<script src"] {
+        for external in [
+            "src=\"http",
+            "href=\"http",
+            "<link",
+            "@import",
+            "url(",
+            "<script src",
+        ] {
             assert!(!html.contains(external), "external resource {external:?}");
         }
-        assert!(html.contains(
-            "<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"
-        ));
+        assert!(html.contains("<noscript><meta http-equiv=\"refresh\" content=\"5\"></noscript>"));
         // The inlined script cannot close its own element early.
         assert!(!SCRIPT.contains("</script"));
         assert!(!STYLE.contains("</style"));

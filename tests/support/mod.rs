@@ -188,3 +188,79 @@ pub fn write(path: &Path, text: &str) {
     }
     std::fs::write(path, text).expect("write file");
 }
+
+/// Writes one configuration file per member of a group of `mains` + `backups` members whose
+/// agents listen on free loopback ports; returns (name, config path, URL) per member.
+pub fn write_group(
+    dir: &Path,
+    mains: usize,
+    backups: usize,
+) -> Vec<(String, std::path::PathBuf, String)> {
+    write(&dir.join("api-token"), "test-token\n");
+    write(&dir.join("group-secret"), "test-group-secret\n");
+    let mut members = Vec::new();
+    for i in 0..mains + backups {
+        let (name, role) = if i < mains {
+            (format!("main-{}", i + 1), "main")
+        } else {
+            (format!("backup-{}", i - mains + 1), "backup")
+        };
+        members.push((name, role, free_port(), i));
+    }
+    let mut table = String::new();
+    for (name, role, port, i) in &members {
+        table += &format!(
+            "\n[[members]]\nname = \"{name}\"\nrole = \"{role}\"\naddress = \"192.0.2.{}\"\n\
+             extra_address = \"10.0.3.{}\"\npeer_urls = {{ lan = \"http://127.0.0.1:{port}\" }}\n{}",
+            10 + i,
+            6 + i,
+            if *role == "main" { "auto_failover = true\n" } else { "" }
+        );
+    }
+    let mut out = Vec::new();
+    for (name, role, port, _) in &members {
+        let data = dir.join(name).join("data");
+        if *role == "main" {
+            write(&data.join("sample.txt"), &format!("data of {name}\n"));
+        }
+        let cfg = format!(
+            "group = \"test\"\nmember = \"{name}\"\nstate_dir = \"{}\"\n\
+             heartbeat_interval = \"200ms\"\nfailover_after = \"1500ms\"\n\
+             [http]\nlisten = \"127.0.0.1:{port}\"\ntoken_file = \"api-token\"\n\
+             [peer]\nsecret_file = \"group-secret\"\nrequest_timeout = \"500ms\"\n\
+             [replication]\n{}interval = \"5s\"\n{table}",
+            dir.join(name).join("state").display(),
+            if *role == "main" {
+                format!("data_dir = \"{}\"\n", data.display())
+            } else {
+                String::new()
+            }
+        );
+        let path = dir.join(format!("{name}.toml"));
+        write(&path, &cfg);
+        out.push((name.to_string(), path, format!("http://127.0.0.1:{port}")));
+    }
+    out
+}
+
+/// Starts `understudy run --config PATH` and waits until its /healthz answers.
+pub async fn start_agent(config: &Path, url: &str) -> Proc {
+    let child = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .expect("start understudy run");
+    let proc = Proc { child };
+    wait_for(Duration::from_secs(10), "the agent's /healthz", || async {
+        let ok = client()
+            .get(format!("{url}/healthz"))
+            .send()
+            .await
+            .map(|r| r.status().is_success())
+            .unwrap_or(false);
+        ok.then_some(())
+    })
+    .await;
+    proc
+}
