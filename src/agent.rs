@@ -312,10 +312,28 @@ impl Agent {
             from: self.inner.name.clone(),
             command: cmd,
         };
+        let now = now_ms();
         let res = self.inner.peers.command(&coordinator, &req).await;
-        if res.is_ok() {
-            // See the result at once rather than at the next heartbeat.
-            self.gossip_round().await;
+        // The agent an operator talked to keeps the outcome in its own history too.
+        match &res {
+            Ok(ev) => {
+                let mut st = self.inner.state.lock().await;
+                st.record_event(ev.clone());
+                self.persist_or_log(&st);
+                drop(st);
+                // See the result at once rather than at the next heartbeat.
+                self.gossip_round().await;
+                self.publish().await;
+            }
+            Err(e) => {
+                let mut ev = self.event(
+                    &req.command,
+                    format!("{}-{now}-relayed", self.inner.name),
+                    now,
+                );
+                ev.coordinator = coordinator;
+                self.record_failure(ev, e).await;
+            }
         }
         res
     }
@@ -410,7 +428,11 @@ impl Agent {
     }
 
     async fn record_refusal(&self, cmd: &Command, now: Millis, err: &CommandError) {
-        let mut ev = self.event(cmd, format!("{}-{}-refused", self.inner.name, now), now);
+        let ev = self.event(cmd, format!("{}-{}-refused", self.inner.name, now), now);
+        self.record_failure(ev, err).await;
+    }
+
+    async fn record_failure(&self, mut ev: Event, err: &CommandError) {
         ev.outcome = match err {
             CommandError::Unavailable(_) => OutcomeKind::Failed,
             _ => OutcomeKind::Refused,

@@ -239,7 +239,7 @@ fn render_row(h: &mut String, s: &Snapshot, m: &MemberSnapshot) {
                  Reverse takeover</button>"
             );
         }
-        Role::Main => h.push_str("—"),
+        Role::Main => h.push('—'),
     }
     h.push_str("</td></tr>");
 }
@@ -628,8 +628,7 @@ mod tests {
     fn unknown_members_and_refused_events_are_shown() {
         let mut s = healthy();
         s.members[0].state = OperState::Unknown;
-        let mut events = vec![];
-        events.push(crate::store::Event {
+        let events = vec![crate::store::Event {
             id: "e1".into(),
             at: 9_000,
             kind: OpKind::Manual,
@@ -647,7 +646,7 @@ mod tests {
             outcome: OutcomeKind::Refused,
             failed: vec!["never_replicated".into()],
             message: "refused: never_replicated (<x>)".into(),
-        });
+        }];
         s.events = Arc::new(events);
         let html = render(&s);
         assert!(row(&html, "main-1").contains("not reachable from this agent"));

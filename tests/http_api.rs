@@ -354,3 +354,28 @@ async fn healthz_status_page_and_promtool_clean_metrics() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_command_whose_coordinator_cannot_be_reached_is_503_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let group = write_group(dir.path(), 1, 1);
+    let (cfg, url) = (&group[0].1, group[0].2.clone());
+    let _main = start_agent(cfg, &url).await; // backup-1's agent is not running
+    let before = essentials(&get_json(&format!("{url}/api/v1/group")).await);
+    let (status, body) = post(
+        &format!("{url}/api/v1/takeover"),
+        Some("test-token"),
+        r#"{"backup":"backup-1","main":"main-1"}"#,
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"], "unavailable");
+    assert!(body["message"].as_str().unwrap_or("").contains("backup-1"), "{body}");
+    assert_eq!(before, essentials(&get_json(&format!("{url}/api/v1/group")).await));
+    let ev = get_json(&format!("{url}/api/v1/events")).await;
+    assert_eq!(ev["events"][0]["outcome"], "failed", "{ev}");
+    // The agent's own view says why there is no redundancy: the backup is unknown.
+    let g = get_json(&format!("{url}/api/v1/group")).await;
+    assert_eq!(member(&g, "backup-1")["operational_state"], "unknown");
+    assert_eq!(g["redundancy"]["alarms"][0]["type"], "no_standby_backup");
+}
