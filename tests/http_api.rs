@@ -180,6 +180,7 @@ async fn takeover_alarm_and_reverse_on_every_member_view() {
 async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     let demo = DemoProc::start(&["--mains", "2"]);
     let url = demo.url("main-1").to_string();
+    wait_converged(&url).await;
     let before = essentials(&get_json(&format!("{url}/api/v1/group")).await);
     let cases: &[(&str, &str, u16, &str)] = &[
         ("/api/v1/takeover", "{not json", 400, "bad_request"),
