@@ -10,6 +10,8 @@
 //   3. a second takeover is refused and the page lists the failed preconditions;
 //   4. a wrong token is refused (401) and forgotten; Reverse takeover with the right token
 //      -> the rows are no longer yellow and the group is redundant again;
+//   4b. a takeover made through the API shows up by itself (auto-refresh) and a half-typed
+//      reason is kept;
 //   5. without JavaScript the page still shows both rows (reading only);
 //   6. the page never requested anything from another origin.
 // Screenshots go to OUTDIR: status-page-before.png, status-page-after-takeover.png,
@@ -187,6 +189,26 @@ try {
   await page.locator("#redundancy.redundant").waitFor({ state: "visible" });
   check(true, "the group is redundant again");
   await shot(page, "status-page-after-reverse.png");
+
+  // 4b. Auto-refresh: a takeover made elsewhere (the API, not this page) shows up without a
+  // reload, and what the operator was typing is kept.
+  await page.fill("#reason", "half-typed reason");
+  const api = async (path, body) => {
+    const r = await fetch(new URL(path, url), {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify(body),
+    });
+    if (!r.ok) throw new Error(`POST ${path}: HTTP ${r.status} ${await r.text()}`);
+  };
+  await api("/api/v1/takeover", { backup: "backup-1", main: "main-1", reason: "browser test" });
+  await page.waitForFunction(rowsAre, { names: BOTH, yellow: true });
+  check(true, "the page refreshed itself after a takeover made through the API");
+  check((await page.inputValue("#reason")) === "half-typed reason", "a half-typed reason is kept");
+  check((await page.inputValue("#token")) === TOKEN, "the token is kept");
+  await api("/api/v1/reverse-takeover", { main: "main-1", reason: "browser test" });
+  await page.waitForFunction(rowsAre, { names: BOTH, yellow: false });
+  check(true, "the page refreshed itself after the reverse takeover through the API");
 
   // 5. Without JavaScript: readable, controls off.
   const nojs = await browser.newContext({
