@@ -509,6 +509,15 @@ async fn no_redundancy_alert_fires_on_takeover_and_resolves_on_reverse() {
             .is_some_and(|u| u.ends_with("#understudynoredundancy")),
         "{alert}"
     );
+    // The description's template queries Prometheus for the alarm's start time.
+    let description = alert["annotations"]["description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        description.contains("since 20") && !description.contains("unknown time"),
+        "the description should say since when: {description}"
+    );
     let firing_hook = firing_hook.at - t_takeover;
 
     // ---- Reverse takeover, sent to backup-1's agent (main-1 coordinates it).
@@ -553,7 +562,8 @@ async fn no_redundancy_alert_fires_on_takeover_and_resolves_on_reverse() {
          takeover → firing notification at the webhook:          {}\n\
          reverse takeover request (HTTP, forwarded backup-1 → main-1): {}\n\
          reverse  → {ALERT} inactive in Prometheus: {}\n\
-         reverse  → resolved notification at the webhook:       {}\n",
+         reverse  → resolved notification at the webhook:       {}\n\n\
+         the webhook's firing notification said: {description}\n",
         secs(took),
         secs(firing_prom),
         secs(firing_hook),
