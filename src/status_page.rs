@@ -350,16 +350,19 @@ fn render_extra_ip(h: &mut String, s: &Snapshot) {
         .filter(|m| m.record.role == Role::Main)
         .collect();
     if !mains.is_empty() {
-        h.push_str("<p>A taken-over Main goes to its extra IP address (browse there to reach it):");
+        h.push_str(
+            "<p>A taken-over Main goes to its extra IP address (browse there to reach it):</p>\
+             <ul>",
+        );
         for m in mains {
             let _ = write!(
                 h,
-                " <b>{}</b> → <span class=\"addr\">{}</span>",
+                "<li><b>{}</b> → <span class=\"addr\">{}</span></li>",
                 escape(&m.record.name),
                 esc(m.record.extra_address)
             );
         }
-        h.push_str("</p>");
+        h.push_str("</ul>");
     }
     h.push_str("</section>");
 }
@@ -598,7 +601,9 @@ mod tests {
         assert!(extra > html.find("id=\"backups\"").expect("backup area"));
         let section = &html[extra..];
         assert!(section.contains("This server (backup-1): <span class=\"addr\">192.0.2.121</span>"));
-        assert!(section.contains("<b>main-1</b> → <span class=\"addr\">192.0.2.111</span>"));
+        assert!(
+            section.contains("<li><b>main-1</b> → <span class=\"addr\">192.0.2.111</span></li>")
+        );
     }
 
     #[test]
