@@ -66,6 +66,9 @@ pub struct ConfigFile {
     #[serde(default)]
     pub device_checks: Vec<DeviceCheckConfig>,
     pub members: Vec<MemberConfig>,
+    /// The SNMP agent and its notification targets (absent: no SNMP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snmp: Option<crate::snmp::config::SnmpConfig>,
 }
 
 fn default_heartbeat() -> Duration {
@@ -193,8 +196,17 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        let file = ConfigFile::parse(&text).map_err(|e| e.at(path))?;
+        let mut file = ConfigFile::parse(&text).map_err(|e| e.at(path))?;
         let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(snmp) = file.snmp.as_mut() {
+            snmp.load_secrets(
+                |p| read_secret(&base.join(p)),
+                |p, message| ConfigError::Invalid {
+                    path: base.join(p),
+                    message,
+                },
+            )?;
+        }
         let token = read_secret(&base.join(&file.http.token_file))?;
         let peer_secret = read_secret(&base.join(&file.peer.secret_file))?;
         Ok(Config {
@@ -380,6 +392,9 @@ impl ConfigFile {
                     c.name
                 ));
             }
+        }
+        if let Some(snmp) = &self.snmp {
+            errs.extend(snmp.validate());
         }
         if errs.is_empty() {
             Ok(())

@@ -40,6 +40,8 @@ pub enum DemoError {
     Agent(#[from] crate::agent::AgentError),
     #[error("too many members for the port range starting at {0}")]
     Ports(u16),
+    #[error(transparent)]
+    Snmp(#[from] crate::snmp::SnmpError),
 }
 
 /// One member of the demo group.
@@ -128,6 +130,7 @@ pub fn member_config(
             interval: replication_interval,
         },
         device_checks: Vec::new(),
+        snmp: None,
         members: members
             .iter()
             .map(|m| MemberConfig {
@@ -171,6 +174,8 @@ pub struct Demo {
     pub members: Vec<DemoMember>,
     pub state_root: PathBuf,
     pub agents: Vec<Agent>,
+    /// Each member's SNMP address, in member order.
+    pub snmp: Vec<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: tokio::task::JoinSet<()>,
     _temp: Option<tempfile::TempDir>,
@@ -209,14 +214,20 @@ impl Demo {
         let (stop, _) = watch::channel(false);
         let mut tasks = tokio::task::JoinSet::new();
         let mut agents = Vec::new();
+        let mut snmp = Vec::new();
         for (m, listener) in members.iter().zip(listeners) {
-            let cfg = member_config(
+            let mut cfg = member_config(
                 &members,
                 m,
                 &state_root,
                 &args.token,
                 args.replication_interval,
             )?;
+            cfg.file.snmp = Some(demo_snmp(
+                demo_snmp_addr(args.snmp_port, snmp.len())?,
+                &args.trap_target,
+            ));
+            cfg.file.validate().map_err(DemoError::Config)?;
             if let Some(d) = &cfg.file.replication.data_dir {
                 sample_data(d, &m.name)?;
             }
@@ -226,6 +237,14 @@ impl Demo {
                     member: m.name.clone(),
                 }),
             )?;
+            if let Some(c) = agent.config().file.snmp.clone() {
+                let server = crate::snmp::SnmpServer::bind(agent.clone(), &c).await?;
+                snmp.push(server.local_addr());
+                let mut rx = stop.subscribe();
+                tasks.spawn(server.run(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                }));
+            }
             let mut rx = stop.subscribe();
             let a = agent.clone();
             tasks.spawn(async move {
@@ -248,6 +267,7 @@ impl Demo {
             members,
             state_root,
             agents,
+            snmp,
             stop,
             tasks,
             _temp: temp,
@@ -276,30 +296,137 @@ impl Demo {
             }
         );
         s += &format!(
-            "{:<10} {:<7} {:<26} {:<15} {:<10}\n",
-            "MEMBER", "ROLE", "HTTP (API, /metrics, /)", "ADDRESS", "EXTRA IP"
+            "{:<10} {:<7} {:<26} {:<20} {:<15} {:<10}\n",
+            "MEMBER", "ROLE", "HTTP (API, /metrics, /)", "SNMP (udp)", "ADDRESS", "EXTRA IP"
         );
-        for m in &self.members {
+        for (i, m) in self.members.iter().enumerate() {
             s += &format!(
-                "{:<10} {:<7} {:<26} {:<15} {:<10}\n",
+                "{:<10} {:<7} {:<26} {:<20} {:<15} {:<10}\n",
                 m.name,
                 m.role,
                 format!("http://{}", m.http),
+                self.snmp.get(i).map(|a| a.to_string()).unwrap_or_default(),
                 m.address,
                 m.extra
             );
         }
         s += &format!(
             "\ndemo credentials (demo only): API token {:?}\n\
-             SNMP is not implemented yet (--snmp-port and --trap-target are accepted and unused).\n\
+             {}\
              try:  curl -s http://{}/api/v1/group\n      \
              curl -s -H 'Authorization: Bearer {}' -d '{{\"backup\":\"backup-1\",\"main\":\"main-1\"}}' \
              http://{}/api/v1/takeover\n\nCtrl-C stops the demo.\n",
             args.token,
+            self.snmp_banner(args),
             self.members[0].http,
             args.token,
             self.members[0].http
         );
         s
+    }
+
+    /// The SNMP part of the banner: credentials, targets, commands to try.
+    fn snmp_banner(&self, args: &DemoArgs) -> String {
+        let Some(first) = self.snmp.first() else {
+            return String::new();
+        };
+        let backup_row = usize::from(args.mains) + 1;
+        let targets = if args.trap_target.is_empty() {
+            "no notification targets (add --trap-target HOST:PORT for v2c traps, community \
+             \"public\")"
+                .to_string()
+        } else {
+            format!(
+                "v2c traps (community \"public\") to {}",
+                args.trap_target
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
+        format!(
+            "SNMP: v1/v2c communities {DEMO_READ_COMMUNITY:?} (read) and {DEMO_WRITE_COMMUNITY:?} \
+             (write); SNMPv3 user {DEMO_V3_USER:?}, SHA-256 {DEMO_V3_AUTH:?}, AES-128 \
+             {DEMO_V3_PRIV:?}, read-write;\n      {targets}; MIB: mibs/UNDERSTUDY-MIB.txt \
+             (STD = the standard modules, see mibs/README.md)\n\
+             snmp: snmpwalk -v2c -c {DEMO_READ_COMMUNITY} -M +STD:mibs -m UNDERSTUDY-MIB {first} \
+             UNDERSTUDY-MIB::understudyMIB\n      \
+             snmpset -v2c -c {DEMO_WRITE_COMMUNITY} -M +STD:mibs -m UNDERSTUDY-MIB {first} \
+             UNDERSTUDY-MIB::rgMemberManualTakeover.{backup_row} i 1\n      \
+             snmpwalk -v3 -l authPriv -u {DEMO_V3_USER} -a SHA-256 -A {DEMO_V3_AUTH} -x AES \
+             -X {DEMO_V3_PRIV} {first} system\n"
+        )
+    }
+}
+
+/// The demo's SNMP credentials (printed at start; demo only).
+pub const DEMO_READ_COMMUNITY: &str = "public";
+pub const DEMO_WRITE_COMMUNITY: &str = "private";
+pub const DEMO_V3_USER: &str = "noc";
+pub const DEMO_V3_AUTH: &str = "noc-auth-pass";
+pub const DEMO_V3_PRIV: &str = "noc-priv-pass";
+
+/// Member k's SNMP address: port Q+k (every member on an ephemeral port when Q is 0).
+fn demo_snmp_addr(snmp_port: u16, k: usize) -> Result<SocketAddr, DemoError> {
+    let port = if snmp_port == 0 {
+        Some(0)
+    } else {
+        u16::try_from(k).ok().and_then(|k| snmp_port.checked_add(k))
+    };
+    port.map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+        .ok_or(DemoError::Ports(snmp_port))
+}
+
+/// A demo member's `[snmp]` section: the demo credentials and v2c traps to `targets`.
+fn demo_snmp(listen: SocketAddr, targets: &[SocketAddr]) -> crate::snmp::config::SnmpConfig {
+    use crate::snmp::config::{
+        Access, AuthProtocol, CommunityConfig, NotifyKind, PrivProtocol, SnmpConfig, TargetConfig,
+        UserConfig,
+    };
+    let built_in = || PathBuf::from("(demo: built in)");
+    SnmpConfig {
+        listen,
+        alarm_repeat: Duration::from_secs(60),
+        max_message_size: crate::snmp::config::DEFAULT_MAX_MESSAGE_SIZE,
+        contact: String::new(),
+        location: "understudy demo".into(),
+        mib_root: crate::snmp::config::DEFAULT_MIB_ROOT.into(),
+        communities: vec![
+            CommunityConfig {
+                name: "demo-read".into(),
+                secret_file: built_in(),
+                access: Access::ReadOnly,
+                secret: Secret::new(DEMO_READ_COMMUNITY),
+            },
+            CommunityConfig {
+                name: "demo-write".into(),
+                secret_file: built_in(),
+                access: Access::ReadWrite,
+                secret: Secret::new(DEMO_WRITE_COMMUNITY),
+            },
+        ],
+        users: vec![UserConfig {
+            name: DEMO_V3_USER.into(),
+            access: Access::ReadWrite,
+            auth: AuthProtocol::Sha256,
+            auth_password_file: built_in(),
+            privacy: Some(PrivProtocol::Aes128),
+            privacy_password_file: Some(built_in()),
+            auth_password: Secret::new(DEMO_V3_AUTH),
+            privacy_password: Secret::new(DEMO_V3_PRIV),
+        }],
+        targets: targets
+            .iter()
+            .map(|t| TargetConfig {
+                address: t.to_string(),
+                notify: NotifyKind::Trap,
+                community_file: Some(built_in()),
+                user: None,
+                timeout: Duration::from_secs(2),
+                retries: 4,
+                community: Secret::new(DEMO_READ_COMMUNITY),
+            })
+            .collect(),
     }
 }

@@ -5,7 +5,7 @@
 //! - [`config`], [`store`]: configuration and durable state;
 //! - [`agent`]: one member's agent at run time, the one command path;
 //! - [`peer`], [`replication`], [`address`], [`device_check`]: what the agent does to the world;
-//! - [`http`], [`metrics`], [`status_page`], [`cli`]: the interfaces;
+//! - [`http`], [`metrics`], [`snmp`], [`status_page`], [`cli`]: the interfaces;
 //! - [`demo`]: a whole group in one process.
 #![forbid(unsafe_code)]
 
@@ -21,5 +21,6 @@ pub mod http;
 pub mod metrics;
 pub mod peer;
 pub mod replication;
+pub mod snmp;
 pub mod status_page;
 pub mod store;

@@ -1,0 +1,888 @@
+//! The SNMP engine on the `async-snmp` crate: the command responder (communities, USM users,
+//! VACM, one MIB handler over the [`crate::snmp::mib`] table, SET through the one command
+//! path) and the notification originators (one per target). This is the only file that uses
+//! `async-snmp`; swapping the crate means rewriting this file against the same small
+//! interface ([`Engine`], [`Responder`], [`Notifier`]). Does I/O.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use async_snmp as snmp;
+use bytes::Bytes;
+use snmp::handler::{
+    BoxFuture, GetNextResult, GetResult, HandlerResult, MibHandler, PreparedSet, RequestContext,
+    SecurityName, SetCommitError, SetCommitResult, SetTestError, SetTestResult, SetUndoResult,
+};
+use snmp::{SecurityLevel, SecurityModel};
+use subtle::ConstantTimeEq;
+use tracing::{info, warn};
+
+use crate::agent::{now_ms, Agent, Snapshot};
+use crate::command::{Command, CommandError};
+use crate::group::Requester;
+use crate::snmp::config::{Access, AuthProtocol, NotifyKind, SnmpConfig, TargetConfig};
+use crate::snmp::control::{self, SetError};
+use crate::snmp::gate::GateCounters;
+use crate::snmp::mib::{self, Cell, Live, MibInfo, Value};
+use crate::snmp::notify::{Notification, Outcome};
+use crate::snmp::SnmpError;
+
+fn to_oid(arcs: &[u32]) -> snmp::Oid {
+    snmp::Oid::from_slice(arcs)
+}
+
+fn to_value(v: &Value) -> snmp::Value {
+    match v {
+        Value::Integer(i) => snmp::Value::Integer(*i),
+        Value::Octets(b) => snmp::Value::OctetString(b.clone()),
+        Value::ObjectId(o) => snmp::Value::ObjectIdentifier(to_oid(o)),
+        Value::Counter32(c) => snmp::Value::Counter32(*c),
+        Value::Gauge32(g) => snmp::Value::Gauge32(*g),
+        Value::TimeTicks(t) => snmp::Value::TimeTicks(*t),
+    }
+}
+
+/// The SET value as the MIB module sees it; `None` for types no writable object takes.
+fn from_value(v: &snmp::Value) -> Option<Value> {
+    match v {
+        snmp::Value::Integer(i) => Some(Value::Integer(*i)),
+        snmp::Value::OctetString(b) => Some(Value::Octets(b.clone())),
+        snmp::Value::Counter32(c) => Some(Value::Counter32(*c)),
+        snmp::Value::Gauge32(g) => Some(Value::Gauge32(*g)),
+        snmp::Value::TimeTicks(t) => Some(Value::TimeTicks(*t)),
+        _ => None,
+    }
+}
+
+fn auth_protocol(p: AuthProtocol) -> snmp::AuthProtocol {
+    match p {
+        AuthProtocol::Sha1 => snmp::AuthProtocol::Sha1,
+        AuthProtocol::Sha256 => snmp::AuthProtocol::Sha256,
+    }
+}
+
+// ------------------------------------------------------------------ the engine
+
+/// The local authoritative SNMPv3 engine: a persisted engine ID and the agent's boot count.
+#[derive(Debug, Clone)]
+pub struct Engine(snmp::AuthoritativeEngine);
+
+impl Engine {
+    /// `boots` is the member's persisted start count ([`Snapshot::boots`]), already written
+    /// for this start; it serves as `snmpEngineBoots`.
+    pub fn start(engine_id: &[u8], boots: u32) -> Result<Engine, SnmpError> {
+        let boots = boots.max(1);
+        // The boot count is persisted by the agent's store; only the (68-year) engine-time
+        // rollover would need another write, and then a restart is the remedy.
+        let persist = move |p: &snmp::PersistedAuthoritativeEngine| -> Result<(), String> {
+            if p.engine_boots() <= boots {
+                Ok(())
+            } else {
+                Err("SNMP engine time rolled over: restart the agent to count a new boot".into())
+            }
+        };
+        let id = Bytes::copy_from_slice(engine_id);
+        let engine = if boots == 1 {
+            snmp::AuthoritativeEngine::install(id, persist)
+        } else {
+            snmp::PersistedAuthoritativeEngine::new(id, boots - 1)
+                .and_then(|prev| snmp::AuthoritativeEngine::restart(prev, persist))
+        };
+        engine
+            .map(Engine)
+            .map_err(|e| SnmpError::Engine(e.to_string()))
+    }
+
+    pub fn engine_id(&self) -> Bytes {
+        Bytes::copy_from_slice(self.0.engine_id())
+    }
+}
+
+// ------------------------------------------------------------------ the command responder
+
+/// One compiled snapshot: the MIB table in the crate's types.
+#[derive(Debug)]
+struct Compiled {
+    snap: Arc<Snapshot>,
+    entries: Vec<(snmp::Oid, CompiledCell)>,
+}
+
+#[derive(Debug)]
+enum CompiledCell {
+    Fixed(snmp::Value),
+    Live(Live),
+}
+
+fn compile(snap: Arc<Snapshot>, info: &MibInfo) -> Compiled {
+    let table = mib::build(&snap, info);
+    let entries = table
+        .entries()
+        .iter()
+        .map(|(o, c)| {
+            let cell = match c {
+                Cell::Fixed(v) => CompiledCell::Fixed(to_value(v)),
+                Cell::Live(l) => CompiledCell::Live(*l),
+            };
+            (to_oid(o), cell)
+        })
+        .collect();
+    Compiled { snap, entries }
+}
+
+/// Who is asking, as the event history names them, and what they may do.
+#[derive(Debug, Clone)]
+struct Principal {
+    name: String,
+    access: Access,
+}
+
+type SetKey = (SocketAddr, i32);
+
+/// Serialised SET bookkeeping (async-snmp runs one SET at a time).
+#[derive(Debug, Default)]
+struct SetState {
+    /// The SET whose object passed its test and waits for its commit.
+    current: Option<SetKey>,
+    /// Recent outcomes, so that a retransmitted SET is answered without acting twice.
+    recent: VecDeque<(Instant, SetKey, snmp::Oid, Replay)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Replay {
+    Done,
+    Refused(SetTestError),
+    CommitFailed,
+}
+
+const REPLAY_WINDOW: Duration = Duration::from_secs(60);
+const REPLAY_ENTRIES: usize = 64;
+
+struct Shared {
+    agent: Agent,
+    info: MibInfo,
+    cache: RwLock<Arc<Compiled>>,
+    started: Instant,
+    gate: Arc<GateCounters>,
+    snmp: OnceLock<snmp::Agent>,
+    communities: Vec<(Vec<u8>, Principal)>,
+    users: Vec<Principal>,
+    sets: Mutex<SetState>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("member", &self.agent.name())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    fn compiled(&self) -> Arc<Compiled> {
+        let snap = self.agent.snapshot();
+        {
+            let c = self.cache.read().unwrap_or_else(|p| p.into_inner());
+            if Arc::ptr_eq(&c.snap, &snap) {
+                return c.clone();
+            }
+        }
+        let fresh = Arc::new(compile(snap, &self.info));
+        *self.cache.write().unwrap_or_else(|p| p.into_inner()) = fresh.clone();
+        fresh
+    }
+
+    fn uptime(&self) -> u32 {
+        u32::try_from(self.started.elapsed().as_millis() / 10).unwrap_or(u32::MAX)
+    }
+
+    fn live(&self, l: Live) -> snmp::Value {
+        use std::sync::atomic::Ordering::Relaxed;
+        let g = &self.gate;
+        let a = self.snmp.get();
+        let from_agent = |f: fn(&snmp::Agent) -> u32| a.map_or(0, f);
+        let boots_time = || a.and_then(|a| a.engine_boots_time().ok()).unwrap_or((0, 0));
+        let int = |n: u32| snmp::Value::Integer(i32::try_from(n).unwrap_or(i32::MAX));
+        match l {
+            Live::SysUpTime => snmp::Value::TimeTicks(self.uptime()),
+            Live::InPkts => snmp::Value::Counter32(g.in_pkts.load(Relaxed)),
+            Live::InBadVersions => snmp::Value::Counter32(g.bad_versions.load(Relaxed)),
+            Live::InBadCommunityNames => {
+                snmp::Value::Counter32(g.bad_community_names.load(Relaxed))
+            }
+            Live::InBadCommunityUses => snmp::Value::Counter32(g.bad_community_uses.load(Relaxed)),
+            Live::InAsnParseErrs => snmp::Value::Counter32(
+                g.asn_parse_errs
+                    .load(Relaxed)
+                    .wrapping_add(from_agent(snmp::Agent::snmp_in_asn_parse_errs)),
+            ),
+            Live::SilentDrops => snmp::Value::Counter32(from_agent(snmp::Agent::snmp_silent_drops)),
+            Live::EngineBoots => int(boots_time().0),
+            Live::EngineTime => int(boots_time().1),
+            Live::UnknownSecurityModels => {
+                snmp::Value::Counter32(from_agent(snmp::Agent::snmp_unknown_security_models))
+            }
+            Live::InvalidMsgs => snmp::Value::Counter32(from_agent(snmp::Agent::snmp_invalid_msgs)),
+            Live::UsmUnsupportedSecLevels => {
+                snmp::Value::Counter32(from_agent(snmp::Agent::usm_unsupported_sec_levels))
+            }
+            Live::UsmNotInTimeWindows => {
+                snmp::Value::Counter32(from_agent(snmp::Agent::usm_not_in_time_windows))
+            }
+            Live::UsmUnknownUserNames => {
+                snmp::Value::Counter32(from_agent(snmp::Agent::usm_unknown_usernames))
+            }
+            Live::UsmUnknownEngineIds => {
+                snmp::Value::Counter32(from_agent(snmp::Agent::usm_unknown_engine_ids))
+            }
+            Live::UsmWrongDigests => {
+                snmp::Value::Counter32(from_agent(snmp::Agent::usm_wrong_digests))
+            }
+            Live::UsmDecryptionErrors => {
+                snmp::Value::Counter32(from_agent(snmp::Agent::usm_decryption_errors))
+            }
+        }
+    }
+
+    fn value(&self, c: &CompiledCell) -> snmp::Value {
+        match c {
+            CompiledCell::Fixed(v) => v.clone(),
+            CompiledCell::Live(l) => self.live(*l),
+        }
+    }
+
+    fn get(&self, oid: &snmp::Oid) -> GetResult {
+        let c = self.compiled();
+        match c.entries.binary_search_by(|(o, _)| o.cmp(oid)) {
+            Ok(i) => GetResult::Value(self.value(&c.entries[i].1)),
+            Err(i) => {
+                // An instance of an object this agent has is noSuchInstance; anything else
+                // is noSuchObject.
+                let arcs = oid.arcs();
+                let object = &arcs[..arcs.len().saturating_sub(1)];
+                let known = [i.checked_sub(1), Some(i)]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|j| c.entries.get(j))
+                    .any(|(o, _)| !object.is_empty() && o.arcs().starts_with(object));
+                if known {
+                    GetResult::NoSuchInstance
+                } else {
+                    GetResult::NoSuchObject
+                }
+            }
+        }
+    }
+
+    fn get_next(&self, oid: &snmp::Oid) -> GetNextResult {
+        let c = self.compiled();
+        let i = c.entries.partition_point(|(o, _)| o <= oid);
+        match c.entries.get(i) {
+            Some((o, cell)) => {
+                GetNextResult::Value(snmp::VarBind::new(o.clone(), self.value(cell)))
+            }
+            None => GetNextResult::EndOfMibView,
+        }
+    }
+
+    fn principal(&self, ctx: &RequestContext) -> Option<Principal> {
+        match ctx.security_name() {
+            SecurityName::Community(c) => {
+                let given = c.as_bytes();
+                let mut found = None;
+                for (secret, p) in &self.communities {
+                    let same = secret.len() == given.len() && bool::from(secret.ct_eq(given));
+                    if same && found.is_none() {
+                        found = Some(p.clone());
+                    }
+                }
+                found
+            }
+            SecurityName::Usm(user) => {
+                if ctx.security_level() == SecurityLevel::NoAuthNoPriv {
+                    return None;
+                }
+                self.users
+                    .iter()
+                    .find(|u| u.name.as_bytes() == user.as_ref())
+                    .cloned()
+            }
+        }
+    }
+
+    fn replay(&self, key: SetKey, oid: &snmp::Oid) -> Option<Replay> {
+        let mut st = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+        st.recent.retain(|(t, ..)| t.elapsed() < REPLAY_WINDOW);
+        st.recent
+            .iter()
+            .find(|(_, k, o, _)| *k == key && o == oid)
+            .map(|(.., r)| *r)
+    }
+
+    fn remember(&self, key: SetKey, oid: &snmp::Oid, r: Replay) {
+        let mut st = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+        st.recent.push_back((Instant::now(), key, oid.clone(), r));
+        while st.recent.len() > REPLAY_ENTRIES {
+            st.recent.pop_front();
+        }
+    }
+
+    fn release(&self, key: SetKey) {
+        let mut st = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+        if st.current == Some(key) {
+            st.current = None;
+        }
+    }
+
+    fn pending(self: &Arc<Self>, key: SetKey, oid: &snmp::Oid, work: Work) -> Box<dyn PreparedSet> {
+        self.sets.lock().unwrap_or_else(|p| p.into_inner()).current = Some(key);
+        Box::new(Pending {
+            shared: Some(self.clone()),
+            key,
+            oid: oid.clone(),
+            work,
+        })
+    }
+
+    async fn test_set(
+        self: &Arc<Self>,
+        ctx: &RequestContext,
+        oid: &snmp::Oid,
+        value: &snmp::Value,
+    ) -> SetTestResult {
+        let Some(who) = self.principal(ctx) else {
+            return Err(SetTestError::NoAccess);
+        };
+        if who.access != Access::ReadWrite {
+            return Err(SetTestError::NoAccess);
+        }
+        let key = (ctx.source(), ctx.request_id());
+        {
+            let st = self.sets.lock().unwrap_or_else(|p| p.into_inner());
+            if st.current == Some(key) {
+                warn!(member = %self.agent.name(), requested_by = %format!("snmp:{}", who.name),
+                    "SNMP SET refused: each control object must be set alone");
+                return Err(SetTestError::InconsistentValue);
+            }
+        }
+        if let Some(r) = self.replay(key, oid) {
+            return match r {
+                Replay::Done => Ok(self.pending(key, oid, Work::Nothing)),
+                Replay::CommitFailed => Ok(self.pending(key, oid, Work::Fail)),
+                Replay::Refused(e) => Err(e),
+            };
+        }
+        let Some(v) = from_value(value) else {
+            return Err(SetTestError::WrongType);
+        };
+        let snap = self.agent.snapshot();
+        let op = match control::decode_set(&snap, &self.info.root, oid.arcs(), &v) {
+            Ok(op) => op,
+            Err(e) => {
+                let status = match e {
+                    SetError::NotWritable => SetTestError::NotWritable,
+                    SetError::NoCreation => SetTestError::NoCreation,
+                    SetError::WrongType => SetTestError::WrongType,
+                    SetError::WrongValue => SetTestError::WrongValue,
+                    SetError::InconsistentValue(why) => {
+                        info!(member = %self.agent.name(), requested_by = %format!("snmp:{}", who.name),
+                            object = %control::describe(&self.info.root, oid.arcs()), %why,
+                            "SNMP SET refused");
+                        SetTestError::InconsistentValue
+                    }
+                };
+                return Err(status);
+            }
+        };
+        let cmd = Command {
+            operation: op.clone(),
+            requested_by: Requester {
+                interface: "snmp".into(),
+                identity: who.name.clone(),
+            },
+            reason: Some(format!(
+                "SNMP SET {} = {}",
+                control::describe(&self.info.root, oid.arcs()),
+                match &v {
+                    Value::Integer(i) => i.to_string(),
+                    other => format!("{other:?}"),
+                }
+            )),
+        };
+        if control::dry_run(&snap, &op, now_ms()).is_ok() {
+            return Ok(self.pending(key, oid, Work::Submit(cmd)));
+        }
+        // This agent's view says the command would be refused: let the command path decide
+        // (and record why in the event history) now, so a refusal is inconsistentValue.
+        match self.agent.submit(cmd).await {
+            Ok(ev) => {
+                info!(member = %self.agent.name(), event = %ev.id,
+                    "SNMP SET carried out (this agent's view was behind)");
+                self.remember(key, oid, Replay::Done);
+                Ok(self.pending(key, oid, Work::Nothing))
+            }
+            Err(CommandError::Unavailable(why)) => {
+                warn!(member = %self.agent.name(), %why, "SNMP SET: the agent cannot act now");
+                self.remember(key, oid, Replay::CommitFailed);
+                Ok(self.pending(key, oid, Work::Fail))
+            }
+            Err(e) => {
+                info!(member = %self.agent.name(), error = %e, "SNMP SET refused");
+                self.remember(key, oid, Replay::Refused(SetTestError::InconsistentValue));
+                Err(SetTestError::InconsistentValue)
+            }
+        }
+    }
+}
+
+/// What the commit of a tested SET does.
+#[derive(Debug)]
+enum Work {
+    /// Submit the command.
+    Submit(Command),
+    /// Already carried out (a retransmission, or decided in the test phase).
+    Nothing,
+    /// The agent could not act: commitFailed.
+    Fail,
+}
+
+struct Pending {
+    shared: Option<Arc<Shared>>,
+    key: SetKey,
+    oid: snmp::Oid,
+    work: Work,
+}
+
+impl Pending {
+    fn release(&mut self) {
+        if let Some(s) = self.shared.take() {
+            s.release(self.key);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+impl PreparedSet for Pending {
+    fn commit<'a>(
+        &'a mut self,
+        _ctx: &'a RequestContext,
+        _oid: &'a snmp::Oid,
+        _value: &'a snmp::Value,
+    ) -> BoxFuture<'a, SetCommitResult> {
+        Box::pin(async move {
+            let Some(shared) = self.shared.clone() else {
+                return Err(SetCommitError::Failed);
+            };
+            match std::mem::replace(&mut self.work, Work::Nothing) {
+                Work::Nothing => Ok(()),
+                Work::Fail => Err(SetCommitError::Failed),
+                Work::Submit(cmd) => match shared.agent.submit(cmd).await {
+                    Ok(ev) => {
+                        info!(member = %shared.agent.name(), event = %ev.id, op = %ev.kind,
+                            requested_by = %ev.requested_by, "SNMP SET carried out");
+                        shared.remember(self.key, &self.oid, Replay::Done);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        warn!(member = %shared.agent.name(), error = %e,
+                            "SNMP SET failed in its commit phase; nothing changed");
+                        shared.remember(self.key, &self.oid, Replay::CommitFailed);
+                        Err(SetCommitError::Failed)
+                    }
+                },
+            }
+        })
+    }
+
+    fn undo<'a>(
+        &'a mut self,
+        _ctx: &'a RequestContext,
+        _oid: &'a snmp::Oid,
+        _value: &'a snmp::Value,
+    ) -> BoxFuture<'a, SetUndoResult> {
+        // Each SET carries one control object, so no later object can fail after a commit
+        // that changed something; a failed commit changed nothing.
+        self.release();
+        Box::pin(async { Ok(()) })
+    }
+
+    fn free<'a>(
+        &'a mut self,
+        _ctx: &'a RequestContext,
+        _oid: &'a snmp::Oid,
+        _value: &'a snmp::Value,
+    ) -> BoxFuture<'a, ()> {
+        self.release();
+        Box::pin(async {})
+    }
+
+    fn finalize<'a>(
+        &'a mut self,
+        _ctx: &'a RequestContext,
+        _oid: &'a snmp::Oid,
+        _value: &'a snmp::Value,
+    ) -> BoxFuture<'a, ()> {
+        self.release();
+        Box::pin(async {})
+    }
+}
+
+/// The one MIB handler: every object of the table, under `1.3.6.1`.
+struct Handler(Arc<Shared>);
+
+impl MibHandler for Handler {
+    fn get<'a>(
+        &'a self,
+        _ctx: &'a RequestContext,
+        oid: &'a snmp::Oid,
+    ) -> BoxFuture<'a, HandlerResult<GetResult>> {
+        let r = self.0.get(oid);
+        Box::pin(std::future::ready(Ok(r)))
+    }
+
+    fn get_next<'a>(
+        &'a self,
+        _ctx: &'a RequestContext,
+        oid: &'a snmp::Oid,
+    ) -> BoxFuture<'a, HandlerResult<GetNextResult>> {
+        let r = self.0.get_next(oid);
+        Box::pin(std::future::ready(Ok(r)))
+    }
+
+    fn test_set<'a>(
+        &'a self,
+        ctx: &'a RequestContext,
+        oid: &'a snmp::Oid,
+        value: &'a snmp::Value,
+    ) -> BoxFuture<'a, SetTestResult> {
+        Box::pin(async move { self.0.test_set(ctx, oid, value).await })
+    }
+}
+
+/// The command responder: an async-snmp agent on a loopback port behind the gate.
+pub struct Responder {
+    agent: snmp::Agent,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Responder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Responder")
+            .field("local_addr", &self.agent.local_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Responder {
+    pub async fn build(
+        agent: Agent,
+        cfg: &SnmpConfig,
+        engine: &Engine,
+        info: MibInfo,
+        gate: Arc<GateCounters>,
+        started: Instant,
+    ) -> Result<Responder, SnmpError> {
+        let communities: Vec<(Vec<u8>, Principal)> = cfg
+            .communities
+            .iter()
+            .map(|c| {
+                (
+                    c.secret.expose().as_bytes().to_vec(),
+                    Principal {
+                        name: c.name.clone(),
+                        access: c.access,
+                    },
+                )
+            })
+            .collect();
+        let users: Vec<Principal> = cfg
+            .users
+            .iter()
+            .map(|u| Principal {
+                name: u.name.clone(),
+                access: u.access,
+            })
+            .collect();
+        let placeholder = Arc::new(compile(agent.snapshot(), &info));
+        let shared = Arc::new(Shared {
+            agent,
+            info,
+            cache: RwLock::new(placeholder),
+            started,
+            gate,
+            snmp: OnceLock::new(),
+            communities,
+            users,
+            sets: Mutex::new(SetState::default()),
+        });
+        let mut b = snmp::Agent::builder()
+            .bind("127.0.0.1:0")
+            .max_message_size(cfg.max_message_size)
+            .authoritative_engine(engine.0.clone())
+            .without_builtin_handlers()
+            .handler(to_oid(&[1, 3, 6, 1]), Arc::new(Handler(shared.clone())));
+        for c in &cfg.communities {
+            b = b.community(c.secret.expose().as_bytes());
+        }
+        for u in &cfg.users {
+            let auth = auth_protocol(u.auth);
+            let pass = u.auth_password.expose().as_bytes().to_vec();
+            let privacy = u
+                .privacy
+                .map(|_| u.privacy_password.expose().as_bytes().to_vec());
+            b = b
+                .usm_user(u.name.clone(), move |user| match privacy {
+                    Some(pp) => user.auth_priv(auth, &pass, snmp::PrivProtocol::Aes128, &pp),
+                    None => user.auth(auth, &pass),
+                })
+                .map_err(|e| SnmpError::Agent(format!("SNMPv3 user {:?}: {e}", u.name)))?;
+        }
+        let b = b.vacm(|mut v| {
+            let view = "all";
+            for c in &cfg.communities {
+                let group = match c.access {
+                    Access::ReadWrite => "community-rw",
+                    _ => "community-ro",
+                };
+                let secret = Bytes::copy_from_slice(c.secret.expose().as_bytes());
+                v = v.group(secret.clone(), SecurityModel::V1, group).group(
+                    secret,
+                    SecurityModel::V2c,
+                    group,
+                );
+            }
+            v = v
+                .access(
+                    "community-ro",
+                    snmp::VacmSecurityModel::Any,
+                    SecurityLevel::NoAuthNoPriv,
+                    |a| a.read_view(view),
+                )
+                .access(
+                    "community-rw",
+                    snmp::VacmSecurityModel::Any,
+                    SecurityLevel::NoAuthNoPriv,
+                    |a| a.read_view(view).write_view(view),
+                );
+            for u in &cfg.users {
+                if u.access == Access::None {
+                    continue;
+                }
+                // A user must use the strongest level its credentials allow.
+                let level = if u.privacy.is_some() {
+                    SecurityLevel::AuthPriv
+                } else {
+                    SecurityLevel::AuthNoPriv
+                };
+                let group = format!("usm-{}", u.name);
+                v = v.group(u.name.clone(), SecurityModel::Usm, group.clone());
+                v = v.access(group, SecurityModel::Usm, level, |a| match u.access {
+                    Access::ReadWrite => a.read_view(view).write_view(view),
+                    _ => a.read_view(view),
+                });
+            }
+            v.view(view, |w| w.include(to_oid(&[1, 3])))
+        });
+        let agent = b
+            .build()
+            .await
+            .map_err(|e| SnmpError::Agent(e.to_string()))?;
+        let _ = shared.snmp.set(agent.clone());
+        Ok(Responder { agent, shared })
+    }
+
+    /// The loopback address the gate forwards requests to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.agent.local_addr()
+    }
+
+    /// `sysUpTime` as notifications carry it.
+    pub fn uptime(&self) -> Arc<dyn Fn() -> u32 + Send + Sync> {
+        let s = self.shared.clone();
+        Arc::new(move || s.uptime())
+    }
+
+    /// Serves requests until `shutdown` resolves.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let agent = self.agent.clone();
+        let run = agent.run();
+        tokio::pin!(run);
+        tokio::select! {
+            r = &mut run => {
+                if let Err(e) = r {
+                    warn!(member = %self.shared.agent.name(), error = %e, "SNMP agent stopped");
+                }
+                return;
+            }
+            _ = shutdown => {}
+        }
+        self.agent.cancel();
+        let _ = run.await;
+    }
+}
+
+// ------------------------------------------------------------------ notification originators
+
+/// Trap or inform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Trap,
+    Inform,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Delivery::Trap => "trap",
+            Delivery::Inform => "inform",
+        }
+    }
+}
+
+/// Sends notifications to one target, through an async-snmp agent of its own (built when
+/// first needed, so that a receiver's name that does not resolve yet only delays delivery).
+pub struct Notifier {
+    target: String,
+    delivery: Delivery,
+    auth: snmp::Auth,
+    engine: Engine,
+    timeout: Duration,
+    retries: u32,
+    built: tokio::sync::Mutex<Option<snmp::Agent>>,
+}
+
+impl std::fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifier")
+            .field("target", &self.target)
+            .field("delivery", &self.delivery)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Notifier {
+    pub fn new(t: &TargetConfig, cfg: &SnmpConfig, engine: &Engine) -> Result<Notifier, SnmpError> {
+        let auth = match (&t.user, &t.community_file) {
+            (Some(name), _) => {
+                let u = cfg.users.iter().find(|u| &u.name == name).ok_or_else(|| {
+                    SnmpError::Agent(format!("target user {name:?} not configured"))
+                })?;
+                let base = snmp::UsmConfig::new(Bytes::copy_from_slice(u.name.as_bytes()));
+                let auth = auth_protocol(u.auth);
+                let usm = match u.privacy {
+                    Some(_) => base.auth_priv(
+                        auth,
+                        u.auth_password.expose(),
+                        snmp::PrivProtocol::Aes128,
+                        u.privacy_password.expose(),
+                    ),
+                    None => base.auth(auth, u.auth_password.expose()),
+                }
+                .map_err(|e| SnmpError::Agent(format!("target user {name:?}: {e}")))?;
+                snmp::Auth::from(usm)
+            }
+            (None, _) => snmp::Auth::v2c(t.community.expose()),
+        };
+        Ok(Notifier {
+            target: t.address.clone(),
+            delivery: match t.notify {
+                NotifyKind::Trap => Delivery::Trap,
+                NotifyKind::Inform => Delivery::Inform,
+            },
+            auth,
+            engine: engine.clone(),
+            timeout: t.timeout,
+            retries: t.retries,
+            built: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    pub fn delivery(&self) -> Delivery {
+        self.delivery
+    }
+
+    async fn originator(&self) -> Result<snmp::Agent, String> {
+        let mut built = self.built.lock().await;
+        if let Some(a) = built.as_ref() {
+            return Ok(a.clone());
+        }
+        let bind = match self.target.parse::<SocketAddr>() {
+            Ok(SocketAddr::V6(_)) => "[::]:0",
+            _ => "0.0.0.0:0",
+        };
+        let id = snmp::NotificationSinkId::new("target").map_err(|e| e.to_string())?;
+        let retry = snmp::Retry::exponential(self.retries)
+            .initial_delay(Duration::from_millis(500))
+            .max_delay(Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let agent = snmp::Agent::builder()
+            .bind(bind)
+            .authoritative_engine(self.engine.0.clone())
+            .without_builtin_handlers()
+            .trap_sink(id, self.target.clone(), self.auth.clone())
+            .inform_timeout(self.timeout)
+            .inform_retry(retry)
+            .allow_all_access()
+            .build()
+            .await
+            .map_err(|e| e.to_string())?;
+        *built = Some(agent.clone());
+        Ok(agent)
+    }
+
+    /// Sends one notification; for an inform, waits until it is acknowledged or given up.
+    pub async fn send(&self, n: &Notification, uptime: u32) -> Outcome {
+        let agent = match self.originator().await {
+            Ok(a) => a,
+            Err(e) => {
+                warn!(target_addr = %self.target, error = %e, "cannot set up the notification target");
+                return Outcome::Failed;
+            }
+        };
+        let trap_oid = to_oid(&n.trap_oid);
+        let varbinds: Vec<snmp::VarBind> = n
+            .varbinds
+            .iter()
+            .map(|(o, v)| snmp::VarBind::new(to_oid(o), to_value(v)))
+            .collect();
+        let outcome = match self.delivery {
+            Delivery::Trap => agent.send_trap(&trap_oid, uptime, varbinds).await,
+            Delivery::Inform => agent.send_inform(&trap_oid, uptime, varbinds).await,
+        };
+        let Some(sink) = outcome.sinks().first() else {
+            return Outcome::Failed;
+        };
+        match (&sink.status, self.delivery) {
+            (snmp::SinkStatus::Succeeded, Delivery::Trap) => Outcome::Sent,
+            (snmp::SinkStatus::Succeeded, Delivery::Inform) => Outcome::Acknowledged,
+            (snmp::SinkStatus::Failed(e), Delivery::Inform)
+                if e.kind() == snmp::ErrorKind::Timeout =>
+            {
+                warn!(target_addr = %self.target, notification = n.kind.name(), retries = self.retries,
+                    "inform not acknowledged: given up");
+                Outcome::GivenUp
+            }
+            (snmp::SinkStatus::Failed(e), _) => {
+                warn!(target_addr = %self.target, notification = n.kind.name(), error = %e,
+                    "notification not sent");
+                Outcome::Failed
+            }
+            (snmp::SinkStatus::Skipped(why), _) => {
+                warn!(target_addr = %self.target, notification = n.kind.name(), reason = %why,
+                    "notification skipped");
+                Outcome::Failed
+            }
+        }
+    }
+}
