@@ -134,7 +134,8 @@ pub struct DemoArgs {
     /// First HTTP port; member k listens on P+k (0: an ephemeral port per member).
     #[arg(long, default_value_t = 9400)]
     pub http_port: u16,
-    /// First SNMP port; member k listens on Q+k (SNMP is not implemented yet).
+    /// First SNMP (UDP) port; member k listens on Q+k (0: every member on an ephemeral port;
+    /// also the case with --http-port 0 unless --snmp-port is given another value).
     #[arg(long, default_value_t = 16100)]
     pub snmp_port: u16,
     /// Where the members keep their state (default: a new temporary directory).
@@ -143,7 +144,8 @@ pub struct DemoArgs {
     /// The API token.
     #[arg(long, default_value = "demo-token")]
     pub token: String,
-    /// Trap receivers (SNMP is not implemented yet; accepted for forward compatibility).
+    /// A notification receiver (HOST:PORT, repeatable): every member sends it SNMPv2c traps
+    /// with community "public" (coldStart, rgTakeover, rgNoRedundancy, ...).
     #[arg(long)]
     pub trap_target: Vec<SocketAddr>,
     /// Replication interval.

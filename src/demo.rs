@@ -223,8 +223,15 @@ impl Demo {
                 &args.token,
                 args.replication_interval,
             )?;
+            // --http-port 0 (tests, benchmarks) makes the SNMP ports ephemeral too, unless
+            // --snmp-port says otherwise.
+            let snmp_port = if args.http_port == 0 && args.snmp_port == DEFAULT_SNMP_PORT {
+                0
+            } else {
+                args.snmp_port
+            };
             cfg.file.snmp = Some(demo_snmp(
-                demo_snmp_addr(args.snmp_port, snmp.len())?,
+                demo_snmp_addr(snmp_port, snmp.len())?,
                 &args.trap_target,
             ));
             cfg.file.validate().map_err(DemoError::Config)?;
@@ -359,6 +366,9 @@ impl Demo {
         )
     }
 }
+
+/// The default of `--snmp-port`.
+pub const DEFAULT_SNMP_PORT: u16 = 16100;
 
 /// The demo's SNMP credentials (printed at start; demo only).
 pub const DEMO_READ_COMMUNITY: &str = "public";

@@ -88,7 +88,24 @@ async fn run_agent(path: &std::path::Path) -> i32 {
     };
     let local = listener.local_addr().map_or(listen, |a| a);
     info!(member = %agent.name(), http = %local, "listening on {local}");
+    let snmp = match agent.config().file.snmp.clone() {
+        Some(c) => match understudy::snmp::SnmpServer::bind(agent.clone(), &c).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                error!(error = %e, "cannot start SNMP");
+                eprintln!("error: {e}");
+                return exit::CONFIG;
+            }
+        },
+        None => None,
+    };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let snmp = snmp.map(|s| {
+        let mut rx = stop_rx.clone();
+        tokio::spawn(s.run(async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }))
+    });
     let server = {
         let agent = agent.clone();
         let mut rx = stop_rx.clone();
@@ -112,6 +129,9 @@ async fn run_agent(path: &std::path::Path) -> i32 {
     let _ = stop_tx.send(true);
     let _ = runner.await;
     let _ = server.await;
+    if let Some(s) = snmp {
+        let _ = s.await;
+    }
     exit::OK
 }
 

@@ -21,6 +21,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "understudy_takeovers_total",
     "understudy_peer_up",
     "understudy_replication_failures_total",
+    "understudy_snmp_notifications_total",
 ];
 
 fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -182,6 +183,22 @@ pub fn render(snap: &Snapshot) -> String {
     failures
         .with_label_values(&[g])
         .inc_by(snap.replication_failures);
+    if let Some(counts) = crate::snmp::notify::counts_of(g, &snap.local) {
+        let notes = IntCounterVec::new(
+            Opts::new(
+                "understudy_snmp_notifications_total",
+                "SNMP notifications sent by this agent, by delivery (trap, inform) and outcome \
+                 (sent, acknowledged, given_up, failed, dropped); present when SNMP is enabled.",
+            ),
+            &["group", "type", "outcome"],
+        )
+        .expect("static metric definition");
+        reg.register(Box::new(notes.clone()))
+            .expect("registered once");
+        for (kind, outcome, n) in counts {
+            notes.with_label_values(&[g, kind, outcome]).inc_by(n);
+        }
+    }
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&reg.gather(), &mut out)

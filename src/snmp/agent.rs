@@ -643,6 +643,7 @@ impl Responder {
                 })
                 .map_err(|e| SnmpError::Agent(format!("SNMPv3 user {:?}: {e}", u.name)))?;
         }
+        const NOTHING: &str = "nothing";
         let b = b.vacm(|mut v| {
             let view = "all";
             for c in &cfg.communities {
@@ -662,7 +663,7 @@ impl Responder {
                     "community-ro",
                     snmp::VacmSecurityModel::Any,
                     SecurityLevel::NoAuthNoPriv,
-                    |a| a.read_view(view),
+                    |a| a.read_view(view).write_view(NOTHING),
                 )
                 .access(
                     "community-rw",
@@ -684,10 +685,13 @@ impl Responder {
                 v = v.group(u.name.clone(), SecurityModel::Usm, group.clone());
                 v = v.access(group, SecurityModel::Usm, level, |a| match u.access {
                     Access::ReadWrite => a.read_view(view).write_view(view),
-                    _ => a.read_view(view),
+                    _ => a.read_view(view).write_view(NOTHING),
                 });
             }
+            // Read-only identities write through an empty view: a SET is noAccess
+            // (noSuchName in SNMPv1), as with net-snmp's rocommunity and rouser.
             v.view(view, |w| w.include(to_oid(&[1, 3])))
+                .view(NOTHING, |w| w)
         });
         let agent = b
             .build()

@@ -438,10 +438,25 @@ impl Stats {
         *c.entry((delivery.as_str(), outcome)).or_insert(0) += 1;
     }
 
-    /// (type, outcome, count), every pair seen so far.
+    /// (type, outcome, count) for every pair that can happen, zeros included.
     pub fn counts(&self) -> Vec<(&'static str, &'static str, u64)> {
+        let mut all: BTreeMap<(&'static str, Outcome), u64> = [
+            (Delivery::Trap, Outcome::Sent),
+            (Delivery::Trap, Outcome::Failed),
+            (Delivery::Trap, Outcome::Dropped),
+            (Delivery::Inform, Outcome::Acknowledged),
+            (Delivery::Inform, Outcome::GivenUp),
+            (Delivery::Inform, Outcome::Failed),
+            (Delivery::Inform, Outcome::Dropped),
+        ]
+        .into_iter()
+        .map(|(d, o)| ((d.as_str(), o), 0))
+        .collect();
         let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        c.iter().map(|((t, o), n)| (*t, o.as_str(), *n)).collect()
+        for (k, n) in c.iter() {
+            all.insert(*k, *n);
+        }
+        all.iter().map(|((t, o), n)| (*t, o.as_str(), *n)).collect()
     }
 }
 
