@@ -549,6 +549,17 @@ impl GroupView {
                     failed.insert(Precondition::MainNotMain);
                 }
                 match self.acting_backup(main) {
+                    // An interrupted takeover: the Main released its address, but no Backup
+                    // took it. The Main may take it back if nobody holds it.
+                    None if m.takeover.is_some() => {
+                        let held = self.members.iter().any(|o| {
+                            o.name != m.name && o.current_address == Some(m.configured_address)
+                        });
+                        if held {
+                            failed.insert(Precondition::BackupNotActingForMain);
+                        }
+                        vec![restored_main(bump(m))]
+                    }
                     None => {
                         failed.insert(Precondition::MainNotTakenOver);
                         vec![]

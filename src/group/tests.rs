@@ -259,6 +259,34 @@ fn reverse_takeover_restores_everything_and_clears_the_alarm() {
 }
 
 #[test]
+fn an_interrupted_takeover_can_be_reversed() {
+    // The main released (its record was written) but the backup crashed before taking over.
+    let mut v = group();
+    replicated(&mut v, "backup-1", "main-1", 10);
+    let p = plan(&v, takeover("backup-1", "main-1")).expect("accepted");
+    v.merge(&p.updates[0]);
+    assert!(v.invariant_violations().is_empty());
+    assert!(
+        !v.alarms(&all_reachable, None, 2_000).is_empty(),
+        "the alarm is raised"
+    );
+    let p = plan(
+        &v,
+        Operation::ReverseTakeover {
+            main: "main-1".into(),
+        },
+    )
+    .expect("accepted");
+    v.apply(&p);
+    let m = v.member("main-1").expect("main");
+    assert_eq!(
+        (m.state, m.current_address),
+        (OperState::Online, Some(ip("192.0.2.1")))
+    );
+    assert!(v.alarms(&all_reachable, None, 3_000).is_empty());
+}
+
+#[test]
 fn reverse_takeover_refused_while_the_acting_backup_is_unreachable() {
     let v = taken_over_group();
     let reach = |m: &str| {
