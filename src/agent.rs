@@ -659,7 +659,8 @@ impl Agent {
         Ok(HeartbeatReply {
             protocol: PROTOCOL,
             from: self.inner.name.clone(),
-            records: st.view.members.clone(),
+            records: st.view.newer_than(&hb.digest),
+            want: st.view.wanted(&hb.digest),
         })
     }
 
@@ -805,9 +806,10 @@ impl Agent {
         }
     }
 
-    /// One state exchange with every peer on every path, concurrently.
+    /// One state exchange with every peer on every path, concurrently: stamps out, newer
+    /// records back, and the records a peer asked for pushed right after.
     pub async fn gossip_round(&self) {
-        let records = self.inner.state.lock().await.view.members.clone();
+        let digest = self.inner.state.lock().await.view.digest();
         let mut set = JoinSet::new();
         for m in &self.inner.cfg.file.members {
             if m.name == self.inner.name {
@@ -819,24 +821,29 @@ impl Agent {
                     group: self.inner.cfg.file.group.clone(),
                     from: self.inner.name.clone(),
                     path: path.clone(),
-                    records: records.clone(),
+                    records: Vec::new(),
+                    digest: digest.clone(),
                 };
                 let peers = self.inner.peers.clone();
                 let (member, path, url) = (m.name.clone(), path.clone(), url.clone());
                 set.spawn(async move {
                     let res = peers.heartbeat(&member, &url, &hb).await;
-                    (member, path, res)
+                    (member, path, url, res)
                 });
             }
         }
+        let mut pushed = BTreeSet::new();
         while let Some(joined) = set.join_next().await {
-            let Ok((member, path, res)) = joined else {
+            let Ok((member, path, url, res)) = joined else {
                 continue;
             };
             match res {
                 Ok(reply) if reply.from == member => {
                     self.mark_seen(&member, &path);
                     self.absorb(&reply.records).await;
+                    if !reply.want.is_empty() && pushed.insert(member.clone()) {
+                        self.push(&member, &path, &url, &reply.want).await;
+                    }
                 }
                 Ok(reply) => {
                     warn!(member = %self.inner.name, expected = %member, answered = %reply.from,
@@ -845,6 +852,30 @@ impl Agent {
                 Err(e) => debug!(member = %self.inner.name, peer = %member, %path, error = %e,
                     "heartbeat failed"),
             }
+        }
+    }
+
+    /// Sends `member` the records it asked for.
+    async fn push(&self, member: &str, path: &str, url: &str, names: &[String]) {
+        let records: Vec<MemberRecord> = {
+            let st = self.inner.state.lock().await;
+            names
+                .iter()
+                .filter_map(|n| st.view.member(n).cloned())
+                .collect()
+        };
+        let hb = Heartbeat {
+            protocol: PROTOCOL,
+            group: self.inner.cfg.file.group.clone(),
+            from: self.inner.name.clone(),
+            path: path.to_string(),
+            records,
+            digest: Vec::new(),
+        };
+        match self.inner.peers.heartbeat(member, url, &hb).await {
+            Ok(reply) => self.absorb(&reply.records).await,
+            Err(e) => debug!(member = %self.inner.name, peer = %member, error = %e,
+                "push of records failed"),
         }
     }
 

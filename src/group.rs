@@ -246,6 +246,15 @@ impl MemberRecord {
     }
 }
 
+/// What a heartbeat says about one record: enough to tell who holds the newer copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub name: String,
+    pub version: u64,
+    pub writer: String,
+    pub status_version: u64,
+}
+
 /// Who asked for an operation: the interface and the identity it authenticated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Requester {
@@ -458,6 +467,46 @@ impl GroupView {
             changed = true;
         }
         changed
+    }
+
+    /// The stamps of every record (what a heartbeat carries instead of the records).
+    pub fn digest(&self) -> Vec<Stamp> {
+        self.members
+            .iter()
+            .map(|r| Stamp {
+                name: r.name.clone(),
+                version: r.version,
+                writer: r.writer.clone(),
+                status_version: r.status_version,
+            })
+            .collect()
+    }
+
+    /// Records this view holds newer than `digest` says the peer holds (either part).
+    pub fn newer_than(&self, digest: &[Stamp]) -> Vec<MemberRecord> {
+        digest
+            .iter()
+            .filter_map(|d| {
+                let r = self.member(&d.name)?;
+                let newer = r.stamp() > (d.version, d.writer.as_str())
+                    || r.status_version > d.status_version;
+                newer.then(|| r.clone())
+            })
+            .collect()
+    }
+
+    /// Names of records `digest` says the peer holds newer than this view (either part).
+    pub fn wanted(&self, digest: &[Stamp]) -> Vec<String> {
+        digest
+            .iter()
+            .filter(|d| {
+                self.member(&d.name).is_some_and(|r| {
+                    (d.version, d.writer.as_str()) > r.stamp()
+                        || d.status_version > r.status_version
+                })
+            })
+            .map(|d| d.name.clone())
+            .collect()
     }
 
     /// The operational state shown for `name`: the member's own state, or `unknown` when this

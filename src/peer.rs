@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, CommandError, ErrorBody};
 use crate::config::{MemberConfig, Secret};
-use crate::group::MemberRecord;
+use crate::group::{MemberRecord, Stamp};
 use crate::store::Event;
 
 /// Version of the peer protocol; a peer speaking another one is refused.
@@ -26,14 +26,24 @@ pub struct Heartbeat {
     pub group: String,
     pub from: String,
     pub path: String,
+    /// Records pushed to the peer (those it asked for in its last reply).
+    #[serde(default)]
     pub records: Vec<MemberRecord>,
+    /// The stamps of the sender's records: the peer answers with the records it holds newer
+    /// and asks for those it holds older, so a quiet group exchanges stamps only.
+    #[serde(default)]
+    pub digest: Vec<Stamp>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HeartbeatReply {
     pub protocol: u32,
     pub from: String,
+    /// Records the replier holds newer than the heartbeat's digest.
     pub records: Vec<MemberRecord>,
+    /// Records the replier wants: the sender holds them newer.
+    #[serde(default)]
+    pub want: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -371,8 +371,14 @@ async fn a_command_whose_coordinator_cannot_be_reached_is_503_and_changes_nothin
     .await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"], "unavailable");
-    assert!(body["message"].as_str().unwrap_or("").contains("backup-1"), "{body}");
-    assert_eq!(before, essentials(&get_json(&format!("{url}/api/v1/group")).await));
+    assert!(
+        body["message"].as_str().unwrap_or("").contains("backup-1"),
+        "{body}"
+    );
+    assert_eq!(
+        before,
+        essentials(&get_json(&format!("{url}/api/v1/group")).await)
+    );
     let ev = get_json(&format!("{url}/api/v1/events")).await;
     assert_eq!(ev["events"][0]["outcome"], "failed", "{ev}");
     // The agent's own view says why there is no redundancy: the backup is unknown.

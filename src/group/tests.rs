@@ -515,3 +515,22 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn digests_tell_who_holds_the_newer_record() {
+    let old = group();
+    let new = taken_over_group();
+    // The holder of the takeover offers the two changed records and wants nothing.
+    let offered: Vec<String> = new
+        .newer_than(&old.digest())
+        .into_iter()
+        .map(|r| r.name)
+        .collect();
+    assert_eq!(offered, ["main-1", "backup-1"]);
+    assert!(new.wanted(&old.digest()).is_empty());
+    // The stale side asks for them (the replication result is status: it counts too).
+    assert_eq!(old.wanted(&new.digest()), ["main-1", "backup-1"]);
+    assert!(old.newer_than(&new.digest()).is_empty());
+    // Equal views exchange stamps only.
+    assert!(new.newer_than(&new.digest()).is_empty() && new.wanted(&new.digest()).is_empty());
+}

@@ -267,12 +267,18 @@ pub async fn start_agent(config: &Path, url: &str) -> Proc {
 
 /// Waits until the agent at `url` hears every member (no `unknown` state).
 pub async fn wait_converged(url: &str) {
-    wait_for(Duration::from_secs(10), "every member to be heard", || async {
-        let g = get_json(&format!("{url}/api/v1/group")).await;
-        g["members"]
-            .as_array()
-            .is_some_and(|m| !m.is_empty() && m.iter().all(|m| m["operational_state"] != "unknown"))
-            .then_some(())
-    })
+    wait_for(
+        Duration::from_secs(10),
+        "every member to be heard",
+        || async {
+            let g = get_json(&format!("{url}/api/v1/group")).await;
+            g["members"]
+                .as_array()
+                .is_some_and(|m| {
+                    !m.is_empty() && m.iter().all(|m| m["operational_state"] != "unknown")
+                })
+                .then_some(())
+        },
+    )
     .await
 }
