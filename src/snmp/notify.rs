@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::agent::{Snapshot, VERSION};
-use crate::group::{Alarm, Millis, OpKind, Operation, ReplicationResult, Requester};
+use crate::group::{Alarm, Millis, OpKind, Operation, ReplicationResult, Requester, TakeoverMark};
 use crate::snmp::agent::{Delivery, Notifier};
 use crate::snmp::mib::{
     self, alarm_col, member_col, notification_arc as na, notify_arc, scalar_arc, Oid, Value,
@@ -300,33 +300,52 @@ fn alarm_key(snap: &Snapshot, a: &Alarm) -> (u32, Millis) {
     (mib::alarm_index(snap, a), a.raised_at)
 }
 
+/// The takeover of Main `name` as `snap` shows it once both records of the pair carry it
+/// (the Main taken over, its Backup acting for it): (kind, main, backup, when).
+fn completed_takeover<'a>(snap: &'a Snapshot, name: &str) -> Option<&'a TakeoverMark> {
+    let r = &snap.member(name)?.record;
+    let mark = r.takeover.as_ref().filter(|_| r.is_taken_over())?;
+    let b = &snap.member(&mark.backup)?.record;
+    let same = b.acting_for.as_deref() == Some(name)
+        && b.takeover.as_ref().is_some_and(|t| t.at == mark.at);
+    same.then_some(mark)
+}
+
 /// The notifications that going from `old` to `new` calls for, in the order to send them.
-pub fn transitions(old: &Snapshot, new: &Snapshot, root: &[u32]) -> Vec<Notification> {
+/// While the agent is `settling` (just started, peers not all heard from yet) the alarm's
+/// raising and clearing are left out: they are judged once it has settled.
+pub fn transitions(
+    old: &Snapshot,
+    new: &Snapshot,
+    root: &[u32],
+    settling: bool,
+) -> Vec<Notification> {
     let mut out = Vec::new();
     for m in &new.members {
-        let r = &m.record;
-        let Some(mark) = r.takeover.as_ref().filter(|_| r.is_taken_over()) else {
+        let Some(mark) = completed_takeover(new, &m.record.name) else {
             continue;
         };
-        let before = old.member(&r.name).and_then(|o| o.record.takeover.as_ref());
+        let before = completed_takeover(old, &m.record.name);
         if before.is_some_and(|b| b.at == mark.at && b.backup == mark.backup) {
             continue;
         }
         out.push(takeover(new, root, mark.kind, &mark.main, &mark.backup));
     }
-    let known: Vec<(u32, Millis)> = old
-        .redundancy
-        .alarms
-        .iter()
-        .map(|a| alarm_key(old, a))
-        .collect();
-    for a in &new.redundancy.alarms {
-        if !known.contains(&alarm_key(new, a)) {
-            out.push(no_redundancy(new, root, a));
+    if !settling {
+        let known: Vec<(u32, Millis)> = old
+            .redundancy
+            .alarms
+            .iter()
+            .map(|a| alarm_key(old, a))
+            .collect();
+        for a in &new.redundancy.alarms {
+            if !known.contains(&alarm_key(new, a)) {
+                out.push(no_redundancy(new, root, a));
+            }
         }
-    }
-    if !old.redundancy.redundant && new.redundancy.redundant {
-        out.push(restored(new, root, old.redundancy.since));
+        if !old.redundancy.redundant && new.redundancy.redundant {
+            out.push(restored(new, root, old.redundancy.since));
+        }
     }
     for m in &new.members {
         let Some(rep) = &m.record.replication else {
@@ -488,6 +507,13 @@ pub fn counts_of(group: &str, member: &str) -> Option<Vec<(&'static str, &'stati
 
 // ------------------------------------------------------------------ the loop
 
+/// Has this agent heard from every member (none shown `unknown`)?
+fn all_heard(snap: &Snapshot) -> bool {
+    snap.members
+        .iter()
+        .all(|m| m.state != crate::group::OperState::Unknown)
+}
+
 /// How many notifications wait for one target before new ones are dropped.
 const QUEUE: usize = 256;
 
@@ -565,11 +591,9 @@ pub async fn run(
     };
     let start = Instant::now();
     let ms = move || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let mut old = snapshots.borrow_and_update().clone();
-    send(cold_start(&old));
-    // Let the group meet before judging it: a peer not heard from yet is not a lost standby.
-    let settled = async {
-        tokio::time::sleep(settle).await;
+    send(cold_start(&snapshots.borrow_and_update().clone()));
+    // The first snapshot of the group (the agent publishes its restored state first).
+    let first = async {
         loop {
             let s = snapshots.borrow_and_update().clone();
             if !s.members.is_empty() {
@@ -580,47 +604,65 @@ pub async fn run(
             }
         }
     };
-    let baseline = tokio::select! {
-        s = settled => s,
+    let first = tokio::select! {
+        s = first => s,
         _ = &mut shutdown => None,
     };
-    let Some(baseline) = baseline else {
-        drop(queues);
-        while workers.join_next().await.is_some() {}
-        return;
-    };
-    // Alarms already raised (kept across restarts) are announced once the agent is up.
-    for a in &baseline.redundancy.alarms {
-        send(no_redundancy(&baseline, &root, a));
-    }
-    let mut repeater = Repeater::new(alarm_repeat);
-    repeater.seen(&baseline, ms());
-    old = baseline;
-    let tick_every = (alarm_repeat / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
-    let mut tick = tokio::time::interval(tick_every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            changed = snapshots.changed() => {
-                if changed.is_err() {
-                    break;
-                }
-                let new = snapshots.borrow_and_update().clone();
-                if new.members.is_empty() {
-                    continue;
-                }
-                for note in transitions(&old, &new, &root) {
-                    send(note);
-                }
-                repeater.seen(&new, ms());
-                old = new;
+    if let Some(mut old) = first {
+        // Let the group meet before judging its redundancy: a peer not heard from yet is not a
+        // lost standby. Takeovers are reported at once; alarms once every member has been
+        // heard from or `settle` has passed (alarms already raised, kept across restarts,
+        // are announced then).
+        let settled = tokio::time::sleep(settle);
+        tokio::pin!(settled);
+        let mut settling = true;
+        let mut repeater = Repeater::new(alarm_repeat);
+        let mut settle_now = |snap: &Snapshot, repeater: &mut Repeater| {
+            for a in &snap.redundancy.alarms {
+                send(no_redundancy(snap, &root, a));
             }
-            _ = tick.tick() => {
-                for a in repeater.due(&old, ms()) {
-                    send(no_redundancy(&old, &root, a));
+            repeater.seen(snap, ms());
+        };
+        if all_heard(&old) {
+            settling = false;
+            settle_now(&old, &mut repeater);
+        }
+        let tick_every =
+            (alarm_repeat / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let mut tick = tokio::time::interval(tick_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                changed = snapshots.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let new = snapshots.borrow_and_update().clone();
+                    if new.members.is_empty() {
+                        continue;
+                    }
+                    for note in transitions(&old, &new, &root, settling) {
+                        send(note);
+                    }
+                    if settling && all_heard(&new) {
+                        settling = false;
+                        settle_now(&new, &mut repeater);
+                    } else if !settling {
+                        repeater.seen(&new, ms());
+                    }
+                    old = new;
                 }
+                _ = &mut settled, if settling => {
+                    settling = false;
+                    settle_now(&old, &mut repeater);
+                }
+                _ = tick.tick(), if !settling => {
+                    for a in repeater.due(&old, ms()) {
+                        send(no_redundancy(&old, &root, a));
+                    }
+                }
+                _ = &mut shutdown => break,
             }
-            _ = &mut shutdown => break,
         }
     }
     drop(queues);
@@ -672,7 +714,7 @@ mod tests {
     fn a_takeover_sends_rg_takeover_then_rg_no_redundancy() {
         let mut after = taken_over(100);
         after.events = Arc::new(vec![takeover_event(100)]);
-        let notes = transitions(&snapshot(), &after, ROOT);
+        let notes = transitions(&snapshot(), &after, ROOT, false);
         let kinds: Vec<Kind> = notes.iter().map(|n| n.kind).collect();
         assert_eq!(kinds, vec![Kind::Takeover, Kind::NoRedundancy]);
         let t = &notes[0];
@@ -720,7 +762,29 @@ mod tests {
             Some(&Value::Octets(mib::date_and_time(100)))
         );
         // nothing new: nothing sent
-        assert!(transitions(&after, &after, ROOT).is_empty());
+        assert!(transitions(&after, &after, ROOT, false).is_empty());
+    }
+
+    #[test]
+    fn a_takeover_is_announced_once_both_records_show_it() {
+        // main-1's agent hears of its own record first: not yet a takeover to announce.
+        let mut half = snapshot();
+        let full = taken_over(100);
+        half.members[0] = full.members[0].clone();
+        assert!(transitions(&snapshot(), &half, ROOT, false)
+            .iter()
+            .all(|n| n.kind != Kind::Takeover));
+        let notes = transitions(&half, &full, ROOT, false);
+        assert_eq!(notes.iter().filter(|n| n.kind == Kind::Takeover).count(), 1);
+    }
+
+    #[test]
+    fn while_settling_only_the_alarm_waits() {
+        let notes = transitions(&snapshot(), &taken_over(100), ROOT, true);
+        let kinds: Vec<Kind> = notes.iter().map(|n| n.kind).collect();
+        assert_eq!(kinds, vec![Kind::Takeover]);
+        let notes = transitions(&taken_over(100), &snapshot(), ROOT, true);
+        assert!(notes.is_empty());
     }
 
     #[test]
@@ -731,7 +795,7 @@ mod tests {
                 t.kind = OpKind::Failover;
             }
         }
-        let notes = transitions(&snapshot(), &after, ROOT);
+        let notes = transitions(&snapshot(), &after, ROOT, false);
         assert_eq!(notes[0].kind, Kind::Failover);
         assert_eq!(notes[0].trap_oid, mib::notification(ROOT, 2));
         assert_eq!(
@@ -759,7 +823,7 @@ mod tests {
         ev.reason = None;
         ev.message = "main-1 is back on its configured address".into();
         after.events = Arc::new(vec![ev]);
-        let notes = transitions(&before, &after, ROOT);
+        let notes = transitions(&before, &after, ROOT, false);
         assert_eq!(notes.len(), 1);
         let r = &notes[0];
         assert_eq!(r.kind, Kind::RedundancyRestored);
@@ -788,7 +852,7 @@ mod tests {
             last_success: BTreeMap::new(),
             error: Some("main-1 unreachable".into()),
         });
-        let notes = transitions(&before, &after, ROOT);
+        let notes = transitions(&before, &after, ROOT, false);
         assert_eq!(notes.len(), 1);
         let n = &notes[0];
         assert_eq!(n.kind, Kind::ReplicationFailed);
@@ -803,7 +867,7 @@ mod tests {
             vb(n, &mib::notify_object(ROOT, notify_arc::REASON)),
             Some(&Value::text("main-1 unreachable"))
         );
-        assert!(transitions(&after, &after, ROOT).is_empty());
+        assert!(transitions(&after, &after, ROOT, false).is_empty());
     }
 
     #[test]

@@ -1,0 +1,481 @@
+//! Notifications received by a real snmptrapd (started by each test, logging to a file, MIBs
+//! loaded so varbinds are decoded by name): the demo's v2c traps through a takeover and a
+//! reverse takeover, and, from `understudy run` with an `[snmp]` section, v2c and v3 informs
+//! acknowledged by snmptrapd, a v3 trap, the alarm repeated every `alarm_repeat`, and an inform
+//! to a dead receiver given up and counted. A missing tool fails the test (run ./scripts/test).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::*;
+
+/// snmptrapd on a free loopback port, logging every notification on one line of `log`.
+struct Trapd {
+    _proc: Proc,
+    log: PathBuf,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Trapd {
+    fn start(conf: &str) -> Trapd {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf_file = dir.path().join("snmptrapd.conf");
+        let log = dir.path().join("traps.log");
+        std::fs::write(&conf_file, conf).expect("write snmptrapd.conf");
+        let persistent = dir.path().join("persistent");
+        std::fs::create_dir_all(&persistent).expect("mkdir");
+        let port = free_udp_port();
+        let mut cmd = netsnmp("snmptrapd");
+        cmd.env("SNMP_PERSISTENT_DIR", &persistent)
+            .args(["-f", "-C", "-Lf"])
+            .arg(&log)
+            .arg("-c")
+            .arg(&conf_file)
+            .arg(format!("udp:127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start snmptrapd: {e}; {TOOL_HINT}"));
+        let trapd = Trapd {
+            _proc: Proc(child),
+            log,
+            port,
+            _dir: dir,
+        };
+        wait_for(Duration::from_secs(10), "snmptrapd to start", || {
+            trapd.text().contains("NET-SNMP version").then_some(())
+        });
+        trapd
+    }
+
+    fn target(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The logged notifications (snmptrapd logs a header line, then the varbinds of one
+    /// notification tab-separated on the next line).
+    fn notifications(&self) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|l| l.contains("SNMPv2-MIB::snmpTrapOID.0 = OID: "))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Waits for a notification whose line contains every one of `parts`; returns it.
+    fn wait(&self, what: &str, parts: &[&str]) -> String {
+        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_for(Duration::from_secs(20), what, || {
+                self.notifications()
+                    .into_iter()
+                    .find(|l| parts.iter().all(|p| l.contains(p)))
+            })
+        }));
+        match found {
+            Ok(line) => line,
+            Err(_) => panic!(
+                "no {what} with {parts:?} in the snmptrapd log:\n{}",
+                self.text()
+            ),
+        }
+    }
+
+    fn count(&self, part: &str) -> usize {
+        self.notifications()
+            .iter()
+            .filter(|l| l.contains(part))
+            .count()
+    }
+}
+
+const TRAP_OID: &str = "SNMPv2-MIB::snmpTrapOID.0 = OID: ";
+
+#[test]
+fn snmptrapd_decodes_the_demo_traps_through_a_takeover_and_back() {
+    let trapd = Trapd::start("authCommunity log public\n");
+    let target = trapd.target();
+    let demo = Demo::start(&["--trap-target", &target]);
+    let backup = demo.member("backup-1").clone();
+    let main = demo.member("main-1").clone();
+    for member in ["main-1", "backup-1"] {
+        trapd.wait(
+            "coldStart",
+            &[
+                &format!("{TRAP_OID}SNMPv2-MIB::coldStart"),
+                &format!("SNMPv2-MIB::sysName.0 = STRING: {member}"),
+            ],
+        );
+    }
+    wait_replicated(&backup.snmp, 2);
+    let (ok, out, err) = run(snmp(
+        "snmpset",
+        &v2c(WRITE),
+        &backup.snmp,
+        &["UNDERSTUDY-MIB::rgMemberManualTakeover.2", "i", "1"],
+    ));
+    assert!(ok, "takeover SET\nstdout: {out}\nstderr: {err}");
+    trapd.wait(
+        "rgTakeover from backup-1's agent",
+        &[
+            &format!("{TRAP_OID}UNDERSTUDY-MIB::rgTakeover"),
+            "UNDERSTUDY-MIB::rgGroupName.0 = STRING: demo",
+            "UNDERSTUDY-MIB::rgNotifyMainName.0 = STRING: main-1",
+            "UNDERSTUDY-MIB::rgNotifyBackupName.0 = STRING: backup-1",
+            "UNDERSTUDY-MIB::rgMemberCurrentAddress.2 = STRING: 192.0.2.11",
+            "UNDERSTUDY-MIB::rgMemberExtraAddress.1 = STRING: 10.0.3.6",
+            "UNDERSTUDY-MIB::rgNotifyRequestedBy.0 = STRING: snmp:demo-write",
+            "UNDERSTUDY-MIB::rgNotifyReason.0 = STRING: SNMP SET rgMemberManualTakeover.2 = 1",
+            "UNDERSTUDY-MIB::rgRedundancyStatus.0 = INTEGER: notRedundant(2)",
+            "SNMPv2-MIB::sysName.0 = STRING: backup-1",
+        ],
+    );
+    trapd.wait(
+        "rgNoRedundancy for the takeover alarm",
+        &[
+            &format!("{TRAP_OID}UNDERSTUDY-MIB::rgNoRedundancy"),
+            "UNDERSTUDY-MIB::rgRedundancyStatus.0 = INTEGER: notRedundant(2)",
+            "UNDERSTUDY-MIB::rgNoRedundancySince.0 = STRING: ",
+            "UNDERSTUDY-MIB::rgAlarmType.1 = INTEGER: takeover(1)",
+            "UNDERSTUDY-MIB::rgAlarmReason.1 = STRING: manual takeover: main-1",
+        ],
+    );
+    // Reverse takeover through main-1's agent; redundancy comes back.
+    let (ok, out, err) = run(snmp(
+        "snmpset",
+        &v2c(WRITE),
+        &main.snmp,
+        &["UNDERSTUDY-MIB::rgMemberReverseTakeover.1", "i", "1"],
+    ));
+    assert!(ok, "reverse takeover SET\nstdout: {out}\nstderr: {err}");
+    trapd.wait(
+        "rgRedundancyRestored",
+        &[
+            &format!("{TRAP_OID}UNDERSTUDY-MIB::rgRedundancyRestored"),
+            "UNDERSTUDY-MIB::rgRedundancyStatus.0 = INTEGER: redundant(1)",
+            "UNDERSTUDY-MIB::rgNotifyRequestedBy.0 = STRING: snmp:demo-write",
+            "UNDERSTUDY-MIB::rgNotifyReason.0 = STRING: main-1 is back",
+        ],
+    );
+    // Every trap was counted as sent, none failed (the demo's metrics).
+    let metrics = http_get(&format!("{}/metrics", backup.http));
+    let sent = metric(
+        &metrics,
+        r#"understudy_snmp_notifications_total{group="demo",outcome="sent",type="trap"}"#,
+    );
+    assert!(sent >= 4, "traps sent by backup-1: {sent}\n{metrics}");
+    assert_eq!(
+        metric(
+            &metrics,
+            r#"understudy_snmp_notifications_total{group="demo",outcome="failed",type="trap"}"#,
+        ),
+        0
+    );
+}
+
+/// The value of one sample in Prometheus text.
+fn metric(text: &str, sample: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+/// The engine ID the test gives backup-1 (kept in its state directory), so that snmptrapd
+/// can be told the user of its v3 traps before the agent starts.
+const ENGINE_ID: &str = "80007ed9050102030405060708090a0b0c";
+
+#[test]
+fn informs_are_acknowledged_and_the_alarm_is_repeated() {
+    let trapd = Trapd::start(&format!(
+        "authCommunity log informers\n\
+         createUser noc SHA-256 noc-auth-pass AES noc-priv-pass\n\
+         createUser -e 0x{ENGINE_ID} noc SHA-256 noc-auth-pass AES noc-priv-pass\n\
+         authUser log noc priv\n"
+    ));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    for (file, secret) in [
+        ("api-token", "test-token"),
+        ("group-secret", "test-group-secret"),
+        ("community-write", "ops-write-secret"),
+        ("community-read", "ops-read-secret"),
+        ("community-informs", "informers"),
+        ("noc-auth", "noc-auth-pass"),
+        ("noc-priv", "noc-priv-pass"),
+        ("watcher-auth", "watcher-auth-pass"),
+    ] {
+        write(&d.join(file), &format!("{secret}\n"));
+    }
+    let http = [free_tcp_port(), free_tcp_port()];
+    let snmp_port = free_udp_port();
+    let dead = free_udp_port();
+    std::fs::create_dir_all(d.join("data")).expect("mkdir");
+    write(&d.join("data").join("playlist.txt"), "06:00 news\n");
+    let state = |m: &str| d.join(format!("state-{m}"));
+    std::fs::create_dir_all(state("backup-1")).expect("mkdir");
+    write(&state("backup-1").join("snmp-engine-id"), ENGINE_ID);
+    let members = format!(
+        r#"
+[[members]]
+name = "main-1"
+role = "main"
+address = "192.0.2.11"
+peer_urls = {{ lan = "http://127.0.0.1:{}" }}
+auto_failover = false
+
+[[members]]
+name = "backup-1"
+role = "backup"
+address = "198.51.100.11"
+peer_urls = {{ lan = "http://127.0.0.1:{}" }}
+"#,
+        http[0], http[1]
+    );
+    let common = |m: &str, port: u16| {
+        format!(
+            "group = \"notify-test\"\nmember = \"{m}\"\nstate_dir = \"{}\"\n\
+             heartbeat_interval = \"200ms\"\nfailover_after = \"2s\"\n\
+             [http]\nlisten = \"127.0.0.1:{port}\"\ntoken_file = \"api-token\"\n\
+             [peer]\nsecret_file = \"group-secret\"\n",
+            state(m).display()
+        )
+    };
+    let main_cfg = d.join("main-1.toml");
+    write(
+        &main_cfg,
+        &format!(
+            "{}[replication]\ndata_dir = \"{}\"\n{members}",
+            common("main-1", http[0]),
+            d.join("data").display()
+        ),
+    );
+    let target = trapd.target();
+    let backup_cfg = d.join("backup-1.toml");
+    write(
+        &backup_cfg,
+        &format!(
+            r#"{}
+[snmp]
+listen = "127.0.0.1:{snmp_port}"
+alarm_repeat = "1s"
+contact = "noc@example.net"
+
+[[snmp.communities]]
+name = "ops-write"
+secret_file = "community-write"
+access = "read-write"
+
+[[snmp.communities]]
+name = "ops-read"
+secret_file = "community-read"
+access = "read-only"
+
+[[snmp.users]]
+name = "noc"
+access = "read-write"
+auth = "sha-256"
+auth_password_file = "noc-auth"
+privacy = "aes-128"
+privacy_password_file = "noc-priv"
+
+[[snmp.users]]
+name = "watcher"
+access = "read-only"
+auth = "sha-1"
+auth_password_file = "watcher-auth"
+
+[[snmp.targets]]
+address = "{target}"
+notify = "inform"
+community_file = "community-informs"
+
+[[snmp.targets]]
+address = "{target}"
+notify = "inform"
+user = "noc"
+
+[[snmp.targets]]
+address = "{target}"
+notify = "trap"
+user = "noc"
+
+[[snmp.targets]]
+address = "127.0.0.1:{dead}"
+notify = "inform"
+community_file = "community-informs"
+timeout = "200ms"
+retries = 1
+{members}"#,
+            common("backup-1", http[1])
+        ),
+    );
+    // check-config accepts it and prints no secret.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_understudy"))
+        .arg("check-config")
+        .arg(&backup_cfg)
+        .output()
+        .expect("check-config");
+    let shown = text(&out.stdout);
+    assert!(out.status.success(), "{shown}{}", text(&out.stderr));
+    assert!(
+        shown.contains("[snmp]") && shown.contains("alarm_repeat = \"1s\""),
+        "{shown}"
+    );
+    for secret in [
+        "ops-write-secret",
+        "noc-auth-pass",
+        "noc-priv-pass",
+        "informers",
+    ] {
+        assert!(
+            !shown.contains(secret),
+            "check-config printed a secret\n{shown}"
+        );
+    }
+    let start = |cfg: &Path| {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_understudy"))
+            .arg("run")
+            .arg("--config")
+            .arg(cfg)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start understudy run");
+        Proc(child)
+    };
+    let _main = start(&main_cfg);
+    let _backup = start(&backup_cfg);
+    let agent = format!("127.0.0.1:{snmp_port}");
+    let backup_http = format!("http://127.0.0.1:{}", http[1]);
+
+    // coldStart by v2c inform, v3 inform and v3 trap.
+    wait_for(
+        Duration::from_secs(20),
+        "three coldStart notifications",
+        || (trapd.count("SNMPv2-MIB::coldStart") >= 3).then_some(()),
+    );
+    let acked = |m: &str| {
+        metric(
+            m,
+            r#"understudy_snmp_notifications_total{group="notify-test",outcome="acknowledged",type="inform"}"#,
+        )
+    };
+    wait_for(Duration::from_secs(20), "informs acknowledged", || {
+        let m = http_get(&format!("{backup_http}/metrics"));
+        (acked(&m) >= 2).then_some(())
+    });
+    // The inform to a port where nobody listens is given up (or fails) and counted.
+    wait_for(
+        Duration::from_secs(20),
+        "the dead target's inform given up",
+        || {
+            let m = http_get(&format!("{backup_http}/metrics"));
+            let lost = metric(
+                &m,
+                r#"understudy_snmp_notifications_total{group="notify-test",outcome="given_up",type="inform"}"#,
+            ) + metric(
+                &m,
+                r#"understudy_snmp_notifications_total{group="notify-test",outcome="failed",type="inform"}"#,
+            );
+            (lost >= 1).then_some(())
+        },
+    );
+
+    // The configured communities and users: read-only ones cannot SET.
+    let ro = ["-v2c", "-c", "ops-read-secret", "-t", "5", "-r", "0"].map(String::from);
+    wait_replicated_with(&agent, &ro);
+    let (ok, _, err) = run(snmp(
+        "snmpset",
+        &ro,
+        &agent,
+        &["UNDERSTUDY-MIB::rgMemberManualTakeover.2", "i", "1"],
+    ));
+    assert!(
+        !ok && err.contains("noAccess"),
+        "read-only community SET: {err}"
+    );
+    let watcher = [
+        "-v3",
+        "-l",
+        "authNoPriv",
+        "-u",
+        "watcher",
+        "-a",
+        "SHA",
+        "-A",
+        "watcher-auth-pass",
+        "-t",
+        "5",
+        "-r",
+        "0",
+    ]
+    .map(String::from);
+    let name = run_ok(snmp(
+        "snmpget",
+        &watcher,
+        &agent,
+        &["SNMPv2-MIB::sysContact.0"],
+    ));
+    assert_eq!(
+        name.trim(),
+        "SNMPv2-MIB::sysContact.0 = STRING: noc@example.net"
+    );
+    let (ok, _, err) = run(snmp(
+        "snmpset",
+        &watcher,
+        &agent,
+        &["UNDERSTUDY-MIB::rgMemberManualTakeover.2", "i", "1"],
+    ));
+    assert!(!ok && err.contains("noAccess"), "read-only user SET: {err}");
+
+    // A takeover by the v3 user: rgTakeover to every target, then rgNoRedundancy repeated
+    // every second while the alarm is raised.
+    let (ok, out, err) = run(snmp(
+        "snmpset",
+        &v3(V3_AUTH),
+        &agent,
+        &["UNDERSTUDY-MIB::rgMemberManualTakeover.2", "i", "1"],
+    ));
+    assert!(ok, "takeover SET\nstdout: {out}\nstderr: {err}");
+    trapd.wait(
+        "rgTakeover",
+        &[
+            &format!("{TRAP_OID}UNDERSTUDY-MIB::rgTakeover"),
+            "UNDERSTUDY-MIB::rgGroupName.0 = STRING: notify-test",
+            "UNDERSTUDY-MIB::rgNotifyRequestedBy.0 = STRING: snmp:noc",
+        ],
+    );
+    wait_for(Duration::from_secs(20), "rgNoRedundancy repeated", || {
+        // 3 working targets: at least two rounds.
+        (trapd.count("UNDERSTUDY-MIB::rgNoRedundancy") >= 6).then_some(())
+    });
+    let m = http_get(&format!("{backup_http}/metrics"));
+    assert!(acked(&m) >= 6, "{m}");
+}
+
+/// As [`wait_replicated`], with other credentials.
+fn wait_replicated_with(agent: &str, auth: &[String]) {
+    wait_for(Duration::from_secs(20), "the first replication", || {
+        let out = run_ok(snmp(
+            "snmpget",
+            auth,
+            agent,
+            &["UNDERSTUDY-MIB::rgMemberLastReplicationResult.2"],
+        ));
+        out.contains("success(2)").then_some(())
+    });
+}
