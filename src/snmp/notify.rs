@@ -617,7 +617,7 @@ pub async fn run(
         tokio::pin!(settled);
         let mut settling = true;
         let mut repeater = Repeater::new(alarm_repeat);
-        let mut settle_now = |snap: &Snapshot, repeater: &mut Repeater| {
+        let settle_now = |snap: &Snapshot, repeater: &mut Repeater| {
             for a in &snap.redundancy.alarms {
                 send(no_redundancy(snap, &root, a));
             }
