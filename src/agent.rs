@@ -24,6 +24,7 @@ use crate::peer::{
     ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, PeerClient, PeerError,
     PROTOCOL,
 };
+use crate::peer_auth::{self, AuthError, ReplayGuard};
 use crate::replication;
 use crate::store::{Event, OutcomeKind, PersistedState, Store, StoreError};
 
@@ -114,6 +115,15 @@ struct Inner {
     replication_failures: StdMutex<u64>,
     replicate_now: Notify,
     gossip_now: Notify,
+    replay: ReplayGuard,
+}
+
+/// The authentication headers of a peer request, as received.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerAuthHeaders<'a> {
+    pub timestamp: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+    pub signature: Option<&'a str>,
 }
 
 /// A handle on the agent; cheap to clone.
@@ -146,6 +156,7 @@ impl Agent {
         let peers = PeerClient::new(
             &cfg.file.members,
             cfg.peer_secret.clone(),
+            &name,
             cfg.file.peer.request_timeout,
         );
         let started_at = now_ms();
@@ -182,6 +193,7 @@ impl Agent {
                 replication_failures: StdMutex::new(0),
                 replicate_now: Notify::new(),
                 gossip_now: Notify::new(),
+                replay: ReplayGuard::default(),
             }),
         };
         // Serve the restored state from the first request on (peers show as unknown until
@@ -216,11 +228,29 @@ impl Agent {
         &self.inner.peers
     }
 
-    /// Checks the group secret a peer presented.
-    pub fn peer_secret_ok(&self, presented: &str) -> bool {
-        use subtle::ConstantTimeEq;
-        let want = self.inner.cfg.peer_secret.expose().as_bytes();
-        want.ct_eq(presented.as_bytes()).into()
+    /// Checks a peer request's HMAC signature (made with the group secret), its timestamp
+    /// against the replay window, and that its nonce was not seen before.
+    pub fn verify_peer(
+        &self,
+        method: &str,
+        path: &str,
+        headers: PeerAuthHeaders<'_>,
+        body: &[u8],
+    ) -> Result<(), AuthError> {
+        let now = now_ms();
+        let window = self.inner.cfg.file.peer.replay_window;
+        let (ts, nonce) = peer_auth::verify(
+            &self.inner.cfg.peer_secret,
+            method,
+            path,
+            headers.timestamp,
+            headers.nonce,
+            headers.signature,
+            body,
+            now,
+            window,
+        )?;
+        self.inner.replay.check(&nonce, ts, now, window)
     }
 
     /// Checks an API bearer token.

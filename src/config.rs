@@ -94,6 +94,14 @@ pub struct PeerConfig {
     pub secret_file: PathBuf,
     #[serde(default = "default_peer_timeout", with = "humantime_serde")]
     pub request_timeout: Duration,
+    /// How far a signed peer request's timestamp may be from this agent's clock; older or
+    /// newer requests are refused as replays (keep the members' clocks in step, e.g. NTP).
+    #[serde(default = "default_replay_window", with = "humantime_serde")]
+    pub replay_window: Duration,
+}
+
+fn default_replay_window() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_peer_timeout() -> Duration {
@@ -304,6 +312,9 @@ impl ConfigFile {
         }
         if self.peer.request_timeout >= self.failover_after {
             errs.push("peer.request_timeout must be shorter than failover_after".to_string());
+        }
+        if self.peer.replay_window < Duration::from_secs(1) {
+            errs.push("peer.replay_window: must be at least 1s".to_string());
         }
         if self.replication.interval < Duration::from_secs(1) {
             errs.push("replication.interval: must be at least 1s".to_string());

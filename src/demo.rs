@@ -123,6 +123,7 @@ pub fn member_config(
         peer: PeerConfig {
             secret_file: PathBuf::from("(demo: built in)"),
             request_timeout: Duration::from_millis(1000),
+            replay_window: Duration::from_secs(30),
         },
         address: AddressConfig::default(),
         replication: ReplicationConfig {

@@ -8,7 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -17,10 +17,11 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::warn;
 
-use crate::agent::{Agent, Snapshot, VERSION};
+use crate::agent::{Agent, PeerAuthHeaders, Snapshot, VERSION};
 use crate::command::{Command, CommandError, ErrorBody};
 use crate::group::{Millis, Operation, Requester, Role};
-use crate::peer::{ApplyRequest, CommandRequest, Heartbeat, SECRET_HEADER};
+use crate::peer::{ApplyRequest, CommandRequest, Heartbeat};
+use crate::peer_auth::{NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::replication;
 use crate::store::Event;
 use crate::{metrics, status_page};
@@ -478,31 +479,44 @@ async fn auto_failover(
 
 // ------------------------------------------------------------------ peer protocol
 
-fn peer_auth(agent: &Agent, headers: &HeaderMap, peer: Option<SocketAddr>) -> Result<(), ApiError> {
-    let presented = headers
-        .get(SECRET_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if agent.peer_secret_ok(presented) {
-        Ok(())
-    } else {
-        warn!(member = %agent.name(), peer = ?peer,
-            "peer request refused: missing or wrong group secret");
-        Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong group secret",
-        ))
+/// Checks a peer request's signature; a refusal is logged with the peer's address.
+fn peer_auth(
+    agent: &Agent,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    peer: Option<SocketAddr>,
+) -> Result<(), ApiError> {
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let presented = PeerAuthHeaders {
+        timestamp: h(TIMESTAMP_HEADER),
+        nonce: h(NONCE_HEADER),
+        signature: h(SIGNATURE_HEADER),
+    };
+    match agent.verify_peer(method.as_str(), uri.path(), presented, body) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            warn!(member = %agent.name(), peer = ?peer, path = %uri.path(), reason = %e,
+                "peer request refused");
+            Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                format!("peer request refused: {e}"),
+            ))
+        }
     }
 }
 
 async fn peer_heartbeat(
     State(agent): State<Agent>,
     peer: Peer,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    peer_auth(&agent, &headers, peer_addr(peer))?;
+    peer_auth(&agent, &method, &uri, &headers, &body, peer_addr(peer))?;
     let hb: Heartbeat = parse_json(&body)?;
     Ok(Json(agent.handle_heartbeat(hb).await?).into_response())
 }
@@ -510,10 +524,12 @@ async fn peer_heartbeat(
 async fn peer_apply(
     State(agent): State<Agent>,
     peer: Peer,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    peer_auth(&agent, &headers, peer_addr(peer))?;
+    peer_auth(&agent, &method, &uri, &headers, &body, peer_addr(peer))?;
     let req: ApplyRequest = parse_json(&body)?;
     Ok(Json(agent.handle_apply(req).await?).into_response())
 }
@@ -521,10 +537,12 @@ async fn peer_apply(
 async fn peer_command(
     State(agent): State<Agent>,
     peer: Peer,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    peer_auth(&agent, &headers, peer_addr(peer))?;
+    peer_auth(&agent, &method, &uri, &headers, &body, peer_addr(peer))?;
     let req: CommandRequest = parse_json(&body)?;
     Ok(Json(agent.handle_forwarded(req).await?).into_response())
 }
@@ -540,9 +558,11 @@ fn no_data(agent: &Agent) -> ApiError {
 async fn peer_manifest(
     State(agent): State<Agent>,
     peer: Peer,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    peer_auth(&agent, &headers, peer_addr(peer))?;
+    peer_auth(&agent, &method, &uri, &headers, &[], peer_addr(peer))?;
     let dir = agent.data_dir().ok_or_else(|| no_data(&agent))?;
     let m = tokio::task::spawn_blocking(move || replication::manifest(&dir))
         .await
@@ -554,10 +574,12 @@ async fn peer_manifest(
 async fn peer_file(
     State(agent): State<Agent>,
     peer: Peer,
+    method: Method,
+    uri: Uri,
     Path(path): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    peer_auth(&agent, &headers, peer_addr(peer))?;
+    peer_auth(&agent, &method, &uri, &headers, &[], peer_addr(peer))?;
     let dir = agent.data_dir().ok_or_else(|| no_data(&agent))?;
     let data = tokio::task::spawn_blocking(move || replication::read_published(&dir, &path))
         .await

@@ -1,5 +1,6 @@
 //! The peer protocol between the agents of a group: JSON over HTTP under `/peer/v1`, every
-//! request authenticated with the group secret. Messages: heartbeat (state exchange, on every
+//! request signed with HMAC-SHA256 keyed by the group secret ([`crate::peer_auth`]; the
+//! secret itself never travels). Messages: heartbeat (state exchange, on every
 //! heartbeat path), apply (the coordinator of an operation hands a member its new record — the
 //! takeover handshake), command (an agent forwards a command to its coordinator) and the
 //! replication transfer. This module holds the messages and the client; the server side lives
@@ -13,12 +14,12 @@ use serde::{Deserialize, Serialize};
 use crate::command::{Command, CommandError, ErrorBody};
 use crate::config::{MemberConfig, Secret};
 use crate::group::{MemberRecord, Stamp};
+use crate::peer_auth::{Signer, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::store::Event;
 
-/// Version of the peer protocol; a peer speaking another one is refused.
-pub const PROTOCOL: u32 = 1;
-/// The HTTP header carrying the group secret.
-pub const SECRET_HEADER: &str = "x-understudy-group-secret";
+/// Version of the peer protocol; a peer speaking another one is refused. Version 2 signs
+/// every request (HMAC-SHA256) instead of sending the group secret in a header.
+pub const PROTOCOL: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Heartbeat {
@@ -84,12 +85,18 @@ pub enum PeerError {
 #[derive(Debug, Clone)]
 pub struct PeerClient {
     http: reqwest::Client,
-    secret: Secret,
+    signer: std::sync::Arc<Signer>,
     urls: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl PeerClient {
-    pub fn new(members: &[MemberConfig], secret: Secret, timeout: Duration) -> PeerClient {
+    /// A client for the agent `sender`, signing with the group `secret`.
+    pub fn new(
+        members: &[MemberConfig],
+        secret: Secret,
+        sender: &str,
+        timeout: Duration,
+    ) -> PeerClient {
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
@@ -98,7 +105,7 @@ impl PeerClient {
             .unwrap_or_default();
         PeerClient {
             http,
-            secret,
+            signer: std::sync::Arc::new(Signer::new(secret, sender)),
             urls: members
                 .iter()
                 .map(|m| (m.name.clone(), m.peer_urls.clone()))
@@ -122,11 +129,17 @@ impl PeerClient {
         body: &B,
     ) -> Result<Result<R, ErrorBody>, PeerError> {
         let url = format!("{}/peer/v1/{route}", base.trim_end_matches('/'));
+        let body = serde_json::to_vec(body).map_err(|e| PeerError::Unreachable {
+            member: member.to_string(),
+            detail: format!("cannot encode the request: {e}"),
+        })?;
         let resp = self
-            .http
-            .post(&url)
-            .header(SECRET_HEADER, self.secret.expose())
-            .json(body)
+            .signed(reqwest::Method::POST, &url, body)
+            .map_err(|detail| PeerError::Unreachable {
+                member: member.to_string(),
+                detail,
+            })?
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
             .send()
             .await
             .map_err(|e| PeerError::Unreachable {
@@ -156,6 +169,24 @@ impl PeerClient {
                 }),
             }
         }
+    }
+
+    /// A request to `url` carrying `body`, signed over its method, path and body.
+    fn signed(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Vec<u8>,
+    ) -> Result<reqwest::RequestBuilder, String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("bad peer URL {url}: {e}"))?;
+        let h = self.signer.sign(method.as_str(), parsed.path(), &body);
+        Ok(self
+            .http
+            .request(method, parsed)
+            .header(TIMESTAMP_HEADER, h.timestamp)
+            .header(NONCE_HEADER, h.nonce)
+            .header(SIGNATURE_HEADER, h.signature)
+            .body(body))
     }
 
     /// One heartbeat on one path.
@@ -217,12 +248,16 @@ impl PeerClient {
         let mut last = None;
         for (_, base) in self.paths(member) {
             let url = format!("{}/peer/v1/{route}", base.trim_end_matches('/'));
-            let res = self
-                .http
-                .get(&url)
-                .header(SECRET_HEADER, self.secret.expose())
-                .send()
-                .await;
+            let res = match self.signed(reqwest::Method::GET, &url, Vec::new()) {
+                Ok(rb) => rb.send().await,
+                Err(detail) => {
+                    last = Some(PeerError::Unreachable {
+                        member: member.into(),
+                        detail,
+                    });
+                    continue;
+                }
+            };
             match res {
                 Ok(resp) if resp.status().is_success() => match resp.bytes().await {
                     Ok(b) => return Ok(b),
