@@ -543,8 +543,15 @@ impl GroupView {
         if names.iter().any(|n| busy.contains(*n)) {
             failed.insert(Precondition::OperationInProgress);
         }
+        // Unique per operation: two operations by one coordinator in the same millisecond
+        // still differ in kind or in the versions of the records they start from.
+        let versions: u64 = names
+            .iter()
+            .filter_map(|n| self.member(n))
+            .map(|r| r.version)
+            .sum();
         let stamp = OpStamp {
-            id: format!("{writer}-{now}"),
+            id: format!("{writer}-{now}-{}-{versions}", op.kind()),
             kind: op.kind(),
             at: now,
         };
