@@ -97,10 +97,10 @@ pub fn router(agent: Agent) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/api/v1/group", get(group))
         .route("/api/v1/events", get(events))
-        .route("/api/v1/takeover", post(takeover))
-        .route("/api/v1/reverse-takeover", post(reverse_takeover))
-        .route("/api/v1/reconfigure", post(reconfigure))
-        .route("/api/v1/replace-takeover", post(replace_takeover))
+        .route("/api/v1/takeover", post(command::<TakeoverBody>))
+        .route("/api/v1/reverse-takeover", post(command::<ReverseBody>))
+        .route("/api/v1/reconfigure", post(command::<ReconfigureBody>))
+        .route("/api/v1/replace-takeover", post(command::<ReplaceBody>))
         .route("/api/v1/members/{name}/auto-failover", put(auto_failover))
         .route("/peer/v1/heartbeat", post(peer_heartbeat))
         .route("/peer/v1/apply", post(peer_apply))
@@ -404,61 +404,57 @@ fn peer_addr(p: Peer) -> Option<SocketAddr> {
     Some(p.0)
 }
 
-async fn takeover(
-    State(agent): State<Agent>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = authorize(&agent, &headers, peer_addr(peer))?;
-    let b: TakeoverBody = parse_json(&body)?;
-    let op = Operation::Takeover {
-        backup: b.backup,
-        main: b.main,
-    };
-    run_command(&agent, who, op, b.reason).await
+/// A command body of the API: the operation it asks for, and the operator's reason.
+trait CommandBody: serde::de::DeserializeOwned {
+    fn into_command(self) -> (Operation, Option<String>);
 }
 
-async fn reverse_takeover(
-    State(agent): State<Agent>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = authorize(&agent, &headers, peer_addr(peer))?;
-    let b: ReverseBody = parse_json(&body)?;
-    let op = Operation::ReverseTakeover { main: b.main };
-    run_command(&agent, who, op, b.reason).await
+impl CommandBody for TakeoverBody {
+    fn into_command(self) -> (Operation, Option<String>) {
+        let op = Operation::Takeover {
+            backup: self.backup,
+            main: self.main,
+        };
+        (op, self.reason)
+    }
 }
 
-async fn reconfigure(
-    State(agent): State<Agent>,
-    peer: Peer,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = authorize(&agent, &headers, peer_addr(peer))?;
-    let b: ReconfigureBody = parse_json(&body)?;
-    let op = Operation::Reconfigure {
-        main: b.main,
-        backup: b.backup,
-    };
-    run_command(&agent, who, op, b.reason).await
+impl CommandBody for ReverseBody {
+    fn into_command(self) -> (Operation, Option<String>) {
+        (Operation::ReverseTakeover { main: self.main }, self.reason)
+    }
 }
 
-async fn replace_takeover(
+impl CommandBody for ReconfigureBody {
+    fn into_command(self) -> (Operation, Option<String>) {
+        let op = Operation::Reconfigure {
+            main: self.main,
+            backup: self.backup,
+        };
+        (op, self.reason)
+    }
+}
+
+impl CommandBody for ReplaceBody {
+    fn into_command(self) -> (Operation, Option<String>) {
+        let op = Operation::ReplaceTakeover {
+            main: self.main,
+            replacement: self.replacement,
+        };
+        (op, self.reason)
+    }
+}
+
+/// `POST /api/v1/<operation>`: token first (401 before the body is looked at), then the body.
+async fn command<B: CommandBody>(
     State(agent): State<Agent>,
     peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let who = authorize(&agent, &headers, peer_addr(peer))?;
-    let b: ReplaceBody = parse_json(&body)?;
-    let op = Operation::ReplaceTakeover {
-        main: b.main,
-        replacement: b.replacement,
-    };
-    run_command(&agent, who, op, b.reason).await
+    let (op, reason) = parse_json::<B>(&body)?.into_command();
+    run_command(&agent, who, op, reason).await
 }
 
 async fn auto_failover(

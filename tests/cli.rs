@@ -161,3 +161,55 @@ fn usage_errors_exit_2() {
     let o = cli(&["auto-failover", "main-1", "maybe"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn sigterm_stops_the_demo_cleanly() {
+    let mut demo = DemoProc::start(&[]);
+    let pid = demo.proc.child.id().to_string();
+    let status = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(code) = demo.proc.child.try_wait().expect("wait") {
+            assert_eq!(code.code(), Some(0), "the demo exits 0 on SIGTERM");
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "demo did not stop"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn json_logs_are_one_json_object_per_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let group = write_group(dir.path(), 1, 1);
+    let state = dir.path().join("main-1/state");
+    std::fs::create_dir_all(&state).expect("mkdir");
+    std::fs::write(state.join("state.json"), b"garbage").expect("write");
+    let o = Command::new(bin())
+        .args(["--log-format", "json", "run", "--config"])
+        .arg(&group[0].1)
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(65));
+    let err = stderr(&o);
+    let logged: Vec<serde_json::Value> = err
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).expect("each log line is JSON"))
+        .collect();
+    assert!(
+        logged.iter().any(|l| l["level"] == "ERROR"
+            && l["fields"]["message"] == "cannot open state"
+            && l["fields"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("corrupt"))),
+        "{err}"
+    );
+}
