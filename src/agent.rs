@@ -12,7 +12,7 @@ use tokio::sync::{watch, Mutex, Notify};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
-use crate::address::AddressBackend;
+use crate::address::{AddressBackend, Transition};
 use crate::command::{Command, CommandError, CommandResult};
 use crate::config::Config;
 use crate::device_check;
@@ -609,7 +609,7 @@ impl Agent {
         let new = st.view.member(&self.inner.name).cloned();
         drop(st);
         if let Some(new) = new {
-            self.move_address(&old, &new)?;
+            self.move_address(&old, &new).await?;
             info!(member = %self.inner.name, from = %old.state, to = %new.state,
                 address = ?new.current_address, "state changed");
         }
@@ -617,17 +617,46 @@ impl Agent {
         Ok(())
     }
 
-    fn move_address(&self, old: &MemberRecord, new: &MemberRecord) -> Result<(), String> {
-        if old.current_address == new.current_address {
+    /// What the address backend is told when this member's record goes from `old` (None at
+    /// start) to `new`.
+    fn transition(&self, old: Option<&MemberRecord>, new: &MemberRecord) -> Transition {
+        let cfg = &self.inner.cfg.file;
+        let mut managed: Vec<std::net::IpAddr> = cfg.members.iter().map(|m| m.address).collect();
+        managed.extend(
+            cfg.members
+                .iter()
+                .filter(|m| m.role == Role::Main)
+                .map(|m| m.extra()),
+        );
+        managed.sort();
+        managed.dedup();
+        Transition {
+            group: cfg.group.clone(),
+            member: self.inner.name.clone(),
+            previous_state: old.map(|o| o.state),
+            state: new.state,
+            previous_address: old.and_then(|o| o.current_address),
+            address: new.current_address,
+            configured_address: new.configured_address,
+            acting_for: new.acting_for.clone(),
+            replica_dir: new
+                .acting_for
+                .as_ref()
+                .map(|m| replication::current_dir(&self.replica_root(), m)),
+            managed,
+        }
+    }
+
+    async fn move_address(&self, old: &MemberRecord, new: &MemberRecord) -> Result<(), String> {
+        if old.current_address == new.current_address && old.state == new.state {
             return Ok(());
         }
-        if let Some(a) = old.current_address {
-            self.inner.address.release(a).map_err(|e| e.to_string())?;
-        }
-        if let Some(a) = new.current_address {
-            self.inner.address.take(a).map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        let t = self.transition(Some(old), new);
+        self.inner
+            .address
+            .apply(&t)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Merges records a peer sent (heartbeat or reply). If this member's own record changed
@@ -655,7 +684,7 @@ impl Agent {
                 warn!(member = %self.inner.name, writer = %new.writer, to = %new.state,
                     address = ?new.current_address,
                     "this member's record was changed by a peer; adopting it");
-                if let Err(e) = self.move_address(&old, &new) {
+                if let Err(e) = self.move_address(&old, &new).await {
                     error!(member = %self.inner.name, error = %e, "cannot move address");
                 }
             }
@@ -815,8 +844,9 @@ impl Agent {
         let st = self.inner.state.lock().await;
         let own = st.view.member(&self.inner.name).cloned();
         drop(st);
-        if let Some(addr) = own.and_then(|r| r.current_address) {
-            if let Err(e) = self.inner.address.take(addr) {
+        if let Some(own) = own {
+            let t = self.transition(None, &own);
+            if let Err(e) = self.inner.address.apply(&t).await {
                 error!(member = %self.inner.name, error = %e, "cannot take own address");
             }
         }

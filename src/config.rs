@@ -62,6 +62,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub address: AddressConfig,
     #[serde(default)]
+    pub hooks: HooksConfig,
+    #[serde(default)]
     pub replication: ReplicationConfig,
     #[serde(default)]
     pub device_checks: Vec<DeviceCheckConfig>,
@@ -114,13 +116,81 @@ pub enum AddressBackendKind {
     /// Addresses are recorded, never configured on the host (the demo's mode).
     #[default]
     Simulated,
+    /// Addresses are added to / removed from `interface` through netlink and announced
+    /// (gratuitous ARP / unsolicited neighbour advertisement). Needs root or CAP_NET_ADMIN +
+    /// CAP_NET_RAW.
+    Linux,
+    /// No address is configured by the agent; only the `[hooks]` commands run.
+    Hooks,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddressConfig {
     #[serde(default)]
     pub backend: AddressBackendKind,
+    /// `linux`: the interface that carries the service addresses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interface: Option<String>,
+    /// `linux`: prefix length of the service addresses (default /32, /128 for IPv6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_len: Option<u8>,
+    /// `linux`: how many gratuitous ARPs / unsolicited NAs announce a taken address.
+    #[serde(default = "default_garp_count")]
+    pub garp_count: u32,
+    /// `linux`: the time between two announcements.
+    #[serde(default = "default_garp_interval", with = "humantime_serde")]
+    pub garp_interval: Duration,
+}
+
+impl Default for AddressConfig {
+    fn default() -> Self {
+        AddressConfig {
+            backend: AddressBackendKind::default(),
+            interface: None,
+            prefix_len: None,
+            garp_count: default_garp_count(),
+            garp_interval: default_garp_interval(),
+        }
+    }
+}
+
+fn default_garp_count() -> u32 {
+    3
+}
+fn default_garp_interval() -> Duration {
+    Duration::from_millis(200)
+}
+
+/// Commands run when this member goes online, standby or offline (in every address backend),
+/// with the addresses in `UNDERSTUDY_*` environment variables.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HooksConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_online: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_standby: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_offline: Option<Vec<String>>,
+    /// A hook still running after this is killed (and logged).
+    #[serde(default = "default_hook_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        HooksConfig {
+            on_online: None,
+            on_standby: None,
+            on_offline: None,
+            timeout: default_hook_timeout(),
+        }
+    }
+}
+
+fn default_hook_timeout() -> Duration {
+    Duration::from_secs(10)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -294,6 +364,61 @@ impl ConfigFile {
             .expect("validated: member is listed")
     }
 
+    fn validate_address(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        let a = &self.address;
+        match a.backend {
+            AddressBackendKind::Linux => {
+                match a.interface.as_deref() {
+                    None | Some("") => errs.push(
+                        "address.interface: backend \"linux\" needs the interface that carries \
+                         the service addresses"
+                            .to_string(),
+                    ),
+                    Some(i) if i.len() > 15 || i.contains('/') || i.contains(' ') => {
+                        errs.push(format!("address.interface {i:?} is not an interface name"))
+                    }
+                    _ => {}
+                }
+                if a.garp_count > 100 {
+                    errs.push("address.garp_count: at most 100".to_string());
+                }
+            }
+            AddressBackendKind::Hooks => {
+                if self.hooks.on_online.is_none() && self.hooks.on_offline.is_none() {
+                    errs.push(
+                        "hooks: backend \"hooks\" needs at least on_online or on_offline"
+                            .to_string(),
+                    );
+                }
+            }
+            AddressBackendKind::Simulated => {}
+        }
+        if let Some(p) = a.prefix_len {
+            let v6 = self.members.iter().any(|m| m.address.is_ipv6());
+            let v4 = self.members.iter().any(|m| m.address.is_ipv4());
+            if p == 0 || (v4 && p > 32) || (v6 && p > 128) {
+                errs.push(format!("address.prefix_len {p} does not fit the addresses"));
+            }
+        }
+        for (name, cmd) in [
+            ("on_online", &self.hooks.on_online),
+            ("on_standby", &self.hooks.on_standby),
+            ("on_offline", &self.hooks.on_offline),
+        ] {
+            if cmd
+                .as_ref()
+                .is_some_and(|c| c.is_empty() || c[0].is_empty())
+            {
+                errs.push(format!("hooks.{name}: give the program and its arguments"));
+            }
+        }
+        if self.hooks.timeout.is_zero() {
+            errs.push("hooks.timeout: must be more than 0".to_string());
+        }
+        errs
+    }
+
     /// The cross-field rules. Returns every problem found, one per line.
     pub fn validate(&self) -> Result<(), String> {
         let mut errs = Vec::new();
@@ -316,6 +441,7 @@ impl ConfigFile {
         if self.peer.replay_window < Duration::from_secs(1) {
             errs.push("peer.replay_window: must be at least 1s".to_string());
         }
+        errs.extend(self.validate_address());
         if self.replication.interval < Duration::from_secs(1) {
             errs.push("replication.interval: must be at least 1s".to_string());
         }

@@ -126,6 +126,7 @@ pub fn member_config(
             replay_window: Duration::from_secs(30),
         },
         address: AddressConfig::default(),
+        hooks: Default::default(),
         replication: ReplicationConfig {
             data_dir: (me.role == Role::Main).then(|| dir.join("data")),
             interval: replication_interval,

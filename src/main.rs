@@ -6,6 +6,7 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tracing::{error, info};
 use tracing_subscriber::EnvFilter;
+use understudy::address::AddressBackend;
 use understudy::cli::{self, exit, Cli, CliCommand, LogFormat};
 use understudy::config::Config;
 
@@ -68,9 +69,15 @@ async fn run_agent(path: &std::path::Path) -> i32 {
         }
     };
     let listen = cfg.file.http.listen;
-    let backend = std::sync::Arc::new(understudy::address::Simulated {
-        member: cfg.file.member.clone(),
-    });
+    let backend = match understudy::address::Configured::from_config(&cfg) {
+        Ok(b) => std::sync::Arc::new(b),
+        Err(e) => {
+            error!(error = %e, "configuration error");
+            eprintln!("error: {e}");
+            return exit::CONFIG;
+        }
+    };
+    info!(member = %cfg.file.member, backend = backend.name(), "address backend");
     let agent = match understudy::agent::Agent::open(cfg, backend) {
         Ok(a) => a,
         Err(e) => {

@@ -1,10 +1,26 @@
-//! Moving a service address onto or off this host. The backend is chosen in configuration;
-//! `simulated` (the demo's) records the change in the log and configures nothing on the host.
-//! Real backends (netlink on Linux, operator hooks) plug in behind the same trait.
+//! Moving a service address onto or off this host, and telling the operator's services. The
+//! backend is chosen in configuration (`[address] backend`):
+//! - `simulated` (the demo's) records the change in the log and configures nothing;
+//! - `linux` adds/removes the address on an interface through netlink, then announces it
+//!   (gratuitous ARP for IPv4, unsolicited neighbour advertisement for IPv6) — [`linux`];
+//! - `hooks` configures no address itself and only runs the operator's commands — [`hooks`].
+//!
+//! The `[hooks]` commands (on_online / on_standby / on_offline) run after the address change
+//! in every mode, so an operator can start and stop the application's services. Does network
+//! (netlink, raw frames) and process I/O in the `linux` and `hooks` backends.
 
+pub mod hooks;
+pub mod linux;
+
+use std::future::Future;
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
 
 use tracing::info;
+
+use crate::config::{AddressBackendKind, Config};
+use crate::group::OperState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AddressError {
@@ -14,14 +30,48 @@ pub enum AddressError {
         address: IpAddr,
         message: String,
     },
+    #[error("address backend unusable: {0}")]
+    Setup(String),
 }
 
-/// What the agent needs from an address backend. Both calls must be idempotent: taking an
-/// address already held, or releasing one not held, succeeds.
+/// A future returned by an address backend.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One change of this member's operational state and/or current address, with everything a
+/// hook needs to know. `previous_state` is `None` at agent start (the first apply of the
+/// persisted record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub group: String,
+    pub member: String,
+    pub previous_state: Option<OperState>,
+    pub state: OperState,
+    pub previous_address: Option<IpAddr>,
+    pub address: Option<IpAddr>,
+    pub configured_address: IpAddr,
+    /// The Main this member serves for (a Backup after a takeover).
+    pub acting_for: Option<String>,
+    /// The replica of `acting_for`'s data this member serves from.
+    pub replica_dir: Option<PathBuf>,
+    /// Every address the group moves around (configured and extra addresses of all members):
+    /// at start, a real backend removes those it finds on the host other than `address`, so a
+    /// crash between "persist" and "move" never leaves an address held twice.
+    pub managed: Vec<IpAddr>,
+}
+
+impl Transition {
+    /// The address to give up, if any.
+    pub fn release(&self) -> Option<IpAddr> {
+        self.previous_address.filter(|p| Some(*p) != self.address)
+    }
+}
+
+/// What the agent needs from an address backend. `apply` must be idempotent: taking an address
+/// already held, or releasing one not held, succeeds. An error means the address could not be
+/// moved (the operation stops); a failing hook is logged, not an error.
 pub trait AddressBackend: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
-    fn take(&self, address: IpAddr) -> Result<(), AddressError>;
-    fn release(&self, address: IpAddr) -> Result<(), AddressError>;
+    fn apply<'a>(&'a self, t: &'a Transition) -> BoxFuture<'a, Result<(), AddressError>>;
 }
 
 /// Configures nothing: the address is only recorded in the member's state.
@@ -35,13 +85,83 @@ impl AddressBackend for Simulated {
         "simulated"
     }
 
-    fn take(&self, address: IpAddr) -> Result<(), AddressError> {
-        info!(member = %self.member, %address, backend = "simulated", "address taken");
-        Ok(())
+    fn apply<'a>(&'a self, t: &'a Transition) -> BoxFuture<'a, Result<(), AddressError>> {
+        Box::pin(async move {
+            if let Some(a) = t.release() {
+                info!(member = %self.member, address = %a, backend = "simulated",
+                    "address released");
+            }
+            if let Some(a) = t.address.filter(|a| Some(*a) != t.previous_address) {
+                info!(member = %self.member, address = %a, backend = "simulated", "address taken");
+            }
+            Ok(())
+        })
+    }
+}
+
+/// The backend a configuration asks for: an address mover plus the operator's hooks.
+#[derive(Debug)]
+pub struct Configured {
+    kind: &'static str,
+    simulated: Option<Simulated>,
+    linux: Option<linux::Linux>,
+    hooks: hooks::Hooks,
+}
+
+impl Configured {
+    /// Builds the backend `cfg` names. Nothing is touched on the host until the first apply.
+    pub fn from_config(cfg: &Config) -> Result<Configured, AddressError> {
+        let a = &cfg.file.address;
+        let hooks = hooks::Hooks::new(cfg.file.hooks.clone());
+        let (kind, simulated, linux) = match a.backend {
+            AddressBackendKind::Simulated => (
+                "simulated",
+                Some(Simulated {
+                    member: cfg.file.member.clone(),
+                }),
+                None,
+            ),
+            AddressBackendKind::Hooks => ("hooks", None, None),
+            AddressBackendKind::Linux => {
+                let iface = a.interface.clone().ok_or_else(|| {
+                    AddressError::Setup("backend linux needs [address] interface".into())
+                })?;
+                (
+                    "linux",
+                    None,
+                    Some(linux::Linux::new(
+                        iface,
+                        a.prefix_len,
+                        a.garp_count,
+                        a.garp_interval,
+                    )),
+                )
+            }
+        };
+        Ok(Configured {
+            kind,
+            simulated,
+            linux,
+            hooks,
+        })
+    }
+}
+
+impl AddressBackend for Configured {
+    fn name(&self) -> &'static str {
+        self.kind
     }
 
-    fn release(&self, address: IpAddr) -> Result<(), AddressError> {
-        info!(member = %self.member, %address, backend = "simulated", "address released");
-        Ok(())
+    fn apply<'a>(&'a self, t: &'a Transition) -> BoxFuture<'a, Result<(), AddressError>> {
+        Box::pin(async move {
+            if let Some(s) = &self.simulated {
+                s.apply(t).await?;
+            }
+            if let Some(l) = &self.linux {
+                l.apply(t).await?;
+            }
+            self.hooks.run(t).await;
+            Ok(())
+        })
     }
 }
