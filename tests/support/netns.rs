@@ -1,0 +1,518 @@
+//! A plant of three servers made of network namespaces, for the tests that move real
+//! addresses: `main` and `backup` (one `understudy run` each, `linux` address backend) and
+//! `client`, which holds the bridge of the plant network. A second, separate heartbeat network
+//! joins main and backup directly. Every address used lives only inside these namespaces; the
+//! namespaces (and everything in them) are removed when the [`Plant`] is dropped, failure
+//! included. Needs root and iproute2: without them the test fails and says so.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Plant network (inside the namespaces only).
+pub const MAIN_HOST: &str = "192.0.2.1";
+pub const BACKUP_HOST: &str = "192.0.2.2";
+pub const CLIENT_HOST: &str = "192.0.2.100";
+/// Heartbeat network (main <-> backup only).
+pub const MAIN_HB: &str = "198.51.100.1";
+pub const BACKUP_HB: &str = "198.51.100.2";
+/// Service addresses the agents move.
+pub const MAIN_SERVICE: &str = "192.0.2.10";
+pub const MAIN_EXTRA: &str = "192.0.2.110";
+pub const BACKUP_SERVICE: &str = "192.0.2.20";
+pub const SERVICE_PORT: u16 = 8080;
+pub const AGENT_PORT: u16 = 9400;
+pub const TOKEN: &str = "netns-token";
+
+fn run(args: &[&str]) -> Output {
+    Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
+}
+
+fn must(args: &[&str]) -> Output {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Fails the test (never skips it) when it cannot build namespaces here.
+pub fn require_root_and_ip() {
+    let uid = Command::new("id").arg("-u").output().map(|o| o.stdout);
+    let root = uid.is_ok_and(|u| String::from_utf8_lossy(&u).trim() == "0");
+    assert!(
+        root,
+        "this test builds network namespaces and moves addresses: run it as root \
+         (./scripts/test does, in CI)"
+    );
+    let ip = Command::new("ip").arg("-V").output();
+    assert!(
+        ip.is_ok_and(|o| o.status.success()),
+        "this test needs the `ip` command (Debian package iproute2; ./scripts/test installs it)"
+    );
+    let curl = Command::new("curl").arg("--version").output();
+    assert!(
+        curl.is_ok_and(|o| o.status.success()),
+        "this test needs curl (./scripts/test installs it)"
+    );
+    assert!(
+        Path::new("/usr/bin/python3").exists(),
+        "this test's service responder needs /usr/bin/python3 (Debian package python3)"
+    );
+}
+
+/// A child process (in a namespace) killed with SIGKILL when dropped.
+#[derive(Debug)]
+pub struct Agent {
+    pub child: Child,
+}
+
+impl Agent {
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// The three namespaces and the files of the two agents.
+#[derive(Debug)]
+pub struct Plant {
+    pub main: String,
+    pub backup: String,
+    pub client: String,
+    pub dir: tempfile::TempDir,
+}
+
+const RESPONDER: &str = r#"
+import http.server, os, sys
+member, addr, port, data = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        try:
+            body = open(os.path.join(data, 'sample.txt')).read()
+        except OSError as e:
+            body = 'no data: %s\n' % e
+        out = ('%s\n%s' % (member, body)).encode()
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+    def log_message(self, *a):
+        pass
+http.server.HTTPServer((addr, port), H).serve_forever()
+"#;
+
+/// The hook: on online, (re)start the responder on the service address, serving the replica
+/// of the Main this member acts for, or its own data; otherwise stop it.
+const HOOK: &str = r#"#!/bin/sh
+run="$1"; own_data="$2"
+pidfile="$run/responder.pid"
+if [ -f "$pidfile" ]; then kill -9 "$(cat "$pidfile")" 2>/dev/null; rm -f "$pidfile"; fi
+echo "$(date +%s.%N) $UNDERSTUDY_MEMBER $UNDERSTUDY_PREVIOUS_STATE->$UNDERSTUDY_STATE address=$UNDERSTUDY_ADDRESS previous=$UNDERSTUDY_PREVIOUS_ADDRESS acting_for=$UNDERSTUDY_ACTING_FOR replica=$UNDERSTUDY_REPLICA_DIR" >> "$run/hooks.log"
+if [ "$UNDERSTUDY_STATE" = online ]; then
+  data="${UNDERSTUDY_REPLICA_DIR:-$own_data}"
+  setsid /usr/bin/python3 "$run/../../responder.py" "$UNDERSTUDY_MEMBER" "$UNDERSTUDY_ADDRESS" 8080 "$data" </dev/null >>"$run/responder.log" 2>&1 &
+  echo $! > "$pidfile"
+fi
+"#;
+
+impl Plant {
+    /// Builds the namespaces and networks, and writes both agents' configuration.
+    /// `tag` keeps two tests' namespace names apart.
+    pub fn build(tag: &str, main_auto_failover: bool) -> Plant {
+        require_root_and_ip();
+        let pid = std::process::id();
+        let name = |role: &str| format!("us{tag}{pid}-{role}");
+        let plant = Plant {
+            main: name("m"),
+            backup: name("b"),
+            client: name("c"),
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        remove_leftovers(tag);
+        for ns in [&plant.main, &plant.backup, &plant.client] {
+            let _ = run(&["ip", "netns", "del", ns]);
+            must(&["ip", "netns", "add", ns]);
+            must(&["ip", "-n", ns, "link", "set", "lo", "up"]);
+        }
+        let (m, b, c) = (&plant.main, &plant.backup, &plant.client);
+        // Plant network: a bridge in the client's namespace, one port per server.
+        must(&["ip", "-n", c, "link", "add", "br0", "type", "bridge"]);
+        must(&["ip", "-n", c, "link", "set", "br0", "up"]);
+        must(&[
+            "ip",
+            "-n",
+            c,
+            "addr",
+            "add",
+            &format!("{CLIENT_HOST}/24"),
+            "dev",
+            "br0",
+        ]);
+        for (ns, port, host) in [(m, "mlan", MAIN_HOST), (b, "blan", BACKUP_HOST)] {
+            must(&[
+                "ip", "-n", ns, "link", "add", "lan", "type", "veth", "peer", "name", port,
+                "netns", c,
+            ]);
+            must(&["ip", "-n", c, "link", "set", port, "master", "br0"]);
+            must(&["ip", "-n", c, "link", "set", port, "up"]);
+            must(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{host}/24"),
+                "dev",
+                "lan",
+            ]);
+            must(&["ip", "-n", ns, "link", "set", "lan", "up"]);
+        }
+        // Heartbeat network: a direct link between main and backup.
+        must(&[
+            "ip", "-n", m, "link", "add", "hb", "type", "veth", "peer", "name", "hb", "netns", b,
+        ]);
+        for (ns, host) in [(m, MAIN_HB), (b, BACKUP_HB)] {
+            must(&[
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{host}/24"),
+                "dev",
+                "hb",
+            ]);
+            must(&["ip", "-n", ns, "link", "set", "hb", "up"]);
+        }
+        plant.write_configs(main_auto_failover);
+        plant
+    }
+
+    fn write_configs(&self, main_auto_failover: bool) {
+        let d = self.dir.path();
+        std::fs::write(d.join("api-token"), format!("{TOKEN}\n")).expect("token");
+        std::fs::write(d.join("group-secret"), "netns-group-secret\n").expect("secret");
+        std::fs::write(d.join("responder.py"), RESPONDER).expect("responder");
+        std::fs::write(d.join("hook.sh"), HOOK).expect("hook");
+        let members = format!(
+            r#"
+[[members]]
+name = "main-1"
+role = "main"
+address = "{MAIN_SERVICE}"
+extra_address = "{MAIN_EXTRA}"
+peer_urls = {{ lan = "http://{MAIN_HOST}:{AGENT_PORT}", hb = "http://{MAIN_HB}:{AGENT_PORT}" }}
+auto_failover = {main_auto_failover}
+
+[[members]]
+name = "backup-1"
+role = "backup"
+address = "{BACKUP_SERVICE}"
+peer_urls = {{ lan = "http://{BACKUP_HOST}:{AGENT_PORT}", hb = "http://{BACKUP_HB}:{AGENT_PORT}" }}
+"#
+        );
+        for member in ["main-1", "backup-1"] {
+            let base = d.join(member);
+            let run = base.join("run");
+            let data = base.join("data");
+            std::fs::create_dir_all(&run).expect("mkdir");
+            std::fs::create_dir_all(&data).expect("mkdir");
+            std::fs::write(data.join("sample.txt"), format!("data of {member}\n")).expect("data");
+            let hook = |_: &str| {
+                format!(
+                    r#"["/bin/sh", "{}", "{}", "{}"]"#,
+                    d.join("hook.sh").display(),
+                    run.display(),
+                    data.display()
+                )
+            };
+            let publish = if member == "main-1" {
+                format!("data_dir = \"{}\"\n", data.display())
+            } else {
+                String::new()
+            };
+            let cfg = format!(
+                r#"group = "netns"
+member = "{member}"
+state_dir = "{state}"
+heartbeat_interval = "500ms"
+failover_after = "2s"
+
+[http]
+listen = "0.0.0.0:{AGENT_PORT}"
+token_file = "../api-token"
+
+[peer]
+secret_file = "../group-secret"
+request_timeout = "500ms"
+
+[address]
+backend = "linux"
+interface = "lan"
+prefix_len = 24
+garp_count = 3
+garp_interval = "100ms"
+
+[hooks]
+on_online = {on}
+on_standby = {off}
+on_offline = {off}
+timeout = "5s"
+
+[replication]
+{publish}interval = "5s"
+{members}"#,
+                state = base.join("state").display(),
+                on = hook("online"),
+                off = hook("off"),
+            );
+            std::fs::write(base.join("agent.toml"), cfg).expect("config");
+        }
+    }
+
+    pub fn ns_of(&self, member: &str) -> &str {
+        if member == "main-1" {
+            &self.main
+        } else {
+            &self.backup
+        }
+    }
+
+    pub fn log_of(&self, member: &str) -> PathBuf {
+        self.dir.path().join(member).join("agent.log")
+    }
+
+    /// Starts `understudy run` for `member` inside its namespace (log appended to agent.log).
+    pub fn start(&self, member: &str) -> Agent {
+        let base = self.dir.path().join(member);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(base.join("agent.log"))
+            .expect("log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", self.ns_of(member)])
+            .arg(env!("CARGO_BIN_EXE_understudy"))
+            .args(["run", "--config"])
+            .arg(base.join("agent.toml"))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start understudy run in its namespace");
+        Agent { child }
+    }
+
+    /// Kills `member`'s service responder with SIGKILL (as a crash would).
+    pub fn kill_responder(&self, member: &str) {
+        let pidfile = self.dir.path().join(member).join("run/responder.pid");
+        if let Ok(pid) = std::fs::read_to_string(pidfile) {
+            let _ = run(&["kill", "-9", pid.trim()]);
+        }
+    }
+
+    /// Runs a command inside a namespace.
+    pub fn exec(&self, ns: &str, args: &[&str]) -> Output {
+        let mut all = vec!["ip", "netns", "exec", ns];
+        all.extend_from_slice(args);
+        run(&all)
+    }
+
+    /// GET from the client's namespace; the body when the answer is 2xx.
+    pub fn client_get(&self, url: &str) -> Option<String> {
+        let out = self.exec(&self.client, &["curl", "-sf", "-m", "1", url]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// A request with the API token from the client's namespace: (HTTP status, body).
+    pub fn client_send(&self, method: &str, url: &str, body: &str) -> (u16, String) {
+        let auth = format!("Authorization: Bearer {TOKEN}");
+        let out = self.exec(
+            &self.client,
+            &[
+                "curl",
+                "-s",
+                "-m",
+                "20",
+                "-X",
+                method,
+                "-H",
+                &auth,
+                "-d",
+                body,
+                "-w",
+                "\n%{http_code}",
+                url,
+            ],
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or((&text, "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// The group as `member`'s agent shows it, fetched from the client's namespace.
+    pub fn group(&self, member: &str) -> Option<serde_json::Value> {
+        let host = if member == "main-1" {
+            MAIN_HOST
+        } else {
+            BACKUP_HOST
+        };
+        self.client_get(&format!("http://{host}:{AGENT_PORT}/api/v1/group"))
+            .and_then(|b| serde_json::from_str(&b).ok())
+    }
+
+    /// Who answers on the service address (first line of the responder's answer).
+    pub fn service_answer(&self) -> Option<String> {
+        self.client_get(&format!("http://{MAIN_SERVICE}:{SERVICE_PORT}/"))
+    }
+
+    /// Addresses configured on `dev` in `ns`.
+    pub fn addresses(&self, ns: &str, dev: &str) -> Vec<String> {
+        let out = run(&["ip", "-n", ns, "-o", "addr", "show", "dev", dev]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut words = l.split_whitespace();
+                words.find(|w| *w == "inet" || *w == "inet6")?;
+                words
+                    .next()
+                    .map(|a| a.split('/').next().unwrap_or(a).to_string())
+            })
+            .collect()
+    }
+
+    /// Sets a link up or down in a namespace.
+    pub fn link(&self, ns: &str, dev: &str, up: bool) {
+        must(&[
+            "ip",
+            "-n",
+            ns,
+            "link",
+            "set",
+            dev,
+            if up { "up" } else { "down" },
+        ]);
+    }
+
+    /// The agents' logs, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        for m in ["main-1", "backup-1"] {
+            let text = std::fs::read_to_string(self.log_of(m)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(40).collect();
+            s += &format!("--- {m} (last lines)\n");
+            for l in tail.into_iter().rev() {
+                s += l;
+                s.push('\n');
+            }
+            let hooks = std::fs::read_to_string(self.dir.path().join(m).join("run/hooks.log"))
+                .unwrap_or_default();
+            s += &format!("--- {m} hooks\n{hooks}");
+        }
+        s
+    }
+
+    /// Polls `f` every 20 ms until it returns Some; panics with the logs after `limit`.
+    pub fn wait<T>(&self, limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "timed out after {limit:?} waiting for {what}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until the service address answers from `member`; returns when.
+    pub fn wait_service_from(&self, member: &str, limit: Duration) -> Instant {
+        self.wait(
+            limit,
+            &format!("the service address to answer from {member}"),
+            || {
+                self.service_answer()
+                    .filter(|a| a.lines().next() == Some(member))
+                    .map(|_| Instant::now())
+            },
+        )
+    }
+
+    /// Waits until both agents see each other and the Backup has replicated the Main.
+    pub fn wait_ready(&self) {
+        self.wait(
+            Duration::from_secs(20),
+            "the group to meet and replicate",
+            || {
+                let b = self.group("backup-1")?;
+                let m = self.group("main-1")?;
+                let all_known = |g: &serde_json::Value| {
+                    g["members"]
+                        .as_array()
+                        .is_some_and(|ms| ms.iter().all(|x| x["operational_state"] != "unknown"))
+                };
+                let replicated = b["members"].as_array()?.iter().any(|x| {
+                    x["name"] == "backup-1" && x["last_replication"]["result"] == "success"
+                });
+                (all_known(&b) && all_known(&m) && replicated).then_some(())
+            },
+        );
+    }
+}
+
+/// Removes namespaces of earlier runs of this test whose process is gone.
+fn remove_leftovers(tag: &str) {
+    let out = run(&["ip", "netns", "list"]);
+    let prefix = format!("us{tag}");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or("");
+        let alive = !pid.is_empty() && Path::new(&format!("/proc/{pid}")).exists();
+        if !alive || pid == std::process::id().to_string() {
+            let _ = run(&["ip", "netns", "del", name]);
+        }
+    }
+}
+
+impl Drop for Plant {
+    fn drop(&mut self) {
+        // Processes started inside the namespaces: the agents are killed by their own guards;
+        // the responders (detached by the hook) are killed here.
+        for m in ["main-1", "backup-1"] {
+            self.kill_responder(m);
+        }
+        for ns in [&self.main, &self.backup, &self.client] {
+            // Anything still running inside (a hook's child) is killed before the namespace
+            // goes, so nothing keeps it alive.
+            let pids = run(&["ip", "netns", "pids", ns]);
+            for pid in String::from_utf8_lossy(&pids.stdout).split_whitespace() {
+                let _ = run(&["kill", "-9", pid]);
+            }
+            let _ = run(&["ip", "netns", "del", ns]);
+        }
+    }
+}
