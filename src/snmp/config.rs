@@ -147,7 +147,8 @@ pub struct TargetConfig {
     /// SNMPv3: one of `[[snmp.users]]`, whose credentials are used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
-    /// Informs: how long to wait for the first acknowledgement (doubled at each retry).
+    /// Informs: how long to wait for each acknowledgement; retries are spaced by an
+    /// exponential back-off from 0.5 s up to 10 s.
     #[serde(default = "default_inform_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     /// Informs: how many times to send again before giving up.
