@@ -214,6 +214,22 @@ impl Demo {
     pub fn start(extra: &[&str]) -> Demo {
         let dir = tempfile::tempdir().expect("tempdir");
         let state_dir = dir.path().join("state");
+        Demo::start_in(dir, state_dir, extra)
+    }
+
+    /// Stops the demo (SIGKILL) and starts it again on the same state directory.
+    pub fn restart(self, extra: &[&str]) -> Demo {
+        let Demo {
+            proc,
+            state_dir,
+            _dir,
+            ..
+        } = self;
+        drop(proc);
+        Demo::start_in(_dir, state_dir, extra)
+    }
+
+    fn start_in(dir: tempfile::TempDir, state_dir: PathBuf, extra: &[&str]) -> Demo {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_understudy"));
         cmd.args([
             "demo",
