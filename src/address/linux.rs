@@ -205,9 +205,12 @@ impl Linux {
             .mac
             .ok_or_else(|| format!("{} has no MAC address", self.interface))?
             .octets();
-        let frame = match address {
-            IpAddr::V4(a) => gratuitous_arp(mac, a).to_vec(),
-            IpAddr::V6(a) => unsolicited_na(mac, a).to_vec(),
+        let frames: Vec<Vec<u8>> = match address {
+            IpAddr::V4(a) => vec![
+                gratuitous_arp(mac, a, ArpOp::Request).to_vec(),
+                gratuitous_arp(mac, a, ArpOp::Reply).to_vec(),
+            ],
+            IpAddr::V6(a) => vec![unsolicited_na(mac, a).to_vec()],
         };
         let cfg = pnet_datalink::Config {
             read_timeout: Some(Duration::from_millis(1)),
@@ -218,17 +221,30 @@ impl Linux {
             Ok(_) => return Err("not an Ethernet channel".into()),
             Err(e) => return Err(format!("raw socket on {}: {e}", self.interface)),
         };
-        match tx.send_to(&frame, None) {
-            Some(Ok(())) => Ok(()),
-            Some(Err(e)) => Err(e.to_string()),
-            None => Err("frame not sent".into()),
+        for frame in frames {
+            match tx.send_to(&frame, None) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(e.to_string()),
+                None => return Err("frame not sent".into()),
+            }
         }
+        Ok(())
     }
 }
 
-/// A gratuitous ARP request for `ip` from `mac`: broadcast, sender and target address both
-/// `ip` (what `arping -U` sends). Pure.
-pub fn gratuitous_arp(mac: [u8; 6], ip: Ipv4Addr) -> [u8; 42] {
+/// The two forms of gratuitous ARP; each announcement sends both, since neighbours differ in
+/// which one they accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArpOp {
+    /// `arping -U`: target hardware address zero.
+    Request,
+    /// `arping -A`: target hardware address = sender's.
+    Reply,
+}
+
+/// A gratuitous ARP for `ip` from `mac`: broadcast, sender and target protocol address both
+/// `ip`. Pure.
+pub fn gratuitous_arp(mac: [u8; 6], ip: Ipv4Addr, op: ArpOp) -> [u8; 42] {
     let mut f = [0u8; 42];
     f[0..6].copy_from_slice(&[0xff; 6]);
     f[6..12].copy_from_slice(&mac);
@@ -237,10 +253,16 @@ pub fn gratuitous_arp(mac: [u8; 6], ip: Ipv4Addr) -> [u8; 42] {
     f[16..18].copy_from_slice(&0x0800u16.to_be_bytes()); // IPv4
     f[18] = 6;
     f[19] = 4;
-    f[20..22].copy_from_slice(&1u16.to_be_bytes()); // request
+    let code: u16 = match op {
+        ArpOp::Request => 1,
+        ArpOp::Reply => 2,
+    };
+    f[20..22].copy_from_slice(&code.to_be_bytes());
     f[22..28].copy_from_slice(&mac);
     f[28..32].copy_from_slice(&ip.octets());
-    // target hardware address stays zero
+    if op == ArpOp::Reply {
+        f[32..38].copy_from_slice(&mac);
+    }
     f[38..42].copy_from_slice(&ip.octets());
     f
 }
@@ -301,13 +323,17 @@ mod tests {
 
     #[test]
     fn gratuitous_arp_bytes() {
-        let f = gratuitous_arp(MAC, Ipv4Addr::new(192, 0, 2, 10));
+        let f = gratuitous_arp(MAC, Ipv4Addr::new(192, 0, 2, 10), ArpOp::Request);
         let want: [u8; 42] = [
             0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 0x00, 0x5e, 0x10, 0x20, 0x30, 0x08, 0x06,
             0x00, 0x01, 0x08, 0x00, 6, 4, 0x00, 0x01, 0x02, 0x00, 0x5e, 0x10, 0x20, 0x30, 192, 0,
             2, 10, 0, 0, 0, 0, 0, 0, 192, 0, 2, 10,
         ];
         assert_eq!(f, want);
+        let r = gratuitous_arp(MAC, Ipv4Addr::new(192, 0, 2, 10), ArpOp::Reply);
+        assert_eq!(&r[20..22], &[0, 2]);
+        assert_eq!(&r[32..38], &MAC);
+        assert_eq!(&r[..20], &want[..20]);
     }
 
     #[test]

@@ -263,8 +263,8 @@ request_timeout = "500ms"
 backend = "linux"
 interface = "lan"
 prefix_len = 24
-garp_count = 3
-garp_interval = "100ms"
+garp_count = 5
+garp_interval = "250ms"
 
 [hooks]
 on_online = {on}
@@ -377,9 +377,18 @@ timeout = "5s"
             .and_then(|b| serde_json::from_str(&b).ok())
     }
 
-    /// Who answers on the service address (first line of the responder's answer).
+    /// Who answers on the service address (first line of the responder's answer). The client
+    /// gives a connection 250 ms (then tries again), so a SYN sent to a server that no longer
+    /// holds the address costs at most that.
     pub fn service_answer(&self) -> Option<String> {
-        self.client_get(&format!("http://{MAIN_SERVICE}:{SERVICE_PORT}/"))
+        let url = format!("http://{MAIN_SERVICE}:{SERVICE_PORT}/");
+        let out = self.exec(
+            &self.client,
+            &["curl", "-sf", "--connect-timeout", "0.25", "-m", "1", &url],
+        );
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Addresses configured on `dev` in `ns`.
