@@ -60,6 +60,7 @@ async fn run(cli: Cli) -> i32 {
 }
 
 async fn run_agent(path: &std::path::Path) -> i32 {
+    let shutdown = shutdown_signal();
     let cfg = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -131,7 +132,7 @@ async fn run_agent(path: &std::path::Path) -> i32 {
                 .await
         })
     };
-    shutdown_signal().await;
+    shutdown.await;
     info!(member = %agent.name(), "shutting down");
     let _ = stop_tx.send(true);
     let _ = runner.await;
@@ -143,6 +144,7 @@ async fn run_agent(path: &std::path::Path) -> i32 {
 }
 
 async fn run_demo(args: cli::DemoArgs) -> i32 {
+    let shutdown = shutdown_signal();
     let demo = match understudy::demo::Demo::start(&args).await {
         Ok(d) => d,
         Err(e) => {
@@ -151,30 +153,30 @@ async fn run_demo(args: cli::DemoArgs) -> i32 {
         }
     };
     print!("{}", demo.banner(&args));
-    shutdown_signal().await;
+    shutdown.await;
     info!("stopping the demo");
     demo.stop().await;
     exit::OK
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Installs the SIGINT (Ctrl-C) and SIGTERM handlers at once — before anything is printed or
+/// bound, so that a signal sent as soon as the process announces itself is not lost — and
+/// returns a future that resolves on either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut i), Ok(mut t)) => {
+                tokio::select! {
+                    _ = i.recv() => {}
+                    _ = t.recv() => {}
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
     }
 }
