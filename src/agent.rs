@@ -22,7 +22,7 @@ use crate::group::{
 };
 use crate::peer::{
     ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, PeerClient, PeerError,
-    PROTOCOL,
+    ReplicateReply, ReplicateRequest, ReplicateResult, PROTOCOL,
 };
 use crate::peer_auth::{self, AuthError, ReplayGuard};
 use crate::replication;
@@ -116,6 +116,8 @@ struct Inner {
     replicate_now: Notify,
     gossip_now: Notify,
     replay: ReplayGuard,
+    /// One replication at a time (the loop and on-demand requests share the replica dirs).
+    replicating: Mutex<()>,
 }
 
 /// The authentication headers of a peer request, as received.
@@ -194,6 +196,7 @@ impl Agent {
                 replicate_now: Notify::new(),
                 gossip_now: Notify::new(),
                 replay: ReplayGuard::default(),
+                replicating: Mutex::new(()),
             }),
         };
         // Serve the restored state from the first request on (peers show as unknown until
@@ -1003,6 +1006,73 @@ impl Agent {
         }
     }
 
+    /// On-demand replication (API, CLI): `req.backup` copies every Main it covers (or
+    /// `req.main`) now and reports each result; forwarded when that Backup is another agent.
+    pub async fn replicate_on_demand(
+        &self,
+        req: ReplicateRequest,
+    ) -> Result<ReplicateReply, CommandError> {
+        if req.protocol != PROTOCOL || req.group != self.inner.cfg.file.group {
+            return Err(CommandError::Invalid("wrong protocol or group".into()));
+        }
+        let view = self.inner.state.lock().await.view.clone();
+        let backup = view
+            .member(&req.backup)
+            .ok_or_else(|| CommandError::UnknownMember(req.backup.clone()))?;
+        if backup.role != Role::Backup {
+            return Err(CommandError::Invalid(format!(
+                "{} is not a configured backup: only backups replicate",
+                req.backup
+            )));
+        }
+        if let Some(m) = &req.main {
+            match view.member(m) {
+                None => return Err(CommandError::UnknownMember(m.clone())),
+                Some(r) if r.role != Role::Main => {
+                    return Err(CommandError::Invalid(format!(
+                        "{m} is not a configured main"
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        if req.backup != self.inner.name {
+            return self.inner.peers.replicate(&req.backup, &req).await;
+        }
+        let mains: Vec<String> = view
+            .members
+            .iter()
+            .filter(|m| m.role == Role::Main)
+            .filter(|m| match &req.main {
+                Some(only) => &m.name == only,
+                None => m.takeover.is_none(),
+            })
+            .map(|m| m.name.clone())
+            .collect();
+        let mut results = Vec::new();
+        for main in mains {
+            let res = self.replicate_with_stats(&main).await;
+            let stats = res.as_ref().ok().copied().unwrap_or_default();
+            results.push(ReplicateResult {
+                main,
+                result: if res.is_ok() {
+                    ReplicationResult::Success
+                } else {
+                    ReplicationResult::Failed
+                },
+                error: res.err(),
+                files: stats.files,
+                fetched: stats.fetched,
+                bytes_fetched: stats.bytes_fetched,
+            });
+        }
+        self.inner.gossip_now.notify_one();
+        Ok(ReplicateReply {
+            backup: self.inner.name.clone(),
+            results,
+        })
+    }
+
     /// Asks the replication loop to copy every Main now.
     pub fn replicate_now(&self) {
         self.inner.replicate_now.notify_one();
@@ -1051,6 +1121,12 @@ impl Agent {
 
     /// Copies one Main's data now and records the result on this member's record.
     pub async fn replicate_one(&self, main: &str) -> bool {
+        self.replicate_with_stats(main).await.is_ok()
+    }
+
+    /// As [`Agent::replicate_one`], with what was transferred (or why it failed).
+    pub async fn replicate_with_stats(&self, main: &str) -> Result<replication::Stats, String> {
+        let _one_at_a_time = self.inner.replicating.lock().await;
         let now = now_ms();
         let res = replication::replicate(&self.inner.peers, main, &self.replica_root(), now).await;
         let (result, error) = match &res {
@@ -1092,7 +1168,7 @@ impl Agent {
         self.persist_or_log(&st);
         drop(st);
         self.publish().await;
-        res.is_ok()
+        res.map_err(|e| e.to_string())
     }
 
     async fn device_check_loop(&self, index: usize) {
@@ -1100,14 +1176,21 @@ impl Agent {
             return;
         };
         let mut tick = tokio::time::interval(check.interval);
+        let mut consecutive_failures: u32 = 0;
         loop {
             tick.tick().await;
             let result = device_check::run(&check).await;
-            let failing = result.is_err();
             if let Err(e) = &result {
+                consecutive_failures = consecutive_failures.saturating_add(1);
                 warn!(member = %self.inner.name, check = %check.name, error = %e,
-                    "device check failing");
+                    failures = consecutive_failures, fail_after = check.fail_after,
+                    "device check probe failed");
+            } else {
+                consecutive_failures = 0;
             }
+            // A check is reported failing (gating takeover on a Backup, triggering failover
+            // from a Main) only once it keeps failing: `fail_after` probes in a row.
+            let failing = consecutive_failures >= check.fail_after.max(1);
             let mut st = self.inner.state.lock().await;
             let name = self.inner.name.clone();
             let Some(me) = st.view.members.iter_mut().find(|r| r.name == name) else {

@@ -96,6 +96,14 @@ pub enum CliCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Replicate now: BACKUP copies its Mains' data (or only --main) and reports each result.
+    Replicate {
+        #[command(flatten)]
+        client: ClientArgs,
+        backup: String,
+        #[arg(long)]
+        main: Option<String>,
+    },
     /// Show the event history, newest first.
     Events(ClientArgs),
 }
@@ -255,6 +263,15 @@ pub fn request_for(cmd: &CliCommand) -> Option<(&ClientArgs, Request)> {
                 body: Some(json!({"enabled": *setting == OnOff::On, "reason": reason})),
             },
         )),
+        CliCommand::Replicate {
+            client,
+            backup,
+            main,
+        } => post(
+            client,
+            &format!("/api/v1/members/{backup}/replicate"),
+            json!({ "main": main }),
+        ),
         _ => None,
     }
 }

@@ -228,6 +228,14 @@ pub struct DeviceCheckConfig {
     pub timeout: Duration,
     #[serde(default = "default_check_interval", with = "humantime_serde")]
     pub interval: Duration,
+    /// How many probes in a row must fail before the check counts as failing (it then gates
+    /// takeover on a Backup and, on a Main with auto-failover, triggers failover).
+    #[serde(default = "default_fail_after")]
+    pub fail_after: u32,
+}
+
+fn default_fail_after() -> u32 {
+    1
 }
 
 fn default_check_timeout() -> Duration {
@@ -522,6 +530,12 @@ impl ConfigFile {
                     "device check {:?}: set exactly one of tcp or command",
                     c.name
                 )),
+            }
+            if c.fail_after == 0 || c.fail_after > 1000 {
+                errs.push(format!(
+                    "device check {:?}: fail_after must be between 1 and 1000",
+                    c.name
+                ));
             }
             if c.timeout >= c.interval {
                 errs.push(format!(

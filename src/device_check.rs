@@ -51,6 +51,7 @@ mod tests {
             command: command.map(|c| c.into_iter().map(String::from).collect()),
             timeout: Duration::from_millis(500),
             interval: Duration::from_secs(1),
+            fail_after: 1,
         }
     }
 

@@ -20,7 +20,7 @@ use tracing::warn;
 use crate::agent::{Agent, PeerAuthHeaders, Snapshot, VERSION};
 use crate::command::{Command, CommandError, ErrorBody};
 use crate::group::{Millis, Operation, Requester, Role};
-use crate::peer::{ApplyRequest, CommandRequest, Heartbeat};
+use crate::peer::{ApplyRequest, CommandRequest, Heartbeat, ReplicateRequest, PROTOCOL};
 use crate::peer_auth::{NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::replication;
 use crate::store::Event;
@@ -102,9 +102,11 @@ pub fn router(agent: Agent) -> Router {
         .route("/api/v1/reconfigure", post(command::<ReconfigureBody>))
         .route("/api/v1/replace-takeover", post(command::<ReplaceBody>))
         .route("/api/v1/members/{name}/auto-failover", put(auto_failover))
+        .route("/api/v1/members/{name}/replicate", post(replicate))
         .route("/peer/v1/heartbeat", post(peer_heartbeat))
         .route("/peer/v1/apply", post(peer_apply))
         .route("/peer/v1/command", post(peer_command))
+        .route("/peer/v1/replicate", post(peer_replicate))
         .route("/peer/v1/replication/manifest", get(peer_manifest))
         .route("/peer/v1/replication/file/{*path}", get(peer_file))
         .fallback(not_found)
@@ -473,6 +475,64 @@ async fn auto_failover(
     run_command(&agent, who, op, b.reason).await
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplicateBody {
+    main: Option<String>,
+}
+
+/// On-demand replication: `POST /api/v1/members/{backup}/replicate` with an optional
+/// `{"main": "..."}`. Answers with each Main's result (a failed copy is a result, not an error).
+async fn replicate(
+    State(agent): State<Agent>,
+    peer: Peer,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let who = authorize(&agent, &headers, peer_addr(peer))?;
+    let b: ReplicateBody = if body.iter().all(|c| c.is_ascii_whitespace()) {
+        ReplicateBody::default()
+    } else {
+        parse_json(&body)?
+    };
+    tracing::info!(member = %agent.name(), backup = %name, main = ?b.main,
+        requested_by = %who, "replication requested");
+    let req = ReplicateRequest {
+        protocol: PROTOCOL,
+        group: agent.config().file.group.clone(),
+        from: agent.name().to_string(),
+        backup: name,
+        main: b.main,
+    };
+    let reply = agent.replicate_on_demand(req).await?;
+    let failed = reply
+        .results
+        .iter()
+        .filter(|r| r.result != crate::group::ReplicationResult::Success)
+        .count();
+    let message = if reply.results.is_empty() {
+        format!("{} has no main to replicate", reply.backup)
+    } else {
+        reply
+            .results
+            .iter()
+            .map(|r| match &r.error {
+                None => format!("{} replicated {}: success", reply.backup, r.main),
+                Some(e) => format!("{} replicated {}: failed ({e})", reply.backup, r.main),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    Ok(Json(json!({
+        "outcome": if failed == 0 { "done" } else { "failed" },
+        "message": message,
+        "backup": reply.backup,
+        "results": reply.results,
+        "group": group_json(&agent.snapshot()),
+    })))
+}
+
 // ------------------------------------------------------------------ peer protocol
 
 /// Checks a peer request's signature; a refusal is logged with the peer's address.
@@ -541,6 +601,26 @@ async fn peer_command(
     peer_auth(&agent, &method, &uri, &headers, &body, peer_addr(peer))?;
     let req: CommandRequest = parse_json(&body)?;
     Ok(Json(agent.handle_forwarded(req).await?).into_response())
+}
+
+async fn peer_replicate(
+    State(agent): State<Agent>,
+    peer: Peer,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    peer_auth(&agent, &method, &uri, &headers, &body, peer_addr(peer))?;
+    let req: ReplicateRequest = parse_json(&body)?;
+    if req.backup != agent.name() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("this agent is {}, not {}", agent.name(), req.backup),
+        ));
+    }
+    Ok(Json(agent.replicate_on_demand(req).await?).into_response())
 }
 
 fn no_data(agent: &Agent) -> ApiError {

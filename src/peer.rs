@@ -69,6 +69,39 @@ pub struct CommandRequest {
     pub command: Command,
 }
 
+/// Asks a Backup's agent to replicate now (all its Mains, or `main`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplicateRequest {
+    pub protocol: u32,
+    pub group: String,
+    pub from: String,
+    pub backup: String,
+    #[serde(default)]
+    pub main: Option<String>,
+}
+
+/// The outcome of one on-demand replication of one Main.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ReplicateResult {
+    pub main: String,
+    /// `success` or `failed`.
+    pub result: crate::group::ReplicationResult,
+    pub error: Option<String>,
+    /// Files in the Main's manifest, files transferred (changed ones only), bytes transferred.
+    #[serde(default)]
+    pub files: usize,
+    #[serde(default)]
+    pub fetched: usize,
+    #[serde(default)]
+    pub bytes_fetched: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplicateReply {
+    pub backup: String,
+    pub results: Vec<ReplicateResult>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
     #[error("{member} cannot be reached on any heartbeat path ({detail})")]
@@ -240,6 +273,28 @@ impl PeerClient {
         }
         Err(CommandError::Unavailable(format!(
             "the command must be carried out by {member}'s agent, which cannot be reached: {last}"
+        )))
+    }
+
+    /// Asks `member` (a Backup) to replicate now.
+    pub async fn replicate(
+        &self,
+        member: &str,
+        req: &ReplicateRequest,
+    ) -> Result<ReplicateReply, CommandError> {
+        let mut last = String::new();
+        for (_, url) in self.paths(member) {
+            match self
+                .post::<_, ReplicateReply>(member, &url, "replicate", req)
+                .await
+            {
+                Ok(Ok(r)) => return Ok(r),
+                Ok(Err(body)) => return Err(CommandError::from_body(body)),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(CommandError::Unavailable(format!(
+            "{member}'s agent cannot be reached to replicate: {last}"
         )))
     }
 
