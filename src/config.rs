@@ -155,11 +155,13 @@ impl Default for AddressConfig {
     }
 }
 
+/// Five announcements 250 ms apart span a second: a neighbour that ignores an update within
+/// its ARP lock time (Linux `locktime`, 1 s by default) still takes one of the later ones.
 fn default_garp_count() -> u32 {
-    3
+    5
 }
 fn default_garp_interval() -> Duration {
-    Duration::from_millis(200)
+    Duration::from_millis(250)
 }
 
 /// Commands run when this member goes online, standby or offline (in every address backend),

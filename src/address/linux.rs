@@ -6,7 +6,10 @@
 //! CAP_NET_ADMIN (address) and CAP_NET_RAW (announcements), e.g. root. Network I/O; the frame
 //! builders are pure.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
@@ -22,6 +25,11 @@ pub struct Linux {
     prefix_len: Option<u8>,
     garp_count: u32,
     garp_interval: Duration,
+    /// The addresses being announced, each with the take that started it: a release (or a
+    /// newer take) stops the remaining announcements, so a member never announces an address
+    /// it has just given up.
+    announcing: Arc<Mutex<HashMap<IpAddr, u64>>>,
+    takes: Arc<AtomicU64>,
 }
 
 fn failed(action: &'static str, address: IpAddr, message: impl ToString) -> AddressError {
@@ -53,6 +61,8 @@ impl Linux {
             prefix_len,
             garp_count,
             garp_interval,
+            announcing: Arc::new(Mutex::new(HashMap::new())),
+            takes: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -150,6 +160,10 @@ impl Linux {
             }
         }
         for a in release {
+            self.announcing
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&a);
             self.del(&handle, index, a)
                 .await
                 .map_err(|e| failed("release", a, e))?;
@@ -172,6 +186,11 @@ impl Linux {
         if self.garp_count == 0 {
             return;
         }
+        let take = self.takes.fetch_add(1, Ordering::Relaxed) + 1;
+        self.announcing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(address, take);
         let me = self.clone();
         let first = tokio::task::spawn_blocking(move || me.send_announcement(address)).await;
         match first {
@@ -190,6 +209,15 @@ impl Linux {
         tokio::spawn(async move {
             for _ in 1..me.garp_count {
                 tokio::time::sleep(me.garp_interval).await;
+                let current = me
+                    .announcing
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&address)
+                    .copied();
+                if current != Some(take) {
+                    return;
+                }
                 let m = me.clone();
                 let _ = tokio::task::spawn_blocking(move || m.send_announcement(address)).await;
             }
