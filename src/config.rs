@@ -155,8 +155,8 @@ impl Default for AddressConfig {
     }
 }
 
-/// Five announcements 250 ms apart span a second: a neighbour that ignores an update within
-/// its ARP lock time (Linux `locktime`, 1 s by default) still takes one of the later ones.
+/// Five announcements 250 ms apart span a second, so a neighbour that missed the first (a lost
+/// frame, a port still coming up, an ARP lock time) still takes a later one.
 fn default_garp_count() -> u32 {
     5
 }

@@ -196,7 +196,7 @@ fn cycle(p: &Plant, main: &mut Agent, check: bool) -> Cycle {
 #[test]
 fn takeover_failover_and_reverse_move_the_service_address_between_namespaces() {
     let p = Plant::build("nt", true);
-    let _backup = p.start("backup-1");
+    let mut backup = p.start("backup-1");
     let mut main = p.start("main-1");
     p.wait_ready();
     p.wait_service_from("main-1", Duration::from_secs(10));
@@ -214,6 +214,38 @@ fn takeover_failover_and_reverse_move_the_service_address_between_namespaces() {
             format!("understudy_peer_up{{group=\"netns\",member=\"main-1\",path=\"{path}\"}} 1");
         assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
     }
+
+    // A crash between "persist" and "move": the Backup's agent dies during a reverse
+    // takeover after persisting standby on its own address, before removing the Main's
+    // address from its interface. On restart it removes the address it must not hold.
+    backup.kill9();
+    let ns = p.backup.clone();
+    let out = p.exec(
+        &ns,
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{MAIN_SERVICE}/24"),
+            "dev",
+            "lan",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let _backup = p.start("backup-1");
+    p.wait(
+        Duration::from_secs(10),
+        "the restarted Backup to remove the address it must not hold",
+        || {
+            let a = p.addresses(&p.backup, "lan");
+            (!a.contains(&MAIN_SERVICE.to_string()) && a.contains(&BACKUP_SERVICE.to_string()))
+                .then_some(())
+        },
+    );
+    assert!(p
+        .addresses(&p.main, "lan")
+        .contains(&MAIN_SERVICE.to_string()));
+    p.wait_service_from("main-1", Duration::from_secs(5));
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
