@@ -120,6 +120,11 @@ pub struct PeerClient {
     http: reqwest::Client,
     signer: std::sync::Arc<Signer>,
     urls: BTreeMap<String, BTreeMap<String, String>>,
+    /// How long an `apply` may take (the receiver persists, moves the address and runs its
+    /// hook before it answers); connecting still fails after the request timeout.
+    operation_timeout: Duration,
+    /// How long a replication transfer (one file, or a whole on-demand replication) may take.
+    transfer_timeout: Duration,
 }
 
 impl PeerClient {
@@ -143,7 +148,17 @@ impl PeerClient {
                 .iter()
                 .map(|m| (m.name.clone(), m.peer_urls.clone()))
                 .collect(),
+            operation_timeout: timeout,
+            transfer_timeout: Duration::from_secs(300),
         }
+    }
+
+    /// Sets how long an `apply` (and, three times that, a forwarded command) may take, and
+    /// how long a replication transfer may take.
+    pub fn with_timeouts(mut self, operation: Duration, transfer: Duration) -> PeerClient {
+        self.operation_timeout = operation;
+        self.transfer_timeout = transfer;
+        self
     }
 
     /// Heartbeat paths of `member`, by name.
@@ -161,6 +176,17 @@ impl PeerClient {
         route: &str,
         body: &B,
     ) -> Result<Result<R, ErrorBody>, PeerError> {
+        self.post_within(member, base, route, body, None).await
+    }
+
+    async fn post_within<B: Serialize, R: for<'de> Deserialize<'de>>(
+        &self,
+        member: &str,
+        base: &str,
+        route: &str,
+        body: &B,
+        timeout: Option<Duration>,
+    ) -> Result<Result<R, ErrorBody>, PeerError> {
         let url = format!("{}/peer/v1/{route}", base.trim_end_matches('/'));
         let body = serde_json::to_vec(body).map_err(|e| PeerError::Unreachable {
             member: member.to_string(),
@@ -172,13 +198,15 @@ impl PeerClient {
                 member: member.to_string(),
                 detail,
             })?
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .send()
-            .await
-            .map_err(|e| PeerError::Unreachable {
-                member: member.to_string(),
-                detail: e.to_string(),
-            })?;
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        let resp = match timeout {
+            Some(t) => resp.timeout(t),
+            None => resp,
+        };
+        let resp = resp.send().await.map_err(|e| PeerError::Unreachable {
+            member: member.to_string(),
+            detail: e.to_string(),
+        })?;
         let status = resp.status();
         let bytes = resp.bytes().await.map_err(|e| PeerError::Unreachable {
             member: member.to_string(),
@@ -243,7 +271,8 @@ impl PeerClient {
     pub async fn apply(&self, member: &str, req: &ApplyRequest) -> Result<ApplyReply, PeerError> {
         let mut last = None;
         for (_, url) in self.paths(member) {
-            match self.post(member, &url, "apply", req).await {
+            let within = Some(self.operation_timeout);
+            match self.post_within(member, &url, "apply", req, within).await {
                 Ok(Ok(r)) => return Ok(r),
                 Ok(Err(body)) => {
                     return Err(PeerError::Rejected {
@@ -265,7 +294,11 @@ impl PeerClient {
     pub async fn command(&self, member: &str, req: &CommandRequest) -> Result<Event, CommandError> {
         let mut last = String::new();
         for (_, url) in self.paths(member) {
-            match self.post::<_, Event>(member, &url, "command", req).await {
+            let within = Some(self.operation_timeout * 3);
+            match self
+                .post_within::<_, Event>(member, &url, "command", req, within)
+                .await
+            {
                 Ok(Ok(ev)) => return Ok(ev),
                 Ok(Err(body)) => return Err(CommandError::from_body(body)),
                 Err(e) => last = e.to_string(),
@@ -304,7 +337,7 @@ impl PeerClient {
         for (_, base) in self.paths(member) {
             let url = format!("{}/peer/v1/{route}", base.trim_end_matches('/'));
             let res = match self.signed(reqwest::Method::GET, &url, Vec::new()) {
-                Ok(rb) => rb.send().await,
+                Ok(rb) => rb.timeout(self.transfer_timeout).send().await,
                 Err(detail) => {
                     last = Some(PeerError::Unreachable {
                         member: member.into(),
