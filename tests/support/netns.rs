@@ -25,6 +25,34 @@ pub const SERVICE_PORT: u16 = 8080;
 pub const AGENT_PORT: u16 = 9400;
 pub const TOKEN: &str = "netns-token";
 
+/// The addresses the agents move, and the client's, in one address family.
+#[derive(Debug, Clone, Copy)]
+pub struct Addrs {
+    pub service: &'static str,
+    pub extra: &'static str,
+    pub backup_service: &'static str,
+    pub prefix: u8,
+    pub client: &'static str,
+}
+
+pub const V4: Addrs = Addrs {
+    service: MAIN_SERVICE,
+    extra: MAIN_EXTRA,
+    backup_service: BACKUP_SERVICE,
+    prefix: 24,
+    client: CLIENT_HOST,
+};
+
+/// IPv6 service addresses (documentation prefix, inside the namespaces only); the agents
+/// still talk over the IPv4 host addresses.
+pub const V6: Addrs = Addrs {
+    service: "2001:db8::10",
+    extra: "2001:db8::110",
+    backup_service: "2001:db8::20",
+    prefix: 64,
+    client: "2001:db8::100",
+};
+
 fn run(args: &[&str]) -> Output {
     Command::new(args[0])
         .args(&args[1..])
@@ -93,10 +121,11 @@ pub struct Plant {
     pub backup: String,
     pub client: String,
     pub dir: tempfile::TempDir,
+    pub addrs: Addrs,
 }
 
 const RESPONDER: &str = r#"
-import http.server, os, sys
+import http.server, os, socket, sys
 member, addr, port, data = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
@@ -111,7 +140,9 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(out)
     def log_message(self, *a):
         pass
-http.server.HTTPServer((addr, port), H).serve_forever()
+class S(http.server.HTTPServer):
+    address_family = socket.AF_INET6 if ':' in addr else socket.AF_INET
+S((addr, port), H).serve_forever()
 "#;
 
 /// The hook: on online, (re)start the responder on the service address, serving the replica
@@ -132,6 +163,11 @@ impl Plant {
     /// Builds the namespaces and networks, and writes both agents' configuration.
     /// `tag` keeps two tests' namespace names apart.
     pub fn build(tag: &str, main_auto_failover: bool) -> Plant {
+        Plant::build_with(tag, main_auto_failover, V4)
+    }
+
+    /// As [`Plant::build`], with the service addresses of `addrs`.
+    pub fn build_with(tag: &str, main_auto_failover: bool, addrs: Addrs) -> Plant {
         require_root_and_ip();
         let pid = std::process::id();
         let name = |role: &str| format!("us{tag}{pid}-{role}");
@@ -140,6 +176,7 @@ impl Plant {
             backup: name("b"),
             client: name("c"),
             dir: tempfile::tempdir().expect("tempdir"),
+            addrs,
         };
         remove_leftovers(tag);
         for ns in [&plant.main, &plant.backup, &plant.client] {
@@ -161,6 +198,10 @@ impl Plant {
             "dev",
             "br0",
         ]);
+        if addrs.client != CLIENT_HOST {
+            let a = format!("{}/{}", addrs.client, addrs.prefix);
+            must(&["ip", "-n", c, "addr", "add", &a, "dev", "br0", "nodad"]);
+        }
         for (ns, port, host) in [(m, "mlan", MAIN_HOST), (b, "blan", BACKUP_HOST)] {
             must(&[
                 "ip", "-n", ns, "link", "add", "lan", "type", "veth", "peer", "name", port,
@@ -212,17 +253,20 @@ impl Plant {
 [[members]]
 name = "main-1"
 role = "main"
-address = "{MAIN_SERVICE}"
-extra_address = "{MAIN_EXTRA}"
+address = "{service}"
+extra_address = "{extra}"
 peer_urls = {{ lan = "http://{MAIN_HOST}:{AGENT_PORT}", hb = "http://{MAIN_HB}:{AGENT_PORT}" }}
 auto_failover = {main_auto_failover}
 
 [[members]]
 name = "backup-1"
 role = "backup"
-address = "{BACKUP_SERVICE}"
+address = "{backup_service}"
 peer_urls = {{ lan = "http://{BACKUP_HOST}:{AGENT_PORT}", hb = "http://{BACKUP_HB}:{AGENT_PORT}" }}
-"#
+"#,
+            service = self.addrs.service,
+            extra = self.addrs.extra,
+            backup_service = self.addrs.backup_service,
         );
         for member in ["main-1", "backup-1"] {
             let base = d.join(member);
@@ -262,7 +306,7 @@ request_timeout = "500ms"
 [address]
 backend = "linux"
 interface = "lan"
-prefix_len = 24
+prefix_len = {prefix}
 garp_count = 5
 garp_interval = "250ms"
 
@@ -276,6 +320,7 @@ timeout = "5s"
 {publish}interval = "5s"
 {members}"#,
                 state = base.join("state").display(),
+                prefix = self.addrs.prefix,
                 on = hook("online"),
                 off = hook("off"),
             );
@@ -381,7 +426,11 @@ timeout = "5s"
     /// gives a connection 250 ms (then tries again), so a SYN sent to a server that no longer
     /// holds the address costs at most that.
     pub fn service_answer(&self) -> Option<String> {
-        let url = format!("http://{MAIN_SERVICE}:{SERVICE_PORT}/");
+        let url = if self.addrs.service.contains(':') {
+            format!("http://[{}]:{SERVICE_PORT}/", self.addrs.service)
+        } else {
+            format!("http://{}:{SERVICE_PORT}/", self.addrs.service)
+        };
         let out = self.exec(
             &self.client,
             &["curl", "-sf", "--connect-timeout", "0.25", "-m", "1", &url],
