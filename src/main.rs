@@ -78,6 +78,11 @@ async fn run_agent(path: &std::path::Path) -> i32 {
             return exit::CONFIG;
         }
     };
+    if let Err(e) = backend.check().await {
+        error!(error = %e, "address backend unusable");
+        eprintln!("error: {e}");
+        return exit::CONFIG;
+    }
     info!(member = %cfg.file.member, backend = backend.name(), "address backend");
     let agent = match understudy::agent::Agent::open(cfg, backend) {
         Ok(a) => a,

@@ -66,6 +66,14 @@ impl Linux {
         }
     }
 
+    /// Checks at start that the interface exists (so a typo stops the agent, not a takeover).
+    pub async fn check(&self) -> Result<(), AddressError> {
+        self.connect()
+            .await
+            .map(|_| ())
+            .map_err(AddressError::Setup)
+    }
+
     async fn connect(&self) -> Result<(rtnetlink::Handle, u32), String> {
         let (conn, handle, _) =
             rtnetlink::new_connection().map_err(|e| format!("cannot open netlink: {e}"))?;

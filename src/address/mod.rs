@@ -147,6 +147,16 @@ impl Configured {
     }
 }
 
+impl Configured {
+    /// Checks what can be checked before the agent starts: the `linux` interface exists.
+    pub async fn check(&self) -> Result<(), AddressError> {
+        match &self.linux {
+            Some(l) => l.check().await,
+            None => Ok(()),
+        }
+    }
+}
+
 impl AddressBackend for Configured {
     fn name(&self) -> &'static str {
         self.kind

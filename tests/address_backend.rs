@@ -1,0 +1,42 @@
+//! The address backend is checked before the agent starts: a `linux` backend on an interface
+//! that does not exist stops `understudy run` with exit 64 and says which interface.
+
+mod support;
+
+use std::process::Command;
+
+use support::*;
+
+#[test]
+fn a_linux_backend_on_a_missing_interface_stops_the_agent() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let group = write_group(dir.path(), 1, 1);
+    let path = &group[0].1;
+    let text = std::fs::read_to_string(path).expect("read");
+    let text = text.replacen(
+        "[replication]",
+        "[address]\nbackend = \"linux\"\ninterface = \"nosuchif0\"\n\n[replication]",
+        1,
+    );
+    std::fs::write(path, text).expect("write");
+    let out = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(path)
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nosuchif0"), "{err}");
+
+    // check-config explains a linux backend without an interface.
+    let text = std::fs::read_to_string(path).expect("read");
+    std::fs::write(path, text.replace("interface = \"nosuchif0\"\n", "")).expect("write");
+    let out = Command::new(bin())
+        .arg("check-config")
+        .arg(path)
+        .output()
+        .expect("check");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("address.interface"), "{err}");
+}
