@@ -918,10 +918,17 @@ impl Agent {
             };
             match res {
                 Ok(reply) if reply.from == member => {
+                    let returned = self.reachability(&member) == Reachability::Unreachable
+                        && self.inner.started.elapsed() > self.inner.cfg.file.failover_after;
                     self.mark_seen(&member, &path);
                     self.absorb(&reply.records).await;
                     if !reply.want.is_empty() && pushed.insert(member.clone()) {
                         self.push(&member, &path, &url, &reply.want).await;
+                    }
+                    // After the records merged: a Main that was taken over while cut off has
+                    // released its address by now and announces nothing.
+                    if returned {
+                        self.reannounce_after_return(&member).await;
                     }
                 }
                 Ok(reply) => {
@@ -931,6 +938,25 @@ impl Agent {
                 Err(e) => debug!(member = %self.inner.name, peer = %member, %path, error = %e,
                     "heartbeat failed"),
             }
+        }
+    }
+
+    /// A peer answers again after being unreachable (a healed partition, a restarted server):
+    /// if this member serves an address, announce it again, so neighbours on the peer's side
+    /// that still point at another holder follow this one.
+    async fn reannounce_after_return(&self, member: &str) {
+        let own = {
+            let st = self.inner.state.lock().await;
+            st.view.member(&self.inner.name).cloned()
+        };
+        let Some(own) = own else { return };
+        if own.state != OperState::Online {
+            return;
+        }
+        if let Some(a) = own.current_address {
+            info!(member = %self.inner.name, peer = %member, address = %a,
+                "peer reachable again; announcing the address again");
+            self.inner.address.reannounce(a).await;
         }
     }
 

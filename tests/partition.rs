@@ -8,9 +8,8 @@
 //!    Main's address although the Main still holds and serves it — split brain, both hosts
 //!    hold the address (clients on each side reach a different server). When the paths come
 //!    back the records merge: the Backup's takeover record is newer, so the Main adopts it,
-//!    releases the address and goes offline on its extra address; the client is served by
-//!    the Backup as soon as its neighbour entry for the address is refreshed (the Backup's
-//!    announcements were sent while it was cut off; here it took well under a second).
+//!    releases the address and goes offline on its extra address; the Backup, hearing the
+//!    Main again, announces the address once more, and the client is served by the Backup.
 //!
 //! docs/multi-server.md tells an operator how to avoid step 3 (a second heartbeat path, or
 //! auto-failover off).

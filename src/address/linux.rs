@@ -190,7 +190,7 @@ impl Linux {
     }
 
     /// Sends the announcements: the first at once, the others in the background.
-    async fn announce(&self, address: IpAddr) {
+    pub async fn announce(&self, address: IpAddr) {
         if self.garp_count == 0 {
             return;
         }

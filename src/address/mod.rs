@@ -72,6 +72,11 @@ impl Transition {
 pub trait AddressBackend: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     fn apply<'a>(&'a self, t: &'a Transition) -> BoxFuture<'a, Result<(), AddressError>>;
+    /// Announces an address this member holds again (after a peer came back: its side of a
+    /// healed partition may still point at the other holder). Nothing by default.
+    fn reannounce(&self, _address: IpAddr) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Configures nothing: the address is only recorded in the member's state.
@@ -160,6 +165,14 @@ impl Configured {
 impl AddressBackend for Configured {
     fn name(&self) -> &'static str {
         self.kind
+    }
+
+    fn reannounce(&self, address: IpAddr) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(l) = &self.linux {
+                l.announce(address).await;
+            }
+        })
     }
 
     fn apply<'a>(&'a self, t: &'a Transition) -> BoxFuture<'a, Result<(), AddressError>> {
