@@ -1,0 +1,399 @@
+//! The one command path: forwarding a command to its coordinator, planning it against the
+//! group view, the takeover handshake (each member persists, then moves its address, then
+//! acknowledges; whoever releases an address goes first) and the event history. Does I/O.
+
+use super::*;
+
+impl Agent {
+    // ---------------------------------------------------------------- the command path
+
+    /// Carries out a command, wherever it came from: forwarded to the agent that must
+    /// coordinate it, or coordinated here.
+    pub async fn submit(&self, cmd: Command) -> CommandResult {
+        {
+            let st = self.inner.state.lock().await;
+            for name in cmd.operation.named_members() {
+                if st.view.member(name).is_none() {
+                    return Err(CommandError::UnknownMember(name.to_string()));
+                }
+            }
+        }
+        let coordinator = coordinator_of(&cmd.operation).to_string();
+        if coordinator == self.inner.name {
+            return self.coordinate(cmd).await;
+        }
+        info!(member = %self.inner.name, to = %coordinator, op = %cmd.operation.kind(),
+            "forwarding command to its coordinator");
+        let req = CommandRequest {
+            protocol: PROTOCOL,
+            group: self.inner.cfg.file.group.clone(),
+            from: self.inner.name.clone(),
+            command: cmd,
+        };
+        let now = now_ms();
+        let res = self.inner.peers.command(&coordinator, &req).await;
+        // The agent an operator talked to keeps the outcome in its own history too.
+        match &res {
+            Ok(ev) => {
+                let mut st = self.inner.state.lock().await;
+                st.record_event(ev.clone());
+                self.persist_or_log(&st);
+                drop(st);
+                // See the result at once rather than at the next heartbeat.
+                self.gossip_round().await;
+                self.publish().await;
+            }
+            Err(e) => {
+                let mut ev = self.event(
+                    &req.command,
+                    format!("{}-{now}-relayed", self.inner.name),
+                    now,
+                );
+                ev.coordinator = coordinator;
+                self.record_failure(ev, e).await;
+            }
+        }
+        res
+    }
+
+    /// A command forwarded by a peer: this agent must be its coordinator.
+    pub async fn handle_forwarded(&self, req: CommandRequest) -> CommandResult {
+        if req.protocol != PROTOCOL || req.group != self.inner.cfg.file.group {
+            return Err(CommandError::Invalid(format!(
+                "peer {} speaks protocol {} of group {:?}",
+                req.from, req.protocol, req.group
+            )));
+        }
+        let coordinator = coordinator_of(&req.command.operation);
+        if coordinator != self.inner.name {
+            return Err(CommandError::Invalid(format!(
+                "{} is not the coordinator of this operation ({coordinator} is)",
+                self.inner.name
+            )));
+        }
+        self.coordinate(req.command).await
+    }
+
+    async fn coordinate(&self, cmd: Command) -> CommandResult {
+        let now = now_ms();
+        let op = cmd.operation.clone();
+        let busy = self
+            .inner
+            .busy
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let planned = {
+            let st = self.inner.state.lock().await;
+            st.view
+                .plan(&op, now, &self.inner.name, &busy, &|m| self.reachability(m))
+        };
+        let plan = match planned {
+            Ok(p) => p,
+            Err(refusal) => {
+                let err = CommandError::from(refusal);
+                self.record_refusal(&cmd, now, &err).await;
+                return Err(err);
+            }
+        };
+        let involved: Vec<String> = plan.updates.iter().map(|r| r.name.clone()).collect();
+        let claimed = {
+            let mut b = self.inner.busy.lock().unwrap_or_else(|p| p.into_inner());
+            let free = !involved.iter().any(|m| b.contains(m));
+            if free {
+                b.extend(involved.iter().cloned());
+            }
+            free
+        };
+        {
+            if !claimed {
+                let err = CommandError::from(crate::group::Refusal::Preconditions(vec![
+                    crate::group::Precondition::OperationInProgress,
+                ]));
+                self.record_refusal(&cmd, now, &err).await;
+                return Err(err);
+            }
+        }
+        let result = self.execute(&cmd, &plan, now).await;
+        {
+            let mut b = self.inner.busy.lock().unwrap_or_else(|p| p.into_inner());
+            for m in &involved {
+                b.remove(m);
+            }
+        }
+        result
+    }
+
+    fn event(&self, cmd: &Command, id: String, now: Millis) -> Event {
+        Event {
+            id,
+            at: now,
+            kind: cmd.operation.kind(),
+            operation: cmd.operation.clone(),
+            requested_by: cmd.requested_by.clone(),
+            members: cmd
+                .operation
+                .named_members()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            reason: cmd.reason.clone(),
+            coordinator: self.inner.name.clone(),
+            outcome: OutcomeKind::Done,
+            failed: Vec::new(),
+            message: String::new(),
+        }
+    }
+
+    async fn record_refusal(&self, cmd: &Command, now: Millis, err: &CommandError) {
+        let ev = self.event(cmd, format!("{}-{}-refused", self.inner.name, now), now);
+        self.record_failure(ev, err).await;
+    }
+
+    async fn record_failure(&self, mut ev: Event, err: &CommandError) {
+        ev.outcome = match err {
+            CommandError::Unavailable(_) => OutcomeKind::Failed,
+            _ => OutcomeKind::Refused,
+        };
+        ev.failed = err.body().failed;
+        ev.message = err.to_string();
+        warn!(member = %self.inner.name, op = %ev.kind, requested_by = %ev.requested_by,
+            error = %ev.message, "command refused");
+        let mut st = self.inner.state.lock().await;
+        st.record_event(ev);
+        self.persist_or_log(&st);
+        drop(st);
+        self.publish().await;
+    }
+
+    async fn execute(
+        &self,
+        cmd: &Command,
+        plan: &crate::group::Plan,
+        now: Millis,
+    ) -> CommandResult {
+        let mut event = self.event(cmd, plan.id.clone(), now);
+        event.message = describe_done(&plan.operation);
+        let (takeover_main, is_takeover) = match &plan.operation {
+            Operation::Takeover { main, .. } | Operation::Failover { main, .. } => {
+                (Some(main.clone()), true)
+            }
+            _ => (None, false),
+        };
+        for rec in &plan.updates {
+            if rec.name == self.inner.name {
+                if let Err(e) = self.adopt_own(rec.clone(), Some(event.clone())).await {
+                    return self.abort(cmd, now, e).await;
+                }
+                continue;
+            }
+            let req = ApplyRequest {
+                protocol: PROTOCOL,
+                group: self.inner.cfg.file.group.clone(),
+                from: self.inner.name.clone(),
+                record: rec.clone(),
+                event: Some(event.clone()),
+            };
+            match self.inner.peers.apply(&rec.name, &req).await {
+                Ok(reply) => {
+                    self.absorb(std::slice::from_ref(&reply.record)).await;
+                }
+                Err(PeerError::Unreachable { detail, .. })
+                    if is_takeover && takeover_main.as_deref() == Some(rec.name.as_str()) =>
+                {
+                    // The Main cannot release its address: proceed (the seed's failover).
+                    // Its new record travels with every heartbeat, so when it returns it
+                    // learns it was taken over and stays offline on its extra address.
+                    warn!(member = %self.inner.name, main = %rec.name, %detail,
+                        "main unreachable: taking over without its release");
+                    event.message.push_str(&format!(
+                        " ({} could not be reached to release its address: {detail})",
+                        rec.name
+                    ));
+                    let mut st = self.inner.state.lock().await;
+                    st.view.merge(rec);
+                }
+                Err(e) => {
+                    return self
+                        .abort(
+                            cmd,
+                            now,
+                            format!("{} did not apply its part: {e}", rec.name),
+                        )
+                        .await;
+                }
+            }
+        }
+        {
+            let mut st = self.inner.state.lock().await;
+            for rec in &plan.updates {
+                st.view.merge(rec);
+            }
+            st.count_op(&plan.id, plan.operation.kind());
+            st.record_event(event.clone());
+            self.persist_or_log(&st);
+        }
+        info!(member = %self.inner.name, op = %event.kind, requested_by = %event.requested_by,
+            members = ?event.members, reason = ?event.reason, "{}", event.message);
+        self.publish().await;
+        self.gossip_round().await;
+        Ok(event)
+    }
+
+    async fn abort(&self, cmd: &Command, now: Millis, why: String) -> CommandResult {
+        let err = CommandError::Unavailable(format!("operation stopped: {why}"));
+        error!(member = %self.inner.name, op = %cmd.operation.kind(), error = %why,
+            "operation stopped part way; the records already applied are consistent");
+        self.record_refusal(cmd, now, &err).await;
+        self.gossip_round().await;
+        Err(err)
+    }
+
+    /// A coordinator hands this agent its new record (the takeover handshake). The record is
+    /// persisted first, then the address is moved, then the new record is acknowledged.
+    pub async fn handle_apply(&self, req: ApplyRequest) -> Result<ApplyReply, CommandError> {
+        if req.protocol != PROTOCOL || req.group != self.inner.cfg.file.group {
+            return Err(CommandError::Invalid("wrong protocol or group".into()));
+        }
+        if req.record.name != self.inner.name {
+            return Err(CommandError::Invalid(format!(
+                "record for {} sent to {}",
+                req.record.name, self.inner.name
+            )));
+        }
+        self.adopt_own(req.record, req.event)
+            .await
+            .map_err(CommandError::Unavailable)?;
+        let st = self.inner.state.lock().await;
+        let record = st
+            .view
+            .member(&self.inner.name)
+            .cloned()
+            .ok_or_else(|| CommandError::Unavailable("own record missing".into()))?;
+        Ok(ApplyReply { record })
+    }
+
+    /// Adopts a new record for this member: persist, then move the address.
+    async fn adopt_own(&self, rec: MemberRecord, event: Option<Event>) -> Result<(), String> {
+        let mut st = self.inner.state.lock().await;
+        let Some(old) = st.view.member(&self.inner.name).cloned() else {
+            return Err("own record missing".into());
+        };
+        let same_write = rec.stamp() == old.stamp()
+            && rec.role == old.role
+            && rec.state == old.state
+            && rec.current_address == old.current_address
+            && rec.acting_for == old.acting_for
+            && rec.auto_failover == old.auto_failover;
+        if same_write {
+            // The same write again (a stamp names one write): a coordinator retrying on
+            // another path after a timeout. Already persisted and acted on; acknowledge it.
+            return Ok(());
+        }
+        if rec.stamp() <= old.stamp() {
+            return Err(format!(
+                "{}'s record changed meanwhile (held version {} by {}, offered {} by {}); \
+                 retry the operation",
+                self.inner.name, old.version, old.writer, rec.version, rec.writer
+            ));
+        }
+        st.view.merge(&rec);
+        if let Some(op) = &rec.last_op {
+            st.count_op(&op.id, op.kind);
+        }
+        if let Some(ev) = event {
+            st.record_event(ev);
+        }
+        self.inner.store.save(&st).map_err(|e| e.to_string())?;
+        let new = st.view.member(&self.inner.name).cloned();
+        drop(st);
+        if let Some(new) = new {
+            self.move_address(&old, &new).await?;
+            info!(member = %self.inner.name, from = %old.state, to = %new.state,
+                address = ?new.current_address, "state changed");
+        }
+        self.publish().await;
+        Ok(())
+    }
+
+    /// What the address backend is told when this member's record goes from `old` (None at
+    /// start) to `new`.
+    pub(super) fn transition(&self, old: Option<&MemberRecord>, new: &MemberRecord) -> Transition {
+        let cfg = &self.inner.cfg.file;
+        let mut managed: Vec<std::net::IpAddr> = cfg.members.iter().map(|m| m.address).collect();
+        managed.extend(
+            cfg.members
+                .iter()
+                .filter(|m| m.role == Role::Main)
+                .map(|m| m.extra()),
+        );
+        managed.sort();
+        managed.dedup();
+        Transition {
+            group: cfg.group.clone(),
+            member: self.inner.name.clone(),
+            previous_state: old.map(|o| o.state),
+            state: new.state,
+            previous_address: old.and_then(|o| o.current_address),
+            address: new.current_address,
+            configured_address: new.configured_address,
+            acting_for: new.acting_for.clone(),
+            replica_dir: new
+                .acting_for
+                .as_ref()
+                .map(|m| replication::current_dir(&self.replica_root(), m)),
+            managed,
+        }
+    }
+
+    pub(super) async fn move_address(
+        &self,
+        old: &MemberRecord,
+        new: &MemberRecord,
+    ) -> Result<(), String> {
+        if old.current_address == new.current_address && old.state == new.state {
+            return Ok(());
+        }
+        let t = self.transition(Some(old), new);
+        self.inner
+            .address
+            .apply(&t)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The agent that carries an operation out.
+pub fn coordinator_of(op: &Operation) -> &str {
+    match op {
+        Operation::Takeover { backup, .. } | Operation::Failover { backup, .. } => backup,
+        Operation::ReverseTakeover { main } => main,
+        Operation::Reconfigure { backup, .. } => backup,
+        Operation::ReplaceTakeover { replacement, .. } => replacement,
+        Operation::SetAutoFailover { member, .. } => member,
+    }
+}
+
+fn describe_done(op: &Operation) -> String {
+    match op {
+        Operation::Takeover { backup, main } => {
+            format!("{backup} took over {main}; no redundancy until {main} is restored")
+        }
+        Operation::Failover { backup, main } => {
+            format!("{backup} failed over {main}; no redundancy until {main} is restored")
+        }
+        Operation::ReverseTakeover { main } => {
+            format!("{main} is back on its configured address; its backup is in standby")
+        }
+        Operation::Reconfigure { main, backup } => {
+            format!("{backup} is now the configured main; {main} is a configured backup")
+        }
+        Operation::ReplaceTakeover { main, replacement } => {
+            format!("{replacement} replaced {main}; the backup is in standby")
+        }
+        Operation::SetAutoFailover { member, enabled } => format!(
+            "auto-failover {} on {member}",
+            if *enabled { "enabled" } else { "disabled" }
+        ),
+    }
+}

@@ -1,0 +1,247 @@
+//! Heartbeats and state exchange with the peers on every path (stamps out, newer records
+//! back), merging what peers send, and the failover detector. Does network I/O.
+
+use super::*;
+
+impl Agent {
+    /// Merges records a peer sent (heartbeat or reply). If this member's own record changed
+    /// (another agent wrote it while this one was away), the change is persisted and acted on.
+    pub async fn absorb(&self, records: &[MemberRecord]) {
+        let mut st = self.inner.state.lock().await;
+        let old_own = st.view.member(&self.inner.name).cloned();
+        let mut changed = false;
+        for r in records {
+            if st.view.merge(r) {
+                changed = true;
+                if let Some(op) = &r.last_op {
+                    st.count_op(&op.id, op.kind);
+                }
+            }
+        }
+        if !changed {
+            return;
+        }
+        self.persist_or_log(&st);
+        let new_own = st.view.member(&self.inner.name).cloned();
+        drop(st);
+        if let (Some(old), Some(new)) = (old_own, new_own) {
+            if old != new && old.stamp() != new.stamp() {
+                warn!(member = %self.inner.name, writer = %new.writer, to = %new.state,
+                    address = ?new.current_address,
+                    "this member's record was changed by a peer; adopting it");
+                if let Err(e) = self.move_address(&old, &new).await {
+                    error!(member = %self.inner.name, error = %e, "cannot move address");
+                }
+            }
+        }
+        self.publish().await;
+    }
+
+    /// Answers a peer's heartbeat: merge its records, reply with ours.
+    pub async fn handle_heartbeat(&self, hb: Heartbeat) -> Result<HeartbeatReply, CommandError> {
+        if hb.protocol != PROTOCOL || hb.group != self.inner.cfg.file.group {
+            warn!(member = %self.inner.name, from = %hb.from, protocol = hb.protocol,
+                group = %hb.group, "heartbeat from another protocol or group refused");
+            return Err(CommandError::Invalid(format!(
+                "this agent speaks protocol {PROTOCOL} of group {:?}",
+                self.inner.cfg.file.group
+            )));
+        }
+        let known = self
+            .inner
+            .cfg
+            .file
+            .members
+            .iter()
+            .any(|m| m.name == hb.from);
+        if !known {
+            return Err(CommandError::UnknownMember(hb.from));
+        }
+        self.mark_seen(&hb.from, &hb.path);
+        self.absorb(&hb.records).await;
+        let st = self.inner.state.lock().await;
+        Ok(HeartbeatReply {
+            protocol: PROTOCOL,
+            from: self.inner.name.clone(),
+            records: st.view.newer_than(&hb.digest),
+            want: st.view.wanted(&hb.digest),
+        })
+    }
+
+    pub(super) async fn heartbeat_loop(&self) {
+        let mut tick = tokio::time::interval(self.inner.cfg.file.heartbeat_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.inner.gossip_now.notified() => {}
+            }
+            self.gossip_round().await;
+            self.publish().await;
+            self.detect_failover().await;
+        }
+    }
+
+    /// One state exchange with every peer on every path, concurrently: stamps out, newer
+    /// records back, and the records a peer asked for pushed right after.
+    pub async fn gossip_round(&self) {
+        let digest = self.inner.state.lock().await.view.digest();
+        let mut set = JoinSet::new();
+        for m in &self.inner.cfg.file.members {
+            if m.name == self.inner.name {
+                continue;
+            }
+            for (path, url) in &m.peer_urls {
+                let hb = Heartbeat {
+                    protocol: PROTOCOL,
+                    group: self.inner.cfg.file.group.clone(),
+                    from: self.inner.name.clone(),
+                    path: path.clone(),
+                    records: Vec::new(),
+                    digest: digest.clone(),
+                };
+                let peers = self.inner.peers.clone();
+                let (member, path, url) = (m.name.clone(), path.clone(), url.clone());
+                set.spawn(async move {
+                    let res = peers.heartbeat(&member, &url, &hb).await;
+                    (member, path, url, res)
+                });
+            }
+        }
+        let mut pushed = BTreeSet::new();
+        while let Some(joined) = set.join_next().await {
+            let Ok((member, path, url, res)) = joined else {
+                continue;
+            };
+            match res {
+                Ok(reply) if reply.from == member => {
+                    let returned = self.reachability(&member) == Reachability::Unreachable
+                        && self.inner.started.elapsed() > self.inner.cfg.file.failover_after;
+                    self.mark_seen(&member, &path);
+                    self.absorb(&reply.records).await;
+                    if !reply.want.is_empty() && pushed.insert(member.clone()) {
+                        self.push(&member, &path, &url, &reply.want).await;
+                    }
+                    // After the records merged: a Main that was taken over while cut off has
+                    // released its address by now and announces nothing.
+                    if returned {
+                        self.reannounce_after_return(&member).await;
+                    }
+                }
+                Ok(reply) => {
+                    warn!(member = %self.inner.name, expected = %member, answered = %reply.from,
+                        %path, "a different agent answers at this peer URL");
+                }
+                Err(e) => debug!(member = %self.inner.name, peer = %member, %path, error = %e,
+                    "heartbeat failed"),
+            }
+        }
+    }
+
+    /// A peer answers again after being unreachable (a healed partition, a restarted server):
+    /// if this member serves an address, announce it again, so neighbours on the peer's side
+    /// that still point at another holder follow this one.
+    async fn reannounce_after_return(&self, member: &str) {
+        let own = {
+            let st = self.inner.state.lock().await;
+            st.view.member(&self.inner.name).cloned()
+        };
+        let Some(own) = own else { return };
+        if own.state != OperState::Online {
+            return;
+        }
+        if let Some(a) = own.current_address {
+            info!(member = %self.inner.name, peer = %member, address = %a,
+                "peer reachable again; announcing the address again");
+            self.inner.address.reannounce(a).await;
+        }
+    }
+
+    /// Sends `member` the records it asked for.
+    async fn push(&self, member: &str, path: &str, url: &str, names: &[String]) {
+        let records: Vec<MemberRecord> = {
+            let st = self.inner.state.lock().await;
+            names
+                .iter()
+                .filter_map(|n| st.view.member(n).cloned())
+                .collect()
+        };
+        let hb = Heartbeat {
+            protocol: PROTOCOL,
+            group: self.inner.cfg.file.group.clone(),
+            from: self.inner.name.clone(),
+            path: path.to_string(),
+            records,
+            digest: Vec::new(),
+        };
+        match self.inner.peers.heartbeat(member, url, &hb).await {
+            Ok(reply) => self.absorb(&reply.records).await,
+            Err(e) => debug!(member = %self.inner.name, peer = %member, error = %e,
+                "push of records failed"),
+        }
+    }
+
+    /// On a standby Backup: take over a Main with auto-failover on that has been silent on
+    /// every path for `failover_after`, or that reports its device checks failing.
+    async fn detect_failover(&self) {
+        let view = self.inner.state.lock().await.view.clone();
+        let Some(me) = view.member(&self.inner.name) else {
+            return;
+        };
+        if me.role != Role::Backup || me.state != OperState::Standby {
+            return;
+        }
+        let after = self.inner.cfg.file.failover_after;
+        for m in &view.members {
+            if m.role != Role::Main || !m.auto_failover || m.takeover.is_some() {
+                continue;
+            }
+            let silent = self.silent_for(&m.name);
+            let why = if silent >= after {
+                format!(
+                    "{} unreachable on every heartbeat path for {}",
+                    m.name,
+                    humantime::format_duration(Duration::from_millis(silent.as_millis() as u64))
+                )
+            } else if self.reachability(&m.name) == Reachability::Reachable
+                && !m.failing_checks.is_empty()
+            {
+                format!(
+                    "{} reports failing device checks: {}",
+                    m.name,
+                    m.failing_checks.join(", ")
+                )
+            } else {
+                continue;
+            };
+            // Exactly one Backup acts: the first, in configuration order, that could.
+            let designated = view.members.iter().find(|b| {
+                b.role == Role::Backup
+                    && b.state == OperState::Standby
+                    && self.reachability(&b.name) != Reachability::Unreachable
+                    && b.failing_checks.is_empty()
+                    && b.replicated(&m.name).is_some()
+            });
+            if designated.map(|b| b.name.as_str()) != Some(self.inner.name.as_str()) {
+                continue;
+            }
+            warn!(member = %self.inner.name, main = %m.name, reason = %why, "auto-failover");
+            let cmd = Command {
+                operation: Operation::Failover {
+                    backup: self.inner.name.clone(),
+                    main: m.name.clone(),
+                },
+                requested_by: Requester {
+                    interface: "detector".into(),
+                    identity: self.inner.name.clone(),
+                },
+                reason: Some(why),
+            };
+            if let Err(e) = self.submit(cmd).await {
+                warn!(member = %self.inner.name, main = %m.name, error = %e,
+                    "auto-failover refused");
+            }
+            return;
+        }
+    }
+}

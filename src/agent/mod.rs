@@ -1,0 +1,500 @@
+//! One member's agent at run time: owns the member's durable state, carries out commands (the
+//! one command path), exchanges state with its peers, replicates, runs device checks and the
+//! failover detector, and publishes a [`Snapshot`] that every interface reads. Does I/O; the
+//! decisions themselves are made by the pure [`crate::group`] module.
+//!
+//! This file holds the agent's state, the snapshot it publishes and its start-up; the
+//! `impl Agent` blocks of the submodules hold the rest: `command` (the command path and the
+//! takeover handshake), `gossip` (heartbeats, merging, the failover detector), `replicas`
+//! (replication) and `checks` (device checks). They share the parent's imports.
+
+mod checks;
+mod command;
+mod gossip;
+mod replicas;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{watch, Mutex, Notify};
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, warn};
+
+use crate::address::{AddressBackend, Transition};
+use crate::command::{Command, CommandError, CommandResult};
+use crate::config::Config;
+use crate::device_check;
+use crate::group::{
+    Alarm, GroupView, MemberRecord, Millis, OpKind, OperState, Operation, Reachability,
+    Replication, ReplicationResult, Requester, Role,
+};
+use crate::peer::{
+    ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, PeerClient, PeerError,
+    ReplicateReply, ReplicateRequest, ReplicateResult, PROTOCOL,
+};
+use crate::peer_auth::{self, AuthError, ReplayGuard};
+use crate::replication;
+use crate::store::{Event, OutcomeKind, PersistedState, Store, StoreError};
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Wall-clock time in milliseconds since the epoch: the only clock the agent reads for
+/// recorded times.
+pub fn now_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// One member as this agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSnapshot {
+    pub record: MemberRecord,
+    /// The operational state shown: `unknown` when this agent cannot reach the member.
+    pub state: OperState,
+    pub is_local: bool,
+    /// Per heartbeat path: is the member answering on it? (Always true for the local member.)
+    pub paths: Vec<(String, bool)>,
+}
+
+/// The no-redundancy alarm as this agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redundancy {
+    pub redundant: bool,
+    pub since: Option<Millis>,
+    pub alarms: Vec<Alarm>,
+}
+
+/// Everything the interfaces show, published after every change.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub group: String,
+    pub local: String,
+    pub members: Vec<MemberSnapshot>,
+    pub redundancy: Redundancy,
+    pub takeovers: BTreeMap<OpKind, u64>,
+    /// Newest first.
+    pub events: Arc<Vec<Event>>,
+    pub replication_failures: u64,
+    pub boots: u32,
+    pub started_at: Millis,
+}
+
+impl Snapshot {
+    pub fn member(&self, name: &str) -> Option<&MemberSnapshot> {
+        self.members.iter().find(|m| m.record.name == name)
+    }
+
+    /// 1-based index in configuration order (`rgMemberIndex`).
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.members
+            .iter()
+            .position(|m| m.record.name == name)
+            .map(|i| i + 1)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Liveness {
+    /// Last successful exchange with (member, path).
+    last_seen: HashMap<(String, String), Instant>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    cfg: Config,
+    name: String,
+    store: Store,
+    peers: PeerClient,
+    address: Arc<dyn AddressBackend>,
+    state: Mutex<PersistedState>,
+    liveness: StdMutex<Liveness>,
+    busy: StdMutex<BTreeSet<String>>,
+    events_cache: StdMutex<(usize, String, Arc<Vec<Event>>)>,
+    snapshot: watch::Sender<Arc<Snapshot>>,
+    started: Instant,
+    started_at: Millis,
+    replication_failures: StdMutex<u64>,
+    replicate_now: Notify,
+    gossip_now: Notify,
+    replay: ReplayGuard,
+    /// One replication at a time (the loop and on-demand requests share the replica dirs).
+    replicating: Mutex<()>,
+}
+
+/// The authentication headers of a peer request, as received.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerAuthHeaders<'a> {
+    pub timestamp: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+    pub signature: Option<&'a str>,
+}
+
+/// A handle on the agent; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+impl Agent {
+    /// Opens the state directory (restoring the persisted state, alarm included) and builds
+    /// the agent. Nothing runs until [`Agent::run`].
+    pub fn open(cfg: Config, address: Arc<dyn AddressBackend>) -> Result<Agent, AgentError> {
+        let name = cfg.file.member.clone();
+        let store = Store::open(&cfg.file.state_dir)?;
+        let configured = initial_view(&cfg);
+        let mut state = match store.load(&cfg.file.group, &name)? {
+            Some(mut s) => {
+                reconcile(&mut s.view, &configured);
+                info!(member = %name, path = %store.path().display(), boots = s.boots,
+                    "state restored");
+                s
+            }
+            None => {
+                info!(member = %name, "no state file: starting from configuration");
+                PersistedState::new(configured, &name)
+            }
+        };
+        state.boots = state.boots.saturating_add(1);
+        store.save(&state)?;
+        let peers = PeerClient::new(
+            &cfg.file.members,
+            cfg.peer_secret.clone(),
+            &name,
+            cfg.file.peer.request_timeout,
+        )
+        .with_timeouts(
+            // The receiver of an apply persists, moves the address and runs its hook first.
+            cfg.file.peer.request_timeout + cfg.file.hooks.timeout + Duration::from_secs(2),
+            Duration::from_secs(300),
+        );
+        let started_at = now_ms();
+        let placeholder = Arc::new(Snapshot {
+            group: cfg.file.group.clone(),
+            local: name.clone(),
+            members: Vec::new(),
+            redundancy: Redundancy {
+                redundant: false,
+                since: None,
+                alarms: Vec::new(),
+            },
+            takeovers: BTreeMap::new(),
+            events: Arc::new(Vec::new()),
+            replication_failures: 0,
+            boots: state.boots,
+            started_at,
+        });
+        let (snapshot, _) = watch::channel(placeholder);
+        let agent = Agent {
+            inner: Arc::new(Inner {
+                cfg,
+                name,
+                store,
+                peers,
+                address,
+                state: Mutex::new(state),
+                liveness: StdMutex::new(Liveness::default()),
+                busy: StdMutex::new(BTreeSet::new()),
+                events_cache: StdMutex::new((usize::MAX, String::new(), Arc::new(Vec::new()))),
+                snapshot,
+                started: Instant::now(),
+                started_at,
+                replication_failures: StdMutex::new(0),
+                replicate_now: Notify::new(),
+                gossip_now: Notify::new(),
+                replay: ReplayGuard::default(),
+                replicating: Mutex::new(()),
+            }),
+        };
+        // Serve the restored state from the first request on (peers show as unknown until
+        // the first heartbeat).
+        if let Ok(mut st) = agent.inner.state.try_lock() {
+            let snap = agent.build_snapshot(&mut st);
+            drop(st);
+            agent.inner.snapshot.send_replace(Arc::new(snap));
+        }
+        Ok(agent)
+    }
+
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.cfg
+    }
+
+    /// The latest published snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.inner.snapshot.borrow().clone()
+    }
+
+    /// Subscribe to snapshot changes.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.inner.snapshot.subscribe()
+    }
+
+    pub fn peers(&self) -> &PeerClient {
+        &self.inner.peers
+    }
+
+    /// Checks a peer request's HMAC signature (made with the group secret), its timestamp
+    /// against the replay window, and that its nonce was not seen before.
+    pub fn verify_peer(
+        &self,
+        method: &str,
+        path: &str,
+        headers: PeerAuthHeaders<'_>,
+        body: &[u8],
+    ) -> Result<(), AuthError> {
+        let now = now_ms();
+        let window = self.inner.cfg.file.peer.replay_window;
+        let (ts, nonce) = peer_auth::verify(
+            &self.inner.cfg.peer_secret,
+            method,
+            path,
+            headers.timestamp,
+            headers.nonce,
+            headers.signature,
+            body,
+            now,
+            window,
+        )?;
+        self.inner.replay.check(&nonce, ts, now, window)
+    }
+
+    /// Checks an API bearer token.
+    pub fn token_ok(&self, presented: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        let want = self.inner.cfg.token.expose().as_bytes();
+        want.ct_eq(presented.as_bytes()).into()
+    }
+
+    fn reachability(&self, member: &str) -> Reachability {
+        if member == self.inner.name {
+            return Reachability::Local;
+        }
+        let live = self
+            .inner
+            .liveness
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let window = self.inner.cfg.file.failover_after;
+        let seen = live
+            .last_seen
+            .iter()
+            .any(|((m, _), t)| m == member && t.elapsed() < window);
+        if seen {
+            Reachability::Reachable
+        } else {
+            Reachability::Unreachable
+        }
+    }
+
+    fn path_up(&self, member: &str, path: &str) -> bool {
+        let live = self
+            .inner
+            .liveness
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        live.last_seen
+            .get(&(member.to_string(), path.to_string()))
+            .is_some_and(|t| t.elapsed() < self.inner.cfg.file.failover_after)
+    }
+
+    /// How long `member` has been silent on every path (since start if never heard).
+    fn silent_for(&self, member: &str) -> Duration {
+        let live = self
+            .inner
+            .liveness
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        live.last_seen
+            .iter()
+            .filter(|((m, _), _)| m == member)
+            .map(|(_, t)| t.elapsed())
+            .min()
+            .unwrap_or_else(|| self.inner.started.elapsed())
+    }
+
+    fn mark_seen(&self, member: &str, path: &str) {
+        let mut live = self
+            .inner
+            .liveness
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        live.last_seen
+            .insert((member.to_string(), path.to_string()), Instant::now());
+    }
+
+    fn persist_or_log(&self, st: &PersistedState) {
+        if let Err(e) = self.inner.store.save(st) {
+            error!(member = %self.inner.name, error = %e, "cannot persist state");
+        }
+    }
+
+    /// Rebuilds and publishes the snapshot (also keeps the persisted no-standby time).
+    pub async fn publish(&self) {
+        let mut st = self.inner.state.lock().await;
+        let snap = self.build_snapshot(&mut st);
+        drop(st);
+        self.inner.snapshot.send_replace(Arc::new(snap));
+    }
+
+    fn build_snapshot(&self, st: &mut PersistedState) -> Snapshot {
+        let now = now_ms();
+        let reach = |m: &str| self.reachability(m);
+        let shortfall = st.view.standby_shortfall(&reach).is_some();
+        match (shortfall, st.no_standby_since) {
+            (true, None) => {
+                st.no_standby_since = Some(now);
+                self.persist_or_log(st);
+            }
+            (false, Some(_)) => {
+                st.no_standby_since = None;
+                self.persist_or_log(st);
+            }
+            _ => {}
+        }
+        let alarms = st.view.alarms(&reach, st.no_standby_since, now);
+        let redundancy = Redundancy {
+            redundant: alarms.is_empty(),
+            since: alarms.iter().map(|a| a.raised_at).min(),
+            alarms,
+        };
+        let members = st
+            .view
+            .members
+            .iter()
+            .map(|r| {
+                let reach = self.reachability(&r.name);
+                let is_local = reach == Reachability::Local;
+                MemberSnapshot {
+                    record: r.clone(),
+                    state: st.view.effective_state(r, reach),
+                    is_local,
+                    paths: self
+                        .inner
+                        .peers
+                        .paths(&r.name)
+                        .into_iter()
+                        .map(|(p, _)| {
+                            let up = is_local || self.path_up(&r.name, &p);
+                            (p, up)
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        let events = {
+            let mut cache = self
+                .inner
+                .events_cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let newest = st.events.back().map(|e| e.id.clone()).unwrap_or_default();
+            if cache.0 != st.events.len() || cache.1 != newest {
+                *cache = (
+                    st.events.len(),
+                    newest,
+                    Arc::new(st.events.iter().rev().cloned().collect()),
+                );
+            }
+            cache.2.clone()
+        };
+        Snapshot {
+            group: st.view.group.clone(),
+            local: self.inner.name.clone(),
+            members,
+            redundancy,
+            takeovers: st.takeovers.clone(),
+            events,
+            replication_failures: *self
+                .inner
+                .replication_failures
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+            boots: st.boots,
+            started_at: self.inner.started_at,
+        }
+    }
+
+    // ---------------------------------------------------------------- background work
+
+    /// Runs the agent's loops until `shutdown` resolves.
+    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
+        // Learn from the peers before acting on the persisted record: a Main that was taken
+        // over while it was down must not reclaim its address.
+        let first = tokio::time::timeout(self.inner.cfg.file.failover_after, self.gossip_round());
+        let _ = first.await;
+        self.take_own_address().await;
+        self.publish().await;
+        let mut tasks = JoinSet::new();
+        let me = self.clone();
+        tasks.spawn(async move { me.heartbeat_loop().await });
+        let me = self.clone();
+        tasks.spawn(async move { me.replication_loop().await });
+        for (i, _) in self.inner.cfg.file.device_checks.iter().enumerate() {
+            let me = self.clone();
+            tasks.spawn(async move { me.device_check_loop(i).await });
+        }
+        shutdown.await;
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+        info!(member = %self.inner.name, "agent stopped");
+    }
+
+    async fn take_own_address(&self) {
+        let st = self.inner.state.lock().await;
+        let own = st.view.member(&self.inner.name).cloned();
+        drop(st);
+        if let Some(own) = own {
+            let t = self.transition(None, &own);
+            if let Err(e) = self.inner.address.apply(&t).await {
+                error!(member = %self.inner.name, error = %e, "cannot take own address");
+            }
+        }
+    }
+
+    /// Where this member publishes its data for Backups (None when not configured).
+    pub fn data_dir(&self) -> Option<PathBuf> {
+        self.inner.cfg.file.replication.data_dir.clone()
+    }
+}
+
+/// The group as configuration describes it, before anything happened.
+pub fn initial_view(cfg: &Config) -> GroupView {
+    GroupView {
+        group: cfg.file.group.clone(),
+        members: cfg
+            .file
+            .members
+            .iter()
+            .map(|m| MemberRecord::initial(&m.name, m.role, m.address, m.extra(), m.auto_failover))
+            .collect(),
+    }
+}
+
+/// Keeps the persisted records of members still configured (in configuration order) and adds
+/// new members from configuration.
+fn reconcile(view: &mut GroupView, configured: &GroupView) {
+    let mut by_name: BTreeMap<String, MemberRecord> = view
+        .members
+        .drain(..)
+        .map(|r| (r.name.clone(), r))
+        .collect();
+    view.members = configured
+        .members
+        .iter()
+        .map(|c| by_name.remove(&c.name).unwrap_or_else(|| c.clone()))
+        .collect();
+    view.group = configured.group.clone();
+}

@@ -1,0 +1,171 @@
+//! A Backup's replication of its Mains' data: on an interval, on demand, recorded on the
+//! member's own record. Does network and file I/O.
+
+use super::*;
+
+impl Agent {
+    /// On-demand replication (API, CLI): `req.backup` copies every Main it covers (or
+    /// `req.main`) now and reports each result; forwarded when that Backup is another agent.
+    pub async fn replicate_on_demand(
+        &self,
+        req: ReplicateRequest,
+    ) -> Result<ReplicateReply, CommandError> {
+        if req.protocol != PROTOCOL || req.group != self.inner.cfg.file.group {
+            return Err(CommandError::Invalid("wrong protocol or group".into()));
+        }
+        let view = self.inner.state.lock().await.view.clone();
+        let backup = view
+            .member(&req.backup)
+            .ok_or_else(|| CommandError::UnknownMember(req.backup.clone()))?;
+        if backup.role != Role::Backup {
+            return Err(CommandError::Invalid(format!(
+                "{} is not a configured backup: only backups replicate",
+                req.backup
+            )));
+        }
+        if let Some(m) = &req.main {
+            match view.member(m) {
+                None => return Err(CommandError::UnknownMember(m.clone())),
+                Some(r) if r.role != Role::Main => {
+                    return Err(CommandError::Invalid(format!(
+                        "{m} is not a configured main"
+                    )))
+                }
+                Some(_) => {}
+            }
+        }
+        if req.backup != self.inner.name {
+            return self.inner.peers.replicate(&req.backup, &req).await;
+        }
+        let mains: Vec<String> = view
+            .members
+            .iter()
+            .filter(|m| m.role == Role::Main)
+            .filter(|m| match &req.main {
+                Some(only) => &m.name == only,
+                None => m.takeover.is_none(),
+            })
+            .map(|m| m.name.clone())
+            .collect();
+        let mut results = Vec::new();
+        for main in mains {
+            let res = self.replicate_with_stats(&main).await;
+            let stats = res.as_ref().ok().copied().unwrap_or_default();
+            results.push(ReplicateResult {
+                main,
+                result: if res.is_ok() {
+                    ReplicationResult::Success
+                } else {
+                    ReplicationResult::Failed
+                },
+                error: res.err(),
+                files: stats.files,
+                fetched: stats.fetched,
+                bytes_fetched: stats.bytes_fetched,
+            });
+        }
+        self.inner.gossip_now.notify_one();
+        Ok(ReplicateReply {
+            backup: self.inner.name.clone(),
+            results,
+        })
+    }
+
+    /// Asks the replication loop to copy every Main now.
+    pub fn replicate_now(&self) {
+        self.inner.replicate_now.notify_one();
+    }
+
+    pub(super) fn replica_root(&self) -> PathBuf {
+        self.inner.cfg.file.state_dir.join("replicas")
+    }
+
+    pub(super) async fn replication_loop(&self) {
+        let interval = self.inner.cfg.file.replication.interval;
+        let retry = interval.min(Duration::from_secs(5));
+        let mut due: HashMap<String, Instant> = HashMap::new();
+        loop {
+            let view = self.inner.state.lock().await.view.clone();
+            let standby_backup = view
+                .member(&self.inner.name)
+                .is_some_and(|me| me.role == Role::Backup && me.state == OperState::Standby);
+            if standby_backup {
+                for m in &view.members {
+                    if m.role != Role::Main || m.takeover.is_some() {
+                        continue;
+                    }
+                    if due.get(&m.name).is_some_and(|t| Instant::now() < *t) {
+                        continue;
+                    }
+                    if self.reachability(&m.name) != Reachability::Reachable
+                        && self.inner.started.elapsed() < self.inner.cfg.file.failover_after
+                    {
+                        // Give the group a moment to meet before the first attempt.
+                        continue;
+                    }
+                    let ok = self.replicate_one(&m.name).await;
+                    due.insert(
+                        m.name.clone(),
+                        Instant::now() + if ok { interval } else { retry },
+                    );
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = self.inner.replicate_now.notified() => due.clear(),
+            }
+        }
+    }
+
+    /// Copies one Main's data now and records the result on this member's record.
+    pub async fn replicate_one(&self, main: &str) -> bool {
+        self.replicate_with_stats(main).await.is_ok()
+    }
+
+    /// As [`Agent::replicate_one`], with what was transferred (or why it failed).
+    pub async fn replicate_with_stats(&self, main: &str) -> Result<replication::Stats, String> {
+        let _one_at_a_time = self.inner.replicating.lock().await;
+        let now = now_ms();
+        let res = replication::replicate(&self.inner.peers, main, &self.replica_root(), now).await;
+        let (result, error) = match &res {
+            Ok(stats) => {
+                info!(member = %self.inner.name, %main, files = stats.files,
+                    fetched = stats.fetched, bytes = stats.bytes_fetched, "replicated");
+                (ReplicationResult::Success, None)
+            }
+            Err(e) => {
+                *self
+                    .inner
+                    .replication_failures
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) += 1;
+                warn!(member = %self.inner.name, %main, error = %e, "replication failed");
+                (ReplicationResult::Failed, Some(e.to_string()))
+            }
+        };
+        let mut st = self.inner.state.lock().await;
+        let name = self.inner.name.clone();
+        if let Some(me) = st.view.members.iter_mut().find(|r| r.name == name) {
+            let mut rep = me.replication.clone().unwrap_or(Replication {
+                at: now,
+                result,
+                main: main.to_string(),
+                last_success: BTreeMap::new(),
+                error: None,
+            });
+            rep.at = now;
+            rep.result = result;
+            rep.main = main.to_string();
+            rep.error = error;
+            if result == ReplicationResult::Success {
+                rep.last_success.insert(main.to_string(), now);
+            }
+            me.replication = Some(rep);
+            me.status_version += 1;
+        }
+        self.persist_or_log(&st);
+        drop(st);
+        self.publish().await;
+        res.map_err(|e| e.to_string())
+    }
+}
