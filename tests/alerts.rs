@@ -7,12 +7,14 @@
 //! Does I/O: reads files under `alerts/` and runs promtool / amtool. A missing tool is a
 //! failure, never a skip: `./scripts/test` installs them.
 
+mod metric_names;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use understudy::metrics::METRIC_NAMES;
+use metric_names::understudy_identifiers;
 
 const RULES: &str = "alerts/understudy.rules.yml";
 const RUNBOOK: &str = "alerts/runbook.md";
@@ -105,21 +107,6 @@ fn alert_blocks(rules: &str) -> Vec<AlertBlock> {
     }
     blocks.extend(current);
     blocks
-}
-
-/// Every identifier in `text` that starts with `understudy_` (a metric name, as far as
-/// PromQL, YAML or prose is concerned).
-fn understudy_identifiers(text: &str) -> BTreeSet<String> {
-    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
-    let mut found = BTreeSet::new();
-    for (i, _) in text.match_indices("understudy_") {
-        if text[..i].chars().next_back().is_some_and(is_ident) {
-            continue;
-        }
-        let name: String = text[i..].chars().take_while(|&c| is_ident(c)).collect();
-        found.insert(name);
-    }
-    found
 }
 
 #[test]
@@ -283,17 +270,7 @@ fn runbook_has_a_section_per_alert() {
 
 #[test]
 fn rules_use_only_exported_metric_names() {
-    let known: BTreeSet<&str> = METRIC_NAMES.iter().copied().collect();
-    let used = understudy_identifiers(&read(RULES));
-    assert!(!used.is_empty(), "no understudy_ metric found in {RULES}");
-    let unknown: Vec<&String> = used
-        .iter()
-        .filter(|n| !known.contains(n.as_str()))
-        .collect();
-    assert!(
-        unknown.is_empty(),
-        "{RULES} uses metrics the agent does not export: {unknown:?} (known: {known:?})"
-    );
+    metric_names::assert_only_exported(RULES, &read(RULES));
 }
 
 #[test]

@@ -7,13 +7,16 @@
 //! Does I/O: reads the dashboard, writes a rules file under CARGO_TARGET_TMPDIR and runs
 //! promtool. A missing promtool is a failure, never a skip: `./scripts/test` installs it.
 
+mod metric_names;
+
+use metric_names::understudy_identifiers;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use understudy::metrics::METRIC_NAMES;
 
 const DASHBOARD: &str = "dashboards/understudy.json";
 
@@ -112,19 +115,6 @@ fn substitute_variables(expr: &str) -> Result<String, String> {
         Some((i, _)) => Err(format!("unknown variable at {:?} in {expr:?}", &out[i..])),
         None => Ok(out),
     }
-}
-
-/// Every identifier in `text` that starts with `understudy_`.
-fn understudy_identifiers(text: &str) -> BTreeSet<String> {
-    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
-    let mut found = BTreeSet::new();
-    for (i, _) in text.match_indices("understudy_") {
-        if text[..i].chars().next_back().is_some_and(is_ident) {
-            continue;
-        }
-        found.insert(text[i..].chars().take_while(|&c| is_ident(c)).collect());
-    }
-    found
 }
 
 #[test]
@@ -282,21 +272,8 @@ fn every_query_is_valid_promql() {
 
 #[test]
 fn dashboard_uses_only_exported_metric_names() {
-    let known: BTreeSet<&str> = METRIC_NAMES.iter().copied().collect();
     // The whole file: queries, variable queries, descriptions.
-    let used = understudy_identifiers(&dashboard_text());
-    assert!(
-        !used.is_empty(),
-        "no understudy_ metric found in {DASHBOARD}"
-    );
-    let unknown: Vec<&String> = used
-        .iter()
-        .filter(|n| !known.contains(n.as_str()))
-        .collect();
-    assert!(
-        unknown.is_empty(),
-        "{DASHBOARD} uses metrics the agent does not export: {unknown:?} (known: {known:?})"
-    );
+    metric_names::assert_only_exported(DASHBOARD, &dashboard_text());
 }
 
 #[test]

@@ -15,11 +15,13 @@
 //! `$UNDERSTUDY_SNMP_GENERATOR`. A missing tool fails the test, it never
 //! skips it: `./scripts/test` installs them.
 
+mod common;
+
+use common::{deps_dir, describe, repo, std_mibs, text, TOOL_HINT};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
 /// The root every name of the module must resolve under (RFC 5612's
 /// documentation enterprise number, arc 36).
@@ -85,31 +87,8 @@ const LAYOUT: &[(&str, &str)] = &[
     ("rgNotificationsGroup", ".2.2.6"),
 ];
 
-const TOOL_HINT: &str = "run ./scripts/test, which installs the tools and the standard MIB modules";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn mib_file() -> PathBuf {
     repo().join("mibs").join("UNDERSTUDY-MIB.txt")
-}
-
-fn deps_dir() -> PathBuf {
-    repo().join("target").join("test-deps")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn describe(cmd: &Command, out: &Output) -> String {
-    format!(
-        "command: {cmd:?}\nstatus: {}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
 }
 
 /// Runs a command, failing the test with the hint when the program cannot be
@@ -152,43 +131,6 @@ fn smilint() -> PathBuf {
 
 fn snmptranslate() -> PathBuf {
     tool("UNDERSTUDY_SNMPTRANSLATE", &["snmptranslate"], "snmp")
-}
-
-fn has_module(dir: &Path, module: &str) -> bool {
-    ["", ".txt", ".mib", ".my"]
-        .iter()
-        .any(|ext| dir.join(format!("{module}{ext}")).is_file())
-}
-
-/// The directory with the standard MIB modules, fetched at most once per run.
-fn std_mibs() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = match std::env::var_os("UNDERSTUDY_STD_MIBS").filter(|d| !d.is_empty()) {
-            Some(d) => PathBuf::from(d),
-            None => {
-                let dir = deps_dir().join("mibs");
-                let script = repo().join("scripts").join("fetch-std-mibs");
-                let mut cmd = Command::new("bash");
-                cmd.arg(&script).arg(&dir);
-                let out = run(&mut cmd);
-                assert!(
-                    out.status.success(),
-                    "scripts/fetch-std-mibs failed; {TOOL_HINT}\n{}",
-                    describe(&cmd, &out)
-                );
-                dir
-            }
-        };
-        for module in ["SNMPv2-SMI", "SNMPv2-TC", "SNMPv2-CONF", "SNMPv2-MIB"] {
-            assert!(
-                has_module(&dir, module),
-                "standard MIB module {module} is not in {}; {TOOL_HINT}",
-                dir.display()
-            );
-        }
-        dir
-    })
 }
 
 /// `DIR1:DIR2` for MIBDIRS / SMIPATH / -M.

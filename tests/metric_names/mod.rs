@@ -1,0 +1,36 @@
+//! Which `understudy_` metric names a text (PromQL, YAML, JSON, prose) uses, and which of
+//! those the agent does not export. Shared by the alert-rule and dashboard tests. Pure.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+
+use understudy::metrics::METRIC_NAMES;
+
+/// Every identifier in `text` that starts with `understudy_` (a metric name, as far as
+/// PromQL, YAML or prose is concerned).
+pub fn understudy_identifiers(text: &str) -> BTreeSet<String> {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    let mut found = BTreeSet::new();
+    for (i, _) in text.match_indices("understudy_") {
+        if text[..i].chars().next_back().is_some_and(is_ident) {
+            continue;
+        }
+        found.insert(text[i..].chars().take_while(|&c| is_ident(c)).collect());
+    }
+    found
+}
+
+/// Asserts that `text` (named `what`) uses at least one metric and only exported ones.
+pub fn assert_only_exported(what: &str, text: &str) {
+    let known: BTreeSet<&str> = METRIC_NAMES.iter().copied().collect();
+    let used = understudy_identifiers(text);
+    assert!(!used.is_empty(), "no understudy_ metric found in {what}");
+    let unknown: Vec<&String> = used
+        .iter()
+        .filter(|n| !known.contains(n.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "{what} uses metrics the agent does not export: {unknown:?} (known: {known:?})"
+    );
+}
