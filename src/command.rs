@@ -1,10 +1,10 @@
 //! The one command path's types: what every interface (HTTP, CLI, SNMP SET, the failover
-//! detector) submits, and the typed result it gets back. Pure.
+//! detector) submits, the typed error or the event it gets back, and the event history's
+//! entries. Pure.
 
 use serde::{Deserialize, Serialize};
 
-use crate::group::{Operation, Precondition, Refusal, Requester};
-use crate::store::Event;
+use crate::group::{Millis, OpKind, Operation, Precondition, Refusal, Requester};
 
 /// An operation with who asked for it and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +104,34 @@ pub struct ErrorBody {
     pub message: String,
     #[serde(default)]
     pub failed: Vec<String>,
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    Done,
+    Refused,
+    Failed,
+}
+
+/// One entry of the event history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub id: String,
+    pub at: Millis,
+    pub kind: OpKind,
+    pub operation: Operation,
+    pub requested_by: Requester,
+    pub members: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The agent that carried the operation out.
+    pub coordinator: String,
+    pub outcome: OutcomeKind,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
+    pub message: String,
 }
 
 /// A command's successful result: the event it recorded.

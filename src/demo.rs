@@ -18,9 +18,9 @@ use crate::agent::Agent;
 use crate::cli::DemoArgs;
 use crate::config::{
     AddressConfig, Config, ConfigFile, HttpConfig, MemberConfig, PeerConfig, ReplicationConfig,
-    Secret,
 };
 use crate::group::{Role, DEFAULT_EXTRA_ADDRESS};
+use crate::secret::Secret;
 
 pub const DEMO_GROUP: &str = "demo";
 pub const DEMO_GROUP_SECRET: &str = "demo-group-secret";
@@ -37,7 +37,7 @@ pub enum DemoError {
     #[error("demo configuration: {0}")]
     Config(String),
     #[error(transparent)]
-    Agent(#[from] crate::agent::AgentError),
+    State(#[from] crate::store::StoreError),
     #[error("too many members for the port range starting at {0}")]
     Ports(u16),
     #[error(transparent)]

@@ -438,10 +438,6 @@ impl GroupView {
             .ok_or_else(|| Refusal::UnknownMember(name.to_string()))
     }
 
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.members.iter().position(|m| m.name == name)
-    }
-
     /// Adopts what is newer in `incoming`: the whole record if its `(version, writer)` stamp is
     /// higher, and the owner-written status if its `status_version` is higher. Returns whether
     /// anything changed. Records of members this view does not know are ignored.

@@ -4,7 +4,6 @@
 //! without a socket; [`serve`] binds it.
 
 use std::net::SocketAddr;
-use std::time::{Duration, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
@@ -17,20 +16,17 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::warn;
 
-use crate::agent::{Agent, PeerAuthHeaders, Snapshot, VERSION};
+use crate::agent::{Agent, PeerAuthHeaders};
+use crate::command::Event;
 use crate::command::{Command, CommandError, ErrorBody};
-use crate::group::{Millis, Operation, Requester, Role};
+use crate::group::{Operation, Requester, Role};
 use crate::peer::{ApplyRequest, CommandRequest, Heartbeat, ReplicateRequest, PROTOCOL};
 use crate::peer_auth::{NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::replication;
-use crate::store::Event;
+use crate::snapshot::{rfc3339, Snapshot, VERSION};
 use crate::{metrics, status_page};
 
 /// Formats epoch milliseconds as RFC 3339 (UTC, milliseconds).
-pub fn rfc3339(ms: Millis) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
-}
-
 /// The API's error response.
 #[derive(Debug)]
 pub struct ApiError {
@@ -217,13 +213,13 @@ pub fn group_json(s: &Snapshot) -> GroupJson {
         agent: s.local.clone(),
         version: VERSION,
         redundancy: RedundancyJson {
-            status: if s.redundancy.redundant {
+            status: if s.redundancy.redundant() {
                 "redundant"
             } else {
                 "not_redundant"
             },
-            redundant: s.redundancy.redundant,
-            since: s.redundancy.since.map(rfc3339),
+            redundant: s.redundancy.redundant(),
+            since: s.redundancy.since().map(rfc3339),
             alarms: s
                 .redundancy
                 .alarms
@@ -261,7 +257,7 @@ pub fn group_json(s: &Snapshot) -> GroupJson {
                         error: r.replication.as_ref().and_then(|x| x.error.clone()),
                     },
                     failing_device_checks: r.failing_checks.clone(),
-                    local: m.is_local,
+                    local: s.is_local(m),
                     peer_paths: m.paths.iter().cloned().collect(),
                 }
             })

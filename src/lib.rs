@@ -22,6 +22,8 @@ pub mod metrics;
 pub mod peer;
 pub mod peer_auth;
 pub mod replication;
+pub mod secret;
+pub mod snapshot;
 pub mod snmp;
 pub mod status_page;
 pub mod store;

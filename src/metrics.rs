@@ -3,8 +3,8 @@
 
 use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 
-use crate::agent::{Snapshot, VERSION};
 use crate::group::{OpKind, OperState, ReplicationResult, Role};
+use crate::snapshot::{Snapshot, VERSION};
 
 /// Every metric family the agent exports (alert rules and dashboards may use only these).
 pub const METRIC_NAMES: &[&str] = &[
@@ -131,7 +131,7 @@ pub fn render(snap: &Snapshot) -> String {
                 rep.result == ReplicationResult::Success,
             )));
         }
-        if !m.is_local {
+        if !snap.is_local(m) {
             for (path, up) in &m.paths {
                 peer.with_label_values(&[g, name, path])
                     .set(f64::from(u8::from(*up)));
@@ -145,14 +145,14 @@ pub fn render(snap: &Snapshot) -> String {
         &["group"],
     )
     .with_label_values(&[g])
-    .set(f64::from(u8::from(snap.redundancy.redundant)));
+    .set(f64::from(u8::from(snap.redundancy.redundant())));
     let since = gauge(
         &reg,
         "understudy_no_redundancy_since_timestamp_seconds",
         "When the no-redundancy alarm was raised (present only while it is raised).",
         &["group"],
     );
-    if let (false, Some(t)) = (snap.redundancy.redundant, snap.redundancy.since) {
+    if let (false, Some(t)) = (snap.redundancy.redundant(), snap.redundancy.since()) {
         since.with_label_values(&[g]).set(t as f64 / 1000.0);
     }
     let takeovers = IntCounterVec::new(
@@ -183,7 +183,7 @@ pub fn render(snap: &Snapshot) -> String {
     failures
         .with_label_values(&[g])
         .inc_by(snap.replication_failures);
-    if let Some(counts) = crate::snmp::notify::counts_of(g, &snap.local) {
+    if let Some(counts) = &snap.notifications {
         let notes = IntCounterVec::new(
             Opts::new(
                 "understudy_snmp_notifications_total",
@@ -195,8 +195,8 @@ pub fn render(snap: &Snapshot) -> String {
         .expect("static metric definition");
         reg.register(Box::new(notes.clone()))
             .expect("registered once");
-        for (kind, outcome, n) in counts {
-            notes.with_label_values(&[g, kind, outcome]).inc_by(n);
+        for ((kind, outcome), n) in counts {
+            notes.with_label_values(&[g, kind, outcome]).inc_by(*n);
         }
     }
     let mut out = Vec::new();

@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::command::Event;
 use crate::command::{Command, CommandError, ErrorBody};
-use crate::config::{MemberConfig, Secret};
+use crate::config::MemberConfig;
 use crate::group::{MemberRecord, Stamp};
 use crate::peer_auth::{Signer, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use crate::store::Event;
+use crate::secret::Secret;
 
 /// Version of the peer protocol; a peer speaking another one is refused. Version 2 signs
 /// every request (HMAC-SHA256) instead of sending the group secret in a header.

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Header carrying the signer's clock in milliseconds since the epoch.
 pub const TIMESTAMP_HEADER: &str = "x-understudy-timestamp";

@@ -10,10 +10,9 @@
 
 use std::fmt::Write;
 
-use crate::agent::{MemberSnapshot, Snapshot, VERSION};
+use crate::command::OutcomeKind;
 use crate::group::{OpKind, OperState, ReplicationResult, Role};
-use crate::http::rfc3339;
-use crate::store::OutcomeKind;
+use crate::snapshot::{rfc3339, MemberSnapshot, Snapshot, VERSION};
 
 /// The page's style sheet and script, inlined so the agent serves one self-contained page.
 const STYLE: &str = include_str!("status_page/style.css");
@@ -76,7 +75,7 @@ fn kind_word(k: OpKind) -> &'static str {
 /// Renders the page.
 pub fn render(s: &Snapshot) -> String {
     let mut h = String::with_capacity(8192 + SCRIPT.len() + STYLE.len());
-    let title = if s.redundancy.redundant {
+    let title = if s.redundancy.redundant() {
         format!("Redundancy — {} — {}", s.group, s.local)
     } else {
         format!("NO REDUNDANCY — {} — {}", s.group, s.local)
@@ -127,7 +126,7 @@ pub fn render(s: &Snapshot) -> String {
 }
 
 fn render_redundancy(h: &mut String, s: &Snapshot) {
-    if s.redundancy.redundant {
+    if s.redundancy.redundant() {
         h.push_str(
             "<div class=\"redundant\" id=\"redundancy\">Redundant: a Backup is in standby to \
              take over.</div>",
@@ -139,7 +138,7 @@ fn render_redundancy(h: &mut String, s: &Snapshot) {
         "<div class=\"banner\" id=\"redundancy\" role=\"alert\"><strong>NO REDUNDANCY</strong>{}\
          <ul>",
         s.redundancy
-            .since
+            .since()
             .map(|t| format!(" since {}", rfc3339(t)))
             .unwrap_or_default()
     );
@@ -184,7 +183,7 @@ fn render_row(h: &mut String, s: &Snapshot, m: &MemberSnapshot) {
         "<tr class=\"{cls}\" data-member=\"{name}\" data-state=\"{state}\"><td><b>{name}</b>{this}\
          </td><td>{role}</td><td><span class=\"state-{state}\">{state_word}</span>",
         cls = if r.takeover.is_some() { "takeover" } else { "" },
-        this = if m.is_local {
+        this = if s.is_local(m) {
             "<span class=\"this\">this server</span>"
         } else {
             ""
@@ -374,19 +373,18 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::agent::Redundancy;
     use crate::group::{Alarm, AlarmKind, MemberRecord, Replication, TakeoverMark};
+    use crate::snapshot::Redundancy;
 
     fn ip(d: u8) -> IpAddr {
         IpAddr::V4(Ipv4Addr::new(192, 0, 2, d))
     }
 
-    fn member(name: &str, role: Role, d: u8, local: bool) -> MemberSnapshot {
+    fn member(name: &str, role: Role, d: u8) -> MemberSnapshot {
         let record = MemberRecord::initial(name, role, ip(d), ip(d + 100), role == Role::Main);
         MemberSnapshot {
             state: record.state,
             record,
-            is_local: local,
             paths: vec![("lan".into(), true)],
         }
     }
@@ -396,21 +394,18 @@ mod tests {
             group: "g1".into(),
             local: "backup-1".into(),
             members,
-            redundancy: Redundancy {
-                redundant: true,
-                since: None,
-                alarms: Vec::new(),
-            },
+            redundancy: Redundancy { alarms: Vec::new() },
             takeovers: BTreeMap::new(),
             events: Arc::new(Vec::new()),
             replication_failures: 0,
+            notifications: None,
             boots: 1,
             started_at: 0,
         }
     }
 
     fn healthy() -> Snapshot {
-        let mut b = member("backup-1", Role::Backup, 21, true);
+        let mut b = member("backup-1", Role::Backup, 21);
         b.record.replication = Some(Replication {
             at: 1_000,
             result: ReplicationResult::Success,
@@ -419,8 +414,8 @@ mod tests {
             error: None,
         });
         snapshot(vec![
-            member("main-1", Role::Main, 11, false),
-            member("main-2", Role::Main, 12, false),
+            member("main-1", Role::Main, 11),
+            member("main-2", Role::Main, 12),
             b,
         ])
     }
@@ -451,8 +446,6 @@ mod tests {
             b.record.takeover = Some(mark);
         }
         s.redundancy = Redundancy {
-            redundant: false,
-            since: Some(5_000),
             alarms: vec![Alarm {
                 kind: AlarmKind::Takeover,
                 raised_at: 5_000,
@@ -633,7 +626,7 @@ mod tests {
     fn unknown_members_and_refused_events_are_shown() {
         let mut s = healthy();
         s.members[0].state = OperState::Unknown;
-        let events = vec![crate::store::Event {
+        let events = vec![crate::command::Event {
             id: "e1".into(),
             at: 9_000,
             kind: OpKind::Manual,

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::group::{GroupView, Millis, OpKind, Operation, Requester};
+use crate::command::Event;
+use crate::group::{GroupView, Millis, OpKind};
 
 /// Bump when the file's meaning changes; an agent refuses a file of another format.
 pub const FORMAT: u32 = 1;
@@ -47,33 +48,6 @@ pub enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OutcomeKind {
-    Done,
-    Refused,
-    Failed,
-}
-
-/// One entry of the event history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Event {
-    pub id: String,
-    pub at: Millis,
-    pub kind: OpKind,
-    pub operation: Operation,
-    pub requested_by: Requester,
-    pub members: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The agent that carried the operation out.
-    pub coordinator: String,
-    pub outcome: OutcomeKind,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub failed: Vec<String>,
-    pub message: String,
 }
 
 /// Everything an agent must not lose.

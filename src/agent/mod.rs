@@ -24,11 +24,12 @@ use tracing::{debug, error, info, warn};
 
 use crate::address::{AddressBackend, Transition};
 use crate::command::{Command, CommandError, CommandResult};
+use crate::command::{Event, OutcomeKind};
 use crate::config::Config;
 use crate::device_check;
 use crate::group::{
-    Alarm, GroupView, MemberRecord, Millis, OpKind, OperState, Operation, Reachability,
-    Replication, ReplicationResult, Requester, Role,
+    GroupView, MemberRecord, Millis, OperState, Operation, Reachability, Replication,
+    ReplicationResult, Requester, Role,
 };
 use crate::peer::{
     ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, PeerClient, PeerError,
@@ -36,9 +37,8 @@ use crate::peer::{
 };
 use crate::peer_auth::{self, AuthError, ReplayGuard};
 use crate::replication;
-use crate::store::{Event, OutcomeKind, PersistedState, Store, StoreError};
-
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+use crate::snapshot::{MemberSnapshot, NotificationCounts, Redundancy, Snapshot};
+use crate::store::{PersistedState, Store, StoreError};
 
 /// Wall-clock time in milliseconds since the epoch: the only clock the agent reads for
 /// recorded times.
@@ -46,60 +46,6 @@ pub fn now_ms() -> Millis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AgentError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// One member as this agent sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MemberSnapshot {
-    pub record: MemberRecord,
-    /// The operational state shown: `unknown` when this agent cannot reach the member.
-    pub state: OperState,
-    pub is_local: bool,
-    /// Per heartbeat path: is the member answering on it? (Always true for the local member.)
-    pub paths: Vec<(String, bool)>,
-}
-
-/// The no-redundancy alarm as this agent sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Redundancy {
-    pub redundant: bool,
-    pub since: Option<Millis>,
-    pub alarms: Vec<Alarm>,
-}
-
-/// Everything the interfaces show, published after every change.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub group: String,
-    pub local: String,
-    pub members: Vec<MemberSnapshot>,
-    pub redundancy: Redundancy,
-    pub takeovers: BTreeMap<OpKind, u64>,
-    /// Newest first.
-    pub events: Arc<Vec<Event>>,
-    pub replication_failures: u64,
-    pub boots: u32,
-    pub started_at: Millis,
-}
-
-impl Snapshot {
-    pub fn member(&self, name: &str) -> Option<&MemberSnapshot> {
-        self.members.iter().find(|m| m.record.name == name)
-    }
-
-    /// 1-based index in configuration order (`rgMemberIndex`).
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.members
-            .iter()
-            .position(|m| m.record.name == name)
-            .map(|i| i + 1)
-    }
 }
 
 #[derive(Debug, Default)]
@@ -123,7 +69,8 @@ struct Inner {
     started: Instant,
     started_at: Millis,
     replication_failures: StdMutex<u64>,
-    replicate_now: Notify,
+    /// SNMP notification counts (None until an SNMP notifier starts counting).
+    notifications: StdMutex<Option<NotificationCounts>>,
     gossip_now: Notify,
     replay: ReplayGuard,
     /// One replication at a time (the loop and on-demand requests share the replica dirs).
@@ -147,7 +94,7 @@ pub struct Agent {
 impl Agent {
     /// Opens the state directory (restoring the persisted state, alarm included) and builds
     /// the agent. Nothing runs until [`Agent::run`].
-    pub fn open(cfg: Config, address: Arc<dyn AddressBackend>) -> Result<Agent, AgentError> {
+    pub fn open(cfg: Config, address: Arc<dyn AddressBackend>) -> Result<Agent, StoreError> {
         let name = cfg.file.member.clone();
         let store = Store::open(&cfg.file.state_dir)?;
         let configured = initial_view(&cfg);
@@ -181,14 +128,11 @@ impl Agent {
             group: cfg.file.group.clone(),
             local: name.clone(),
             members: Vec::new(),
-            redundancy: Redundancy {
-                redundant: false,
-                since: None,
-                alarms: Vec::new(),
-            },
+            redundancy: Redundancy::default(),
             takeovers: BTreeMap::new(),
             events: Arc::new(Vec::new()),
             replication_failures: 0,
+            notifications: None,
             boots: state.boots,
             started_at,
         });
@@ -208,7 +152,7 @@ impl Agent {
                 started: Instant::now(),
                 started_at,
                 replication_failures: StdMutex::new(0),
-                replicate_now: Notify::new(),
+                notifications: StdMutex::new(None),
                 gossip_now: Notify::new(),
                 replay: ReplayGuard::default(),
                 replicating: Mutex::new(()),
@@ -219,7 +163,7 @@ impl Agent {
         if let Ok(mut st) = agent.inner.state.try_lock() {
             let snap = agent.build_snapshot(&mut st);
             drop(st);
-            agent.inner.snapshot.send_replace(Arc::new(snap));
+            agent.send_snapshot(snap);
         }
         Ok(agent)
     }
@@ -240,10 +184,6 @@ impl Agent {
     /// Subscribe to snapshot changes.
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
         self.inner.snapshot.subscribe()
-    }
-
-    pub fn peers(&self) -> &PeerClient {
-        &self.inner.peers
     }
 
     /// Checks a peer request's HMAC signature (made with the group secret), its timestamp
@@ -341,12 +281,64 @@ impl Agent {
         }
     }
 
+    /// Starts counting SNMP notifications from `zeros` (every (type, outcome) pair the
+    /// notifier can report); the counts travel in the snapshot from now on.
+    pub fn start_notification_counts(&self, zeros: NotificationCounts) {
+        *self
+            .inner
+            .notifications
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(zeros);
+        self.republish_counts();
+    }
+
+    /// Counts one SNMP notification of `kind` (trap, inform) that ended with `outcome`, and
+    /// shows it in the snapshot at once.
+    pub fn count_notification(&self, kind: &'static str, outcome: &'static str) {
+        {
+            let mut n = self
+                .inner
+                .notifications
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            *n.get_or_insert_with(Default::default)
+                .entry((kind, outcome))
+                .or_default() += 1;
+        }
+        self.republish_counts();
+    }
+
+    /// Publishes the current snapshot again with the current notification counts (no group
+    /// state is read: counting never waits for an operation).
+    fn republish_counts(&self) {
+        self.inner.snapshot.send_modify(|s| {
+            Arc::make_mut(s).notifications = self.notification_counts();
+        });
+    }
+
     /// Rebuilds and publishes the snapshot (also keeps the persisted no-standby time).
     pub async fn publish(&self) {
         let mut st = self.inner.state.lock().await;
         let snap = self.build_snapshot(&mut st);
         drop(st);
-        self.inner.snapshot.send_replace(Arc::new(snap));
+        self.send_snapshot(snap);
+    }
+
+    /// Sends `snap` to every reader with the notification counts as they are now (read under
+    /// the channel's lock, so a count made meanwhile is never overwritten by an older one).
+    fn send_snapshot(&self, mut snap: Snapshot) {
+        self.inner.snapshot.send_modify(|s| {
+            snap.notifications = self.notification_counts();
+            *s = Arc::new(snap);
+        });
+    }
+
+    fn notification_counts(&self) -> Option<NotificationCounts> {
+        self.inner
+            .notifications
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     fn build_snapshot(&self, st: &mut PersistedState) -> Snapshot {
@@ -365,11 +357,7 @@ impl Agent {
             _ => {}
         }
         let alarms = st.view.alarms(&reach, st.no_standby_since, now);
-        let redundancy = Redundancy {
-            redundant: alarms.is_empty(),
-            since: alarms.iter().map(|a| a.raised_at).min(),
-            alarms,
-        };
+        let redundancy = Redundancy { alarms };
         let members = st
             .view
             .members
@@ -380,7 +368,6 @@ impl Agent {
                 MemberSnapshot {
                     record: r.clone(),
                     state: st.view.effective_state(r, reach),
-                    is_local,
                     paths: self
                         .inner
                         .peers
@@ -422,6 +409,7 @@ impl Agent {
                 .replication_failures
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()),
+            notifications: None, // filled in by send_snapshot
             boots: st.boots,
             started_at: self.inner.started_at,
         }

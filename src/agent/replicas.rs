@@ -71,11 +71,6 @@ impl Agent {
         })
     }
 
-    /// Asks the replication loop to copy every Main now.
-    pub fn replicate_now(&self) {
-        self.inner.replicate_now.notify_one();
-    }
-
     pub(super) fn replica_root(&self) -> PathBuf {
         self.inner.cfg.file.state_dir.join("replicas")
     }
@@ -110,10 +105,7 @@ impl Agent {
                     );
                 }
             }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                _ = self.inner.replicate_now.notified() => due.clear(),
-            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 

@@ -19,9 +19,10 @@ use snmp::{SecurityLevel, SecurityModel};
 use subtle::ConstantTimeEq;
 use tracing::{info, warn};
 
-use crate::agent::{now_ms, Agent, Snapshot};
+use crate::agent::{now_ms, Agent};
 use crate::command::{Command, CommandError};
 use crate::group::Requester;
+use crate::snapshot::Snapshot;
 use crate::snmp::config::{Access, AuthProtocol, NotifyKind, SnmpConfig, TargetConfig};
 use crate::snmp::control::{self, SetError};
 use crate::snmp::gate::GateCounters;

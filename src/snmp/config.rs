@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// The root of UNDERSTUDY-MIB (RFC 5612's documentation enterprise number, arc 36).
 pub const DEFAULT_MIB_ROOT: &str = "1.3.6.1.4.1.32473.36";

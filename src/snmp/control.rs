@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::agent::Snapshot;
 use crate::group::{GroupView, Millis, OperState, Operation, Reachability, Refusal, Role};
+use crate::snapshot::Snapshot;
 use crate::snmp::mib::{member_col, Value};
 
 /// Why a SET varbind is refused before anything is asked of the agent. Each maps to the SNMP
@@ -127,7 +127,7 @@ pub fn dry_run(snap: &Snapshot, op: &Operation, now: Millis) -> Result<(), Refus
         members: snap.members.iter().map(|m| m.record.clone()).collect(),
     };
     let reach = |name: &str| match snap.member(name) {
-        Some(m) if m.is_local => Reachability::Local,
+        Some(m) if snap.is_local(m) => Reachability::Local,
         Some(m) if m.state == OperState::Unknown => Reachability::Unreachable,
         _ => Reachability::Reachable,
     };
@@ -265,7 +265,7 @@ mod tests {
         // an unreachable backup is not in standby
         let mut unknown = snapshot();
         unknown.members[1].state = OperState::Unknown;
-        unknown.members[1].is_local = false;
+        unknown.local = "main-1".into(); // backup-1 is not this agent
         assert!(dry_run(&unknown, &take, 10).is_err());
     }
 }

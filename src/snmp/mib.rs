@@ -6,8 +6,8 @@
 
 use bytes::Bytes;
 
-use crate::agent::{Snapshot, VERSION};
 use crate::group::{Alarm, AlarmKind, Millis, OperState, ReplicationResult, Role};
+use crate::snapshot::{Snapshot, VERSION};
 
 /// An OID as its arcs. Slices of arcs order like OIDs (arc by arc, a prefix first).
 pub type Oid = Vec<u32>;
@@ -435,12 +435,12 @@ fn understudy(snap: &Snapshot, root: &[u32], e: &mut Vec<(Oid, Cell)>) {
     push(
         e,
         scalar(root, s::REDUNDANCY_STATUS),
-        Value::Integer(if red.redundant { 1 } else { 2 }),
+        Value::Integer(if red.redundant() { 1 } else { 2 }),
     );
     push(
         e,
         scalar(root, s::NO_REDUNDANCY_SINCE),
-        date_or_zero(if red.redundant { None } else { red.since }),
+        date_or_zero(if red.redundant() { None } else { red.since() }),
     );
     push(
         e,
@@ -539,8 +539,8 @@ pub(crate) mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::agent::{MemberSnapshot, Redundancy};
     use crate::group::{MemberRecord, OpKind, Replication, TakeoverMark};
+    use crate::snapshot::{MemberSnapshot, Redundancy};
 
     pub(crate) const ROOT: &[u32] = &[1, 3, 6, 1, 4, 1, 32473, 36];
 
@@ -574,24 +574,19 @@ pub(crate) mod tests {
                 MemberSnapshot {
                     record: main,
                     state: OperState::Online,
-                    is_local: false,
                     paths: vec![("lan".into(), true)],
                 },
                 MemberSnapshot {
                     record: backup,
                     state: OperState::Standby,
-                    is_local: true,
                     paths: vec![("lan".into(), true)],
                 },
             ],
-            redundancy: Redundancy {
-                redundant: true,
-                since: None,
-                alarms: Vec::new(),
-            },
+            redundancy: Redundancy { alarms: Vec::new() },
             takeovers: BTreeMap::new(),
             events: Arc::new(Vec::new()),
             replication_failures: 0,
+            notifications: None,
             boots: 3,
             started_at: 1_700_000_000_000,
         }
@@ -625,8 +620,6 @@ pub(crate) mod tests {
             b.record.version += 1;
         }
         s.redundancy = Redundancy {
-            redundant: false,
-            since: Some(at),
             alarms: vec![Alarm {
                 kind: AlarmKind::Takeover,
                 raised_at: at,
@@ -806,8 +799,6 @@ pub(crate) mod tests {
     fn a_no_standby_alarm_takes_the_index_after_the_members() {
         let mut s = snapshot();
         s.redundancy = Redundancy {
-            redundant: false,
-            since: Some(5),
             alarms: vec![Alarm {
                 kind: AlarmKind::NoStandbyBackup,
                 raised_at: 5,

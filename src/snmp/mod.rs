@@ -107,11 +107,9 @@ pub struct SnmpServer {
     gate: gate::Gate,
     responder: agent::Responder,
     notifiers: Vec<Arc<agent::Notifier>>,
-    stats: Arc<notify::Stats>,
     root: mib::Oid,
     alarm_repeat: std::time::Duration,
     local: SocketAddr,
-    engine_id: Vec<u8>,
 }
 
 impl SnmpServer {
@@ -164,28 +162,21 @@ impl SnmpServer {
             .iter()
             .map(|t| agent::Notifier::new(t, cfg, &engine).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
-        let stats = Arc::new(notify::Stats::default());
-        notify::register(&agent.config().file.group, agent.name(), &stats);
+        agent.start_notification_counts(notify::zero_counts());
         Ok(SnmpServer {
             agent,
             gate,
             responder,
             notifiers,
-            stats,
             root,
             alarm_repeat: cfg.alarm_repeat,
             local,
-            engine_id,
         })
     }
 
     /// The public address (useful when the configured port is 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
-    }
-
-    pub fn engine_id(&self) -> &[u8] {
-        &self.engine_id
     }
 
     /// Serves SNMP and sends notifications until `shutdown` resolves.
@@ -206,7 +197,12 @@ impl SnmpServer {
             notify::Setup {
                 root: self.root,
                 notifiers: self.notifiers,
-                stats: self.stats,
+                count: {
+                    let agent = self.agent.clone();
+                    Arc::new(move |d: self::agent::Delivery, o: notify::Outcome| {
+                        agent.count_notification(d.as_str(), o.as_str())
+                    })
+                },
                 uptime,
                 alarm_repeat: self.alarm_repeat,
                 settle,

@@ -9,20 +9,20 @@
 //! clears, `rgReplicationFailed` when a Backup's replication fails. Each notification also
 //! carries `sysName.0`, the member whose agent sent it.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
-use crate::agent::{Snapshot, VERSION};
+use crate::command::{Event, OutcomeKind};
 use crate::group::{Alarm, Millis, OpKind, Operation, ReplicationResult, Requester, TakeoverMark};
+use crate::snapshot::{NotificationCounts, Snapshot, VERSION};
 use crate::snmp::agent::{Delivery, Notifier};
 use crate::snmp::mib::{
     self, alarm_col, member_col, notification_arc as na, notify_arc, scalar_arc, Oid, Value,
 };
-use crate::store::{Event, OutcomeKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -57,7 +57,7 @@ pub struct Notification {
 }
 
 fn redundancy_status(snap: &Snapshot) -> Value {
-    Value::Integer(if snap.redundancy.redundant { 1 } else { 2 })
+    Value::Integer(if snap.redundancy.redundant() { 1 } else { 2 })
 }
 
 fn with_sys_name(mut n: Notification, snap: &Snapshot) -> Notification {
@@ -174,10 +174,10 @@ pub fn takeover(
 /// `rgNoRedundancy` for one alarm (its row in `rgAlarmTable`).
 pub fn no_redundancy(snap: &Snapshot, root: &[u32], alarm: &Alarm) -> Notification {
     let idx = mib::alarm_index(snap, alarm);
-    let since = if snap.redundancy.redundant {
+    let since = if snap.redundancy.redundant() {
         None
     } else {
-        snap.redundancy.since
+        snap.redundancy.since()
     };
     with_sys_name(
         Notification {
@@ -343,8 +343,8 @@ pub fn transitions(
                 out.push(no_redundancy(new, root, a));
             }
         }
-        if !old.redundancy.redundant && new.redundancy.redundant {
-            out.push(restored(new, root, old.redundancy.since));
+        if !old.redundancy.redundant() && new.redundancy.redundant() {
+            out.push(restored(new, root, old.redundancy.since()));
         }
     }
     for m in &new.members {
@@ -445,65 +445,26 @@ impl Outcome {
     }
 }
 
-/// Notification counts by (`trap`/`inform`, outcome) of one agent.
-#[derive(Debug, Default)]
-pub struct Stats {
-    counts: Mutex<BTreeMap<(&'static str, Outcome), u64>>,
+/// Every (type, outcome) pair a notification can end with, counted from zero: what the
+/// agent's snapshot (and so `understudy_snmp_notifications_total`) starts from.
+pub fn zero_counts() -> NotificationCounts {
+    [
+        (Delivery::Trap, Outcome::Sent),
+        (Delivery::Trap, Outcome::Failed),
+        (Delivery::Trap, Outcome::Dropped),
+        (Delivery::Inform, Outcome::Acknowledged),
+        (Delivery::Inform, Outcome::GivenUp),
+        (Delivery::Inform, Outcome::Failed),
+        (Delivery::Inform, Outcome::Dropped),
+    ]
+    .into_iter()
+    .map(|(d, o)| ((d.as_str(), o.as_str()), 0))
+    .collect()
 }
 
-impl Stats {
-    pub fn count(&self, delivery: Delivery, outcome: Outcome) {
-        let mut c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        *c.entry((delivery.as_str(), outcome)).or_insert(0) += 1;
-    }
-
-    /// (type, outcome, count) for every pair that can happen, zeros included.
-    pub fn counts(&self) -> Vec<(&'static str, &'static str, u64)> {
-        let mut all: BTreeMap<(&'static str, Outcome), u64> = [
-            (Delivery::Trap, Outcome::Sent),
-            (Delivery::Trap, Outcome::Failed),
-            (Delivery::Trap, Outcome::Dropped),
-            (Delivery::Inform, Outcome::Acknowledged),
-            (Delivery::Inform, Outcome::GivenUp),
-            (Delivery::Inform, Outcome::Failed),
-            (Delivery::Inform, Outcome::Dropped),
-        ]
-        .into_iter()
-        .map(|(d, o)| ((d.as_str(), o), 0))
-        .collect();
-        let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        for (k, n) in c.iter() {
-            all.insert(*k, *n);
-        }
-        all.iter().map(|((t, o), n)| (*t, o.as_str(), *n)).collect()
-    }
-}
-
-type StatsRegistry = Mutex<HashMap<(String, String), Weak<Stats>>>;
-
-fn registry() -> &'static StatsRegistry {
-    static REGISTRY: OnceLock<StatsRegistry> = OnceLock::new();
-    REGISTRY.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// Makes `stats` findable by the metrics of member `member` of `group` (several members share
-/// one process in the demo).
-pub fn register(group: &str, member: &str, stats: &Arc<Stats>) {
-    let mut r = registry().lock().unwrap_or_else(|p| p.into_inner());
-    r.retain(|_, w| w.strong_count() > 0);
-    r.insert(
-        (group.to_string(), member.to_string()),
-        Arc::downgrade(stats),
-    );
-}
-
-/// The notification counts of `member`'s running SNMP agent, if it has one.
-pub fn counts_of(group: &str, member: &str) -> Option<Vec<(&'static str, &'static str, u64)>> {
-    let r = registry().lock().unwrap_or_else(|p| p.into_inner());
-    r.get(&(group.to_string(), member.to_string()))
-        .and_then(Weak::upgrade)
-        .map(|s| s.counts())
-}
+/// Where the outcome of every notification is counted (the agent, whose snapshot carries the
+/// counts to the metrics).
+pub type Count = Arc<dyn Fn(Delivery, Outcome) + Send + Sync>;
 
 // ------------------------------------------------------------------ the loop
 
@@ -522,7 +483,7 @@ pub struct Setup {
     /// Where UNDERSTUDY-MIB is rooted.
     pub root: Oid,
     pub notifiers: Vec<Arc<Notifier>>,
-    pub stats: Arc<Stats>,
+    pub count: Count,
     /// `sysUpTime` in hundredths of a second.
     pub uptime: Arc<dyn Fn() -> u32 + Send + Sync>,
     pub alarm_repeat: Duration,
@@ -548,7 +509,7 @@ pub async fn run(
     let Setup {
         root,
         notifiers,
-        stats,
+        count,
         uptime,
         alarm_repeat,
         settle,
@@ -558,13 +519,13 @@ pub async fn run(
     let mut workers = tokio::task::JoinSet::new();
     for n in notifiers {
         let (tx, mut rx) = mpsc::channel::<Notification>(QUEUE);
-        let stats = stats.clone();
+        let count = count.clone();
         let uptime = uptime.clone();
         let delivery = n.delivery();
         workers.spawn(async move {
             while let Some(note) = rx.recv().await {
                 let outcome = n.send(&note, uptime()).await;
-                stats.count(delivery, outcome);
+                count(delivery, outcome);
                 match outcome {
                     Outcome::Sent | Outcome::Acknowledged => {
                         debug!(target_addr = %n.target(), notification = note.kind.name(),
@@ -585,7 +546,7 @@ pub async fn run(
         );
         for (q, delivery) in &queues {
             if q.try_send(note.clone()).is_err() {
-                stats.count(*delivery, Outcome::Dropped);
+                count(*delivery, Outcome::Dropped);
             }
         }
     };
@@ -680,9 +641,9 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::Event;
     use crate::group::Replication;
     use crate::snmp::mib::tests::{snapshot, taken_over, ROOT};
-    use crate::store::Event;
 
     fn vb<'a>(n: &'a Notification, oid: &[u32]) -> Option<&'a Value> {
         n.varbinds.iter().find(|(o, _)| o == oid).map(|(_, v)| v)

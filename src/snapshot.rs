@@ -1,0 +1,98 @@
+//! The published snapshot: everything the interfaces (HTTP API, status page, metrics, SNMP)
+//! show, as one agent sees the group at one moment. Built by the agent after every change and
+//! read, never changed, by the interfaces. Also the version string and the time format every
+//! interface prints. Pure.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use crate::command::Event;
+use crate::group::{Alarm, MemberRecord, Millis, OpKind, OperState};
+
+/// This build's version, shown by every interface.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A time (milliseconds since the epoch) as RFC 3339 with milliseconds, UTC.
+pub fn rfc3339(ms: Millis) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}
+
+/// One member as this agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSnapshot {
+    pub record: MemberRecord,
+    /// The operational state shown: `unknown` when this agent cannot reach the member.
+    pub state: OperState,
+    /// Per heartbeat path: is the member answering on it? (Always true for the local member.)
+    pub paths: Vec<(String, bool)>,
+}
+
+/// The no-redundancy alarm as this agent sees it: the group is redundant while no alarm is
+/// raised.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Redundancy {
+    pub alarms: Vec<Alarm>,
+}
+
+impl Redundancy {
+    pub fn redundant(&self) -> bool {
+        self.alarms.is_empty()
+    }
+
+    /// When the oldest alarm still raised was raised.
+    pub fn since(&self) -> Option<Millis> {
+        self.alarms.iter().map(|a| a.raised_at).min()
+    }
+}
+
+/// SNMP notifications this agent's notifier handled: (type, outcome) → count, every pair
+/// that can happen listed from the start (zeros included).
+pub type NotificationCounts = BTreeMap<(&'static str, &'static str), u64>;
+
+/// Everything the interfaces show, published after every change.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub group: String,
+    pub local: String,
+    pub members: Vec<MemberSnapshot>,
+    pub redundancy: Redundancy,
+    pub takeovers: BTreeMap<OpKind, u64>,
+    /// Newest first.
+    pub events: Arc<Vec<Event>>,
+    pub replication_failures: u64,
+    /// `None` when this agent sends no SNMP notifications.
+    pub notifications: Option<NotificationCounts>,
+    pub boots: u32,
+    pub started_at: Millis,
+}
+
+impl Snapshot {
+    pub fn member(&self, name: &str) -> Option<&MemberSnapshot> {
+        self.members.iter().find(|m| m.record.name == name)
+    }
+
+    /// 1-based index in configuration order (`rgMemberIndex`).
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.members
+            .iter()
+            .position(|m| m.record.name == name)
+            .map(|i| i + 1)
+    }
+
+    /// Is `m` this agent's own member?
+    pub fn is_local(&self, m: &MemberSnapshot) -> bool {
+        m.record.name == self.local
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_is_utc_with_milliseconds() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+    }
+}
