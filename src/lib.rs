@@ -4,7 +4,7 @@
 //! - [`group`]: the redundancy group state machine (pure);
 //! - [`config`], [`store`]: configuration and durable state;
 //! - [`agent`]: one member's agent at run time, the one command path;
-//! - [`peer`] (signed by [`peer_auth`]), [`replication`], [`address`], [`device_check`]: what the agent does to the world;
+//! - [`peer`], [`replication`], [`address`], [`device_check`]: what the agent does to the world;
 //! - [`http`], [`metrics`], [`snmp`], [`status_page`], [`cli`]: the interfaces;
 //! - [`demo`]: a whole group in one process.
 #![forbid(unsafe_code)]
@@ -20,7 +20,6 @@ pub mod group;
 pub mod http;
 pub mod metrics;
 pub mod peer;
-pub mod peer_auth;
 pub mod replication;
 pub mod secret;
 pub mod snapshot;

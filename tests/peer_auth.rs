@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use support::*;
-use understudy::peer_auth::{sign, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use understudy::peer::signing::{sign, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use understudy::secret::Secret;
 
 const PATH: &str = "/peer/v1/heartbeat";

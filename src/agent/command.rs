@@ -58,12 +58,6 @@ impl Agent {
 
     /// A command forwarded by a peer: this agent must be its coordinator.
     pub async fn handle_forwarded(&self, req: CommandRequest) -> CommandResult {
-        if req.protocol != PROTOCOL || req.group != self.inner.cfg.file.group {
-            return Err(CommandError::Invalid(format!(
-                "peer {} speaks protocol {} of group {:?}",
-                req.from, req.protocol, req.group
-            )));
-        }
         let coordinator = coordinator_of(&req.command.operation);
         if coordinator != self.inner.name {
             return Err(CommandError::Invalid(format!(
@@ -252,9 +246,6 @@ impl Agent {
     /// A coordinator hands this agent its new record (the takeover handshake). The record is
     /// persisted first, then the address is moved, then the new record is acknowledged.
     pub async fn handle_apply(&self, req: ApplyRequest) -> Result<ApplyReply, CommandError> {
-        if req.protocol != PROTOCOL || req.group != self.inner.cfg.file.group {
-            return Err(CommandError::Invalid("wrong protocol or group".into()));
-        }
         if req.record.name != self.inner.name {
             return Err(CommandError::Invalid(format!(
                 "record for {} sent to {}",

@@ -35,7 +35,6 @@ use crate::peer::{
     ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, PeerClient, PeerError,
     ReplicateReply, ReplicateRequest, ReplicateResult, PROTOCOL,
 };
-use crate::peer_auth::{self, AuthError, ReplayGuard};
 use crate::replication;
 use crate::snapshot::{MemberSnapshot, NotificationCounts, Redundancy, Snapshot};
 use crate::store::{PersistedState, Store, StoreError};
@@ -72,17 +71,8 @@ struct Inner {
     /// SNMP notification counts (None until an SNMP notifier starts counting).
     notifications: StdMutex<Option<NotificationCounts>>,
     gossip_now: Notify,
-    replay: ReplayGuard,
     /// One replication at a time (the loop and on-demand requests share the replica dirs).
     replicating: Mutex<()>,
-}
-
-/// The authentication headers of a peer request, as received.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PeerAuthHeaders<'a> {
-    pub timestamp: Option<&'a str>,
-    pub nonce: Option<&'a str>,
-    pub signature: Option<&'a str>,
 }
 
 /// A handle on the agent; cheap to clone.
@@ -154,7 +144,6 @@ impl Agent {
                 replication_failures: StdMutex::new(0),
                 notifications: StdMutex::new(None),
                 gossip_now: Notify::new(),
-                replay: ReplayGuard::default(),
                 replicating: Mutex::new(()),
             }),
         };
@@ -184,31 +173,6 @@ impl Agent {
     /// Subscribe to snapshot changes.
     pub fn subscribe(&self) -> watch::Receiver<Arc<Snapshot>> {
         self.inner.snapshot.subscribe()
-    }
-
-    /// Checks a peer request's HMAC signature (made with the group secret), its timestamp
-    /// against the replay window, and that its nonce was not seen before.
-    pub fn verify_peer(
-        &self,
-        method: &str,
-        path: &str,
-        headers: PeerAuthHeaders<'_>,
-        body: &[u8],
-    ) -> Result<(), AuthError> {
-        let now = now_ms();
-        let window = self.inner.cfg.file.peer.replay_window;
-        let (ts, nonce) = peer_auth::verify(
-            &self.inner.cfg.peer_secret,
-            method,
-            path,
-            headers.timestamp,
-            headers.nonce,
-            headers.signature,
-            body,
-            now,
-            window,
-        )?;
-        self.inner.replay.check(&nonce, ts, now, window)
     }
 
     /// Checks an API bearer token.

@@ -4,15 +4,20 @@
 use super::*;
 
 impl Agent {
-    /// On-demand replication (API, CLI): `req.backup` copies every Main it covers (or
-    /// `req.main`) now and reports each result; forwarded when that Backup is another agent.
+    /// On-demand replication (API, CLI): `backup` copies every Main it covers (or `main`)
+    /// now and reports each result; forwarded when that Backup is another agent.
     pub async fn replicate_on_demand(
         &self,
-        req: ReplicateRequest,
+        backup: String,
+        main: Option<String>,
     ) -> Result<ReplicateReply, CommandError> {
-        if req.protocol != PROTOCOL || req.group != self.inner.cfg.file.group {
-            return Err(CommandError::Invalid("wrong protocol or group".into()));
-        }
+        let req = ReplicateRequest {
+            protocol: PROTOCOL,
+            group: self.inner.cfg.file.group.clone(),
+            from: self.inner.name.clone(),
+            backup,
+            main,
+        };
         let view = self.inner.state.lock().await.view.clone();
         let backup = view
             .member(&req.backup)

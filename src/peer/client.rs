@@ -1,107 +1,21 @@
-//! The peer protocol between the agents of a group: JSON over HTTP under `/peer/v1`, every
-//! request signed with HMAC-SHA256 keyed by the group secret ([`crate::peer_auth`]; the
-//! secret itself never travels). Messages: heartbeat (state exchange, on every
-//! heartbeat path), apply (the coordinator of an operation hands a member its new record — the
-//! takeover handshake), command (an agent forwards a command to its coordinator) and the
-//! replication transfer. This module holds the messages and the client; the server side lives
-//! in `http`. Does network I/O.
+//! The client side of the peer protocol: signed JSON requests to the other agents of the
+//! group, each tried on every heartbeat path in turn, with time-outs by kind (a heartbeat, an
+//! apply that persists and moves an address, a forwarded command, a replication transfer).
+//! Does network I/O.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::command::Event;
-use crate::command::{Command, CommandError, ErrorBody};
+use super::messages::{
+    ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, ReplicateReply,
+    ReplicateRequest,
+};
+use super::signing::{Signer, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::command::{CommandError, ErrorBody, Event};
 use crate::config::MemberConfig;
-use crate::group::{MemberRecord, Stamp};
-use crate::peer_auth::{Signer, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::secret::Secret;
-
-/// Version of the peer protocol; a peer speaking another one is refused. Version 2 signs
-/// every request (HMAC-SHA256) instead of sending the group secret in a header.
-pub const PROTOCOL: u32 = 2;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Heartbeat {
-    pub protocol: u32,
-    pub group: String,
-    pub from: String,
-    pub path: String,
-    /// Records pushed to the peer (those it asked for in its last reply).
-    #[serde(default)]
-    pub records: Vec<MemberRecord>,
-    /// The stamps of the sender's records: the peer answers with the records it holds newer
-    /// and asks for those it holds older, so a quiet group exchanges stamps only.
-    #[serde(default)]
-    pub digest: Vec<Stamp>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HeartbeatReply {
-    pub protocol: u32,
-    pub from: String,
-    /// Records the replier holds newer than the heartbeat's digest.
-    pub records: Vec<MemberRecord>,
-    /// Records the replier wants: the sender holds them newer.
-    #[serde(default)]
-    pub want: Vec<String>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ApplyRequest {
-    pub protocol: u32,
-    pub group: String,
-    pub from: String,
-    pub record: MemberRecord,
-    pub event: Option<Event>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ApplyReply {
-    pub record: MemberRecord,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CommandRequest {
-    pub protocol: u32,
-    pub group: String,
-    pub from: String,
-    pub command: Command,
-}
-
-/// Asks a Backup's agent to replicate now (all its Mains, or `main`).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReplicateRequest {
-    pub protocol: u32,
-    pub group: String,
-    pub from: String,
-    pub backup: String,
-    #[serde(default)]
-    pub main: Option<String>,
-}
-
-/// The outcome of one on-demand replication of one Main.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ReplicateResult {
-    pub main: String,
-    /// `success` or `failed`.
-    pub result: crate::group::ReplicationResult,
-    pub error: Option<String>,
-    /// Files in the Main's manifest, files transferred (changed ones only), bytes transferred.
-    #[serde(default)]
-    pub files: usize,
-    #[serde(default)]
-    pub fetched: usize,
-    #[serde(default)]
-    pub bytes_fetched: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ReplicateReply {
-    pub backup: String,
-    pub results: Vec<ReplicateResult>,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {

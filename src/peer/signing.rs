@@ -181,6 +181,56 @@ impl ReplayGuard {
     }
 }
 
+/// The authentication headers of a peer request, as received.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Presented<'a> {
+    pub timestamp: Option<&'a str>,
+    pub nonce: Option<&'a str>,
+    pub signature: Option<&'a str>,
+}
+
+/// Checks the requests one agent receives: the MAC (made with the group secret), the
+/// timestamp against the replay window, and that the nonce was not accepted before.
+#[derive(Debug)]
+pub struct Verifier {
+    secret: Secret,
+    window: Duration,
+    replay: ReplayGuard,
+}
+
+impl Verifier {
+    pub fn new(secret: Secret, window: Duration) -> Verifier {
+        Verifier {
+            secret,
+            window,
+            replay: ReplayGuard::default(),
+        }
+    }
+
+    /// Checks one request received at `now_ms`.
+    pub fn check(
+        &self,
+        method: &str,
+        path: &str,
+        presented: Presented<'_>,
+        body: &[u8],
+        now_ms: u64,
+    ) -> Result<(), AuthError> {
+        let (ts, nonce) = verify(
+            &self.secret,
+            method,
+            path,
+            presented.timestamp,
+            presented.nonce,
+            presented.signature,
+            body,
+            now_ms,
+            self.window,
+        )?;
+        self.replay.check(&nonce, ts, now_ms, self.window)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

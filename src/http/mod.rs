@@ -1,13 +1,16 @@
-//! The HTTP interface: the JSON API, `/metrics`, the status page, `/healthz`, and the server
-//! side of the peer protocol under `/peer/v1`. A thin adapter: reads come from the published
-//! snapshot, commands go to [`Agent::submit`]. The router is built by [`router`] and tested
-//! without a socket; [`serve`] binds it.
+//! The HTTP interface: the JSON API, `/metrics`, the status page and `/healthz`; the peer
+//! protocol's routes ([`crate::peer::server`]) are merged into the same router. A thin
+//! adapter: reads come from the published snapshot, commands go to [`Agent::submit`]. The
+//! router is built by [`router`] and tested without a socket; [`serve`] binds it. Network I/O.
+
+pub mod error;
+pub mod request;
 
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -16,76 +19,16 @@ use serde_json::json;
 use tokio::net::TcpListener;
 use tracing::warn;
 
-use crate::agent::{Agent, PeerAuthHeaders};
-use crate::command::Event;
-use crate::command::{Command, CommandError, ErrorBody};
+use self::error::ApiError;
+use self::request::{parse_json, ClientAddr};
+use crate::agent::Agent;
+use crate::command::{Command, Event};
 use crate::group::{Operation, Requester, Role};
-use crate::peer::{ApplyRequest, CommandRequest, Heartbeat, ReplicateRequest, PROTOCOL};
-use crate::peer_auth::{NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use crate::replication;
 use crate::snapshot::{rfc3339, Snapshot, VERSION};
-use crate::{metrics, status_page};
+use crate::{metrics, peer, status_page};
 
-/// Formats epoch milliseconds as RFC 3339 (UTC, milliseconds).
-/// The API's error response.
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    body: ErrorBody,
-}
-
-impl ApiError {
-    fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
-        ApiError {
-            status,
-            body: ErrorBody {
-                error: code.to_string(),
-                message: message.into(),
-                failed: Vec::new(),
-            },
-        }
-    }
-
-    fn unauthorized() -> ApiError {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or wrong token: send 'Authorization: Bearer TOKEN'",
-        )
-    }
-
-    fn bad_json(e: serde_json::Error) -> ApiError {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("invalid JSON body: {e}"),
-        )
-    }
-}
-
-impl From<CommandError> for ApiError {
-    fn from(e: CommandError) -> Self {
-        ApiError {
-            status: StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            body: e.body(),
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut resp = (self.status, Json(self.body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
-            resp.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer realm=\"understudy\""),
-            );
-        }
-        resp
-    }
-}
-
-/// Builds the whole router for `agent`.
+/// Builds the whole router for `agent`: the API, `/metrics`, the status page and `/healthz`,
+/// with the peer protocol's routes merged in.
 pub fn router(agent: Agent) -> Router {
     Router::new()
         .route("/", get(status))
@@ -99,14 +42,9 @@ pub fn router(agent: Agent) -> Router {
         .route("/api/v1/replace-takeover", post(command::<ReplaceBody>))
         .route("/api/v1/members/{name}/auto-failover", put(auto_failover))
         .route("/api/v1/members/{name}/replicate", post(replicate))
-        .route("/peer/v1/heartbeat", post(peer_heartbeat))
-        .route("/peer/v1/apply", post(peer_apply))
-        .route("/peer/v1/command", post(peer_command))
-        .route("/peer/v1/replicate", post(peer_replicate))
-        .route("/peer/v1/replication/manifest", get(peer_manifest))
-        .route("/peer/v1/replication/file/{*path}", get(peer_file))
         .fallback(not_found)
-        .with_state(agent)
+        .with_state(agent.clone())
+        .merge(peer::server::routes(agent))
 }
 
 /// Serves `router(agent)` on `listener` until `shutdown` resolves.
@@ -143,11 +81,6 @@ async fn metrics_text(State(agent): State<Agent>) -> impl IntoResponse {
 
 async fn status(State(agent): State<Agent>) -> Html<String> {
     Html(status_page::render(&agent.snapshot()))
-}
-
-/// Parses a JSON request body whatever its Content-Type says (operators send `curl -d`).
-fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(ApiError::bad_json)
 }
 
 // ------------------------------------------------------------------ the group as JSON
@@ -396,12 +329,6 @@ struct AutoFailoverBody {
     reason: Option<String>,
 }
 
-type Peer = ConnectInfo<SocketAddr>;
-
-fn peer_addr(p: Peer) -> Option<SocketAddr> {
-    Some(p.0)
-}
-
 /// A command body of the API: the operation it asks for, and the operator's reason.
 trait CommandBody: serde::de::DeserializeOwned {
     fn into_command(self) -> (Operation, Option<String>);
@@ -446,23 +373,23 @@ impl CommandBody for ReplaceBody {
 /// `POST /api/v1/<operation>`: token first (401 before the body is looked at), then the body.
 async fn command<B: CommandBody>(
     State(agent): State<Agent>,
-    peer: Peer,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = authorize(&agent, &headers, peer_addr(peer))?;
+    let who = authorize(&agent, &headers, client)?;
     let (op, reason) = parse_json::<B>(&body)?.into_command();
     run_command(&agent, who, op, reason).await
 }
 
 async fn auto_failover(
     State(agent): State<Agent>,
-    peer: Peer,
+    ClientAddr(client): ClientAddr,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = authorize(&agent, &headers, peer_addr(peer))?;
+    let who = authorize(&agent, &headers, client)?;
     let b: AutoFailoverBody = parse_json(&body)?;
     let op = Operation::SetAutoFailover {
         member: name,
@@ -481,12 +408,12 @@ struct ReplicateBody {
 /// `{"main": "..."}`. Answers with each Main's result (a failed copy is a result, not an error).
 async fn replicate(
     State(agent): State<Agent>,
-    peer: Peer,
+    ClientAddr(client): ClientAddr,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = authorize(&agent, &headers, peer_addr(peer))?;
+    let who = authorize(&agent, &headers, client)?;
     let b: ReplicateBody = if body.iter().all(|c| c.is_ascii_whitespace()) {
         ReplicateBody::default()
     } else {
@@ -494,14 +421,7 @@ async fn replicate(
     };
     tracing::info!(member = %agent.name(), backup = %name, main = ?b.main,
         requested_by = %who, "replication requested");
-    let req = ReplicateRequest {
-        protocol: PROTOCOL,
-        group: agent.config().file.group.clone(),
-        from: agent.name().to_string(),
-        backup: name,
-        main: b.main,
-    };
-    let reply = agent.replicate_on_demand(req).await?;
+    let reply = agent.replicate_on_demand(name, b.main).await?;
     let failed = reply
         .results
         .iter()
@@ -527,140 +447,4 @@ async fn replicate(
         "results": reply.results,
         "group": group_json(&agent.snapshot()),
     })))
-}
-
-// ------------------------------------------------------------------ peer protocol
-
-/// Checks a peer request's signature; a refusal is logged with the peer's address.
-fn peer_auth(
-    agent: &Agent,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-    peer: Option<SocketAddr>,
-) -> Result<(), ApiError> {
-    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let presented = PeerAuthHeaders {
-        timestamp: h(TIMESTAMP_HEADER),
-        nonce: h(NONCE_HEADER),
-        signature: h(SIGNATURE_HEADER),
-    };
-    match agent.verify_peer(method.as_str(), uri.path(), presented, body) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            warn!(member = %agent.name(), peer = ?peer, path = %uri.path(), reason = %e,
-                "peer request refused");
-            Err(ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                format!("peer request refused: {e}"),
-            ))
-        }
-    }
-}
-
-async fn peer_heartbeat(
-    State(agent): State<Agent>,
-    peer: Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    peer_auth(&agent, &method, &uri, &headers, &body, peer_addr(peer))?;
-    let hb: Heartbeat = parse_json(&body)?;
-    Ok(Json(agent.handle_heartbeat(hb).await?).into_response())
-}
-
-async fn peer_apply(
-    State(agent): State<Agent>,
-    peer: Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    peer_auth(&agent, &method, &uri, &headers, &body, peer_addr(peer))?;
-    let req: ApplyRequest = parse_json(&body)?;
-    Ok(Json(agent.handle_apply(req).await?).into_response())
-}
-
-async fn peer_command(
-    State(agent): State<Agent>,
-    peer: Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    peer_auth(&agent, &method, &uri, &headers, &body, peer_addr(peer))?;
-    let req: CommandRequest = parse_json(&body)?;
-    Ok(Json(agent.handle_forwarded(req).await?).into_response())
-}
-
-async fn peer_replicate(
-    State(agent): State<Agent>,
-    peer: Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    peer_auth(&agent, &method, &uri, &headers, &body, peer_addr(peer))?;
-    let req: ReplicateRequest = parse_json(&body)?;
-    if req.backup != agent.name() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            format!("this agent is {}, not {}", agent.name(), req.backup),
-        ));
-    }
-    Ok(Json(agent.replicate_on_demand(req).await?).into_response())
-}
-
-fn no_data(agent: &Agent) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "no_data",
-        format!("{} publishes no data directory", agent.name()),
-    )
-}
-
-async fn peer_manifest(
-    State(agent): State<Agent>,
-    peer: Peer,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    peer_auth(&agent, &method, &uri, &headers, &[], peer_addr(peer))?;
-    let dir = agent.data_dir().ok_or_else(|| no_data(&agent))?;
-    let m = tokio::task::spawn_blocking(move || replication::manifest(&dir))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io_error", e.to_string()))?;
-    Ok(Json(m).into_response())
-}
-
-async fn peer_file(
-    State(agent): State<Agent>,
-    peer: Peer,
-    method: Method,
-    uri: Uri,
-    Path(path): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    peer_auth(&agent, &method, &uri, &headers, &[], peer_addr(peer))?;
-    let dir = agent.data_dir().ok_or_else(|| no_data(&agent))?;
-    let data = tokio::task::spawn_blocking(move || replication::read_published(&dir, &path))
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(|e| match e {
-            replication::ReplicationError::UnsafePath(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
-            }
-            _ => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
-        })?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
 }

@@ -1,0 +1,189 @@
+//! The server side of the peer protocol: the `/peer/v1` routes, all behind one verification
+//! layer (the request's signature, timestamp and nonce are checked before any handler runs),
+//! and one envelope check for every message (protocol version, group, sender) before it
+//! reaches the agent. Network I/O (through the router).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use tracing::warn;
+
+use super::messages::{
+    check_envelope, ApplyRequest, CommandRequest, Envelope, Heartbeat, ReplicateRequest,
+};
+use super::signing::{Presented, Verifier, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::agent::Agent;
+use crate::http::error::ApiError;
+use crate::http::request::{parse_json, ClientAddr};
+use crate::replication;
+
+/// The largest peer request body read before its signature is checked (a heartbeat carrying
+/// every record of a large group is tens of kilobytes).
+const BODY_LIMIT: usize = 2 * 1024 * 1024;
+
+/// The peer protocol's routes for `agent`, behind the verification layer.
+pub fn routes(agent: Agent) -> Router {
+    let cfg = agent.config();
+    let verifier = Arc::new(Verifier::new(
+        cfg.peer_secret.clone(),
+        cfg.file.peer.replay_window,
+    ));
+    Router::new()
+        .route("/peer/v1/heartbeat", post(heartbeat))
+        .route("/peer/v1/apply", post(apply))
+        .route("/peer/v1/command", post(command))
+        .route("/peer/v1/replicate", post(replicate))
+        .route("/peer/v1/replication/manifest", get(manifest))
+        .route("/peer/v1/replication/file/{*path}", get(file))
+        .route_layer(middleware::from_fn_with_state(
+            (agent.clone(), verifier),
+            verify,
+        ))
+        .with_state(agent)
+}
+
+/// The verification layer: reads the body (bounded), checks the signature over method, path
+/// and body, and hands the request on with the same body. A refusal is logged with the
+/// peer's address.
+async fn verify(
+    State((agent, verifier)): State<(Agent, Arc<Verifier>)>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let (parts, body) = req.into_parts();
+    let client = ClientAddr::of(&parts).0;
+    let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "bad_request",
+            format!("cannot read the request body: {e}"),
+        )
+    })?;
+    let h = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
+    let presented = Presented {
+        timestamp: h(TIMESTAMP_HEADER),
+        nonce: h(NONCE_HEADER),
+        signature: h(SIGNATURE_HEADER),
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    if let Err(e) = verifier.check(
+        parts.method.as_str(),
+        parts.uri.path(),
+        presented,
+        &bytes,
+        now,
+    ) {
+        warn!(member = %agent.name(), peer = ?client, path = %parts.uri.path(), reason = %e,
+            "peer request refused");
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            format!("peer request refused: {e}"),
+        ));
+    }
+    Ok(next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await)
+}
+
+/// A peer message whose envelope was checked against this agent's configuration.
+struct Message<T>(T);
+
+impl<T: DeserializeOwned + Envelope> FromRequest<Agent> for Message<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, agent: &Agent) -> Result<Self, Self::Rejection> {
+        let body = Bytes::from_request(req, agent)
+            .await
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.body_text()))?;
+        let msg: T = parse_json(&body)?;
+        let cfg = &agent.config().file;
+        let members = cfg.members.iter().map(|m| m.name.as_str());
+        if let Err(e) = check_envelope(&msg, &cfg.group, members) {
+            warn!(member = %agent.name(), from = %msg.from(), protocol = msg.protocol(),
+                group = %msg.group(), error = %e, "peer message refused");
+            return Err(e.into());
+        }
+        Ok(Message(msg))
+    }
+}
+
+async fn heartbeat(
+    State(agent): State<Agent>,
+    Message(hb): Message<Heartbeat>,
+) -> Result<Response, ApiError> {
+    Ok(Json(agent.handle_heartbeat(hb).await?).into_response())
+}
+
+async fn apply(
+    State(agent): State<Agent>,
+    Message(req): Message<ApplyRequest>,
+) -> Result<Response, ApiError> {
+    Ok(Json(agent.handle_apply(req).await?).into_response())
+}
+
+async fn command(
+    State(agent): State<Agent>,
+    Message(req): Message<CommandRequest>,
+) -> Result<Response, ApiError> {
+    Ok(Json(agent.handle_forwarded(req).await?).into_response())
+}
+
+async fn replicate(
+    State(agent): State<Agent>,
+    Message(req): Message<ReplicateRequest>,
+) -> Result<Response, ApiError> {
+    if req.backup != agent.name() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("this agent is {}, not {}", agent.name(), req.backup),
+        ));
+    }
+    Ok(Json(agent.replicate_on_demand(req.backup, req.main).await?).into_response())
+}
+
+fn no_data(agent: &Agent) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_data",
+        format!("{} publishes no data directory", agent.name()),
+    )
+}
+
+fn internal(kind: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, kind, e.to_string())
+}
+
+async fn manifest(State(agent): State<Agent>) -> Result<Response, ApiError> {
+    let dir = agent.data_dir().ok_or_else(|| no_data(&agent))?;
+    let m = tokio::task::spawn_blocking(move || replication::manifest(&dir))
+        .await
+        .map_err(|e| internal("internal", e))?
+        .map_err(|e| internal("io_error", e))?;
+    Ok(Json(m).into_response())
+}
+
+async fn file(State(agent): State<Agent>, Path(path): Path<String>) -> Result<Response, ApiError> {
+    let dir = agent.data_dir().ok_or_else(|| no_data(&agent))?;
+    let data = tokio::task::spawn_blocking(move || replication::read_published(&dir, &path))
+        .await
+        .map_err(|e| internal("internal", e))?
+        .map_err(|e| match e {
+            replication::ReplicationError::UnsafePath(_) => {
+                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+            }
+            _ => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+        })?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
+}
