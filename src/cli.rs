@@ -276,6 +276,24 @@ pub fn request_for(cmd: &CliCommand) -> Option<(&ClientArgs, Request)> {
     }
 }
 
+/// `understudy check-config FILE`: prints the configuration with every default filled in, or
+/// what is wrong with it (exit 1).
+pub fn check_config(file: &std::path::Path) -> i32 {
+    match crate::config::Config::load(file) {
+        Ok(cfg) => {
+            match toml::to_string_pretty(&cfg.file) {
+                Ok(t) => print!("# {}: valid\n{t}", file.display()),
+                Err(e) => println!("# {}: valid (cannot print it: {e})", file.display()),
+            }
+            exit::OK
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
 /// Runs a client command; returns the process exit code. Output goes to `out`, errors to
 /// `err`.
 pub async fn run_client(

@@ -6,20 +6,19 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use crate::address::Simulated;
 use crate::agent::Agent;
 use crate::cli::DemoArgs;
 use crate::config::{
     AddressConfig, Config, ConfigFile, HttpConfig, MemberConfig, PeerConfig, ReplicationConfig,
 };
 use crate::group::{Role, DEFAULT_EXTRA_ADDRESS};
+use crate::node::{self, Node};
 use crate::secret::Secret;
 
 pub const DEMO_GROUP: &str = "demo";
@@ -37,11 +36,9 @@ pub enum DemoError {
     #[error("demo configuration: {0}")]
     Config(String),
     #[error(transparent)]
-    State(#[from] crate::store::StoreError),
+    Node(#[from] crate::node::NodeError),
     #[error("too many members for the port range starting at {0}")]
     Ports(u16),
-    #[error(transparent)]
-    Snmp(#[from] crate::snmp::SnmpError),
 }
 
 /// One member of the demo group.
@@ -178,14 +175,14 @@ pub struct Demo {
     pub agents: Vec<Agent>,
     /// Each member's SNMP address, in member order.
     pub snmp: Vec<SocketAddr>,
-    stop: watch::Sender<bool>,
-    tasks: tokio::task::JoinSet<()>,
+    stop: CancellationToken,
+    nodes: tokio::task::JoinSet<()>,
     _temp: Option<tempfile::TempDir>,
 }
 
 impl Demo {
-    /// Binds every listener first (so a port conflict fails before anything starts), then
-    /// starts every member's agent.
+    /// Binds every member's HTTP listener first (so a port conflict fails before anything
+    /// starts), then starts every member as a [`Node`].
     pub async fn start(args: &DemoArgs) -> Result<Demo, DemoError> {
         let mut members = layout(args.mains, args.backups, args.http_port)?;
         let (temp, state_root) = match &args.state_dir {
@@ -213,8 +210,8 @@ impl Demo {
             m.http = l.local_addr()?;
             listeners.push(l);
         }
-        let (stop, _) = watch::channel(false);
-        let mut tasks = tokio::task::JoinSet::new();
+        let stop = CancellationToken::new();
+        let mut nodes = tokio::task::JoinSet::new();
         let mut agents = Vec::new();
         let mut snmp = Vec::new();
         for (m, listener) in members.iter().zip(listeners) {
@@ -240,37 +237,10 @@ impl Demo {
             if let Some(d) = &cfg.file.replication.data_dir {
                 sample_data(d, &m.name)?;
             }
-            let agent = Agent::open(
-                cfg,
-                Arc::new(Simulated {
-                    member: m.name.clone(),
-                }),
-            )?;
-            if let Some(c) = agent.config().file.snmp.clone() {
-                let server = crate::snmp::SnmpServer::bind(agent.clone(), &c).await?;
-                snmp.push(server.local_addr());
-                let mut rx = stop.subscribe();
-                tasks.spawn(server.run(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                }));
-            }
-            let mut rx = stop.subscribe();
-            let a = agent.clone();
-            tasks.spawn(async move {
-                let _ = crate::http::serve(listener, a, async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await;
-            });
-            let mut rx = stop.subscribe();
-            let a = agent.clone();
-            tasks.spawn(async move {
-                a.run(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await;
-            });
-            agents.push(agent);
+            let node = Node::start(cfg, Some(listener)).await?;
+            snmp.extend(node.snmp_addr());
+            agents.push(node.agent().clone());
+            nodes.spawn(node.run(stop.clone()));
         }
         Ok(Demo {
             members,
@@ -278,15 +248,15 @@ impl Demo {
             agents,
             snmp,
             stop,
-            tasks,
+            nodes,
             _temp: temp,
         })
     }
 
-    /// Stops every member and waits for them.
+    /// Stops every member (each through its node's shutdown path) and waits for them.
     pub async fn stop(mut self) {
-        let _ = self.stop.send(true);
-        while self.tasks.join_next().await.is_some() {}
+        self.stop.cancel();
+        while self.nodes.join_next().await.is_some() {}
         info!("demo stopped");
     }
 
@@ -441,4 +411,22 @@ fn demo_snmp(listen: SocketAddr, targets: &[SocketAddr]) -> crate::snmp::config:
             })
             .collect(),
     }
+}
+
+/// `understudy demo`: starts the group, prints the banner, runs until SIGINT or SIGTERM.
+/// Returns the process exit status.
+pub async fn run(args: DemoArgs) -> i32 {
+    let signal = node::shutdown_signal();
+    let demo = match Demo::start(&args).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return crate::cli::exit::CONFIG;
+        }
+    };
+    print!("{}", demo.banner(&args));
+    signal.await;
+    info!("stopping the demo");
+    demo.stop().await;
+    crate::cli::exit::OK
 }

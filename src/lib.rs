@@ -19,6 +19,7 @@ pub mod device_check;
 pub mod group;
 pub mod http;
 pub mod metrics;
+pub mod node;
 pub mod peer;
 pub mod replication;
 pub mod secret;

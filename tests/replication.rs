@@ -92,12 +92,13 @@ async fn a_change_on_the_main_appears_on_the_backup_after_the_next_replication()
         replica(dir.path(), "backup-1", "main-1", "sub/new.txt").as_deref(),
         Some("changed again\n")
     );
-    let g = get_json(&format!("{main_url}/api/v1/group")).await;
-    wait_for(Duration::from_secs(5), "the Main to see the result", || {
+    // The group as the Main sees it once the result reached it (asserted on that view, not
+    // on one read before the wait).
+    let g = wait_for(Duration::from_secs(5), "the Main to see the result", || {
         let main_url = main_url.clone();
         async move {
             let g = get_json(&format!("{main_url}/api/v1/group")).await;
-            (member(&g, "backup-1")["last_replication"]["result"] == "success").then_some(())
+            (member(&g, "backup-1")["last_replication"]["result"] == "success").then_some(g)
         }
     })
     .await;

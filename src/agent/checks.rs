@@ -4,14 +4,17 @@
 use super::*;
 
 impl Agent {
-    pub(super) async fn device_check_loop(&self, index: usize) {
+    pub(super) async fn device_check_loop(&self, index: usize, stop: CancellationToken) {
         let Some(check) = self.inner.cfg.file.device_checks.get(index).cloned() else {
             return;
         };
         let mut tick = tokio::time::interval(check.interval);
         let mut consecutive_failures: u32 = 0;
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return,
+            }
             let result = device_check::run(&check).await;
             if let Err(e) = &result {
                 consecutive_failures = consecutive_failures.saturating_add(1);

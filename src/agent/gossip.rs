@@ -50,13 +50,14 @@ impl Agent {
         })
     }
 
-    pub(super) async fn heartbeat_loop(&self) {
+    pub(super) async fn heartbeat_loop(&self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(self.inner.cfg.file.heartbeat_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 _ = self.inner.gossip_now.notified() => {}
+                _ = stop.cancelled() => return,
             }
             self.gossip_round().await;
             self.publish().await;

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{watch, Mutex, Notify};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use crate::address::{AddressBackend, Transition};
@@ -381,8 +382,9 @@ impl Agent {
 
     // ---------------------------------------------------------------- background work
 
-    /// Runs the agent's loops until `shutdown` resolves.
-    pub async fn run(&self, shutdown: impl std::future::Future<Output = ()>) {
+    /// Runs the agent's loops until `stop` is cancelled. Each loop stops at its next safe
+    /// point (between rounds): a round, and an operation it started, runs to its end.
+    pub async fn run(&self, stop: CancellationToken) {
         // Learn from the peers before acting on the persisted record: a Main that was taken
         // over while it was down must not reclaim its address.
         let first = tokio::time::timeout(self.inner.cfg.file.failover_after, self.gossip_round());
@@ -390,18 +392,22 @@ impl Agent {
         self.take_own_address().await;
         self.publish().await;
         let mut tasks = JoinSet::new();
-        let me = self.clone();
-        tasks.spawn(async move { me.heartbeat_loop().await });
-        let me = self.clone();
-        tasks.spawn(async move { me.replication_loop().await });
+        let (me, s) = (self.clone(), stop.clone());
+        tasks.spawn(async move { me.heartbeat_loop(s).await });
+        let (me, s) = (self.clone(), stop.clone());
+        tasks.spawn(async move { me.replication_loop(s).await });
         for (i, _) in self.inner.cfg.file.device_checks.iter().enumerate() {
-            let me = self.clone();
-            tasks.spawn(async move { me.device_check_loop(i).await });
+            let (me, s) = (self.clone(), stop.clone());
+            tasks.spawn(async move { me.device_check_loop(i, s).await });
         }
-        shutdown.await;
-        tasks.abort_all();
         while tasks.join_next().await.is_some() {}
-        info!(member = %self.inner.name, "agent stopped");
+        debug!(member = %self.inner.name, "agent loops stopped");
+    }
+
+    /// Writes the state once more (the last thing a stopping node does).
+    pub async fn flush(&self) {
+        let st = self.inner.state.lock().await;
+        self.persist_or_log(&st);
     }
 
     async fn take_own_address(&self) {

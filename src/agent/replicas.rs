@@ -80,7 +80,7 @@ impl Agent {
         self.inner.cfg.file.state_dir.join("replicas")
     }
 
-    pub(super) async fn replication_loop(&self) {
+    pub(super) async fn replication_loop(&self, stop: CancellationToken) {
         let interval = self.inner.cfg.file.replication.interval;
         let retry = interval.min(Duration::from_secs(5));
         let mut due: HashMap<String, Instant> = HashMap::new();
@@ -103,14 +103,22 @@ impl Agent {
                         // Give the group a moment to meet before the first attempt.
                         continue;
                     }
-                    let ok = self.replicate_one(&m.name).await;
+                    // A copy in progress is dropped at shutdown: it only ever writes a new
+                    // generation, switched to atomically when complete.
+                    let ok = tokio::select! {
+                        ok = self.replicate_one(&m.name) => ok,
+                        _ = stop.cancelled() => return,
+                    };
                     due.insert(
                         m.name.clone(),
                         Instant::now() + if ok { interval } else { retry },
                     );
                 }
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                _ = stop.cancelled() => return,
+            }
         }
     }
 

@@ -1,0 +1,228 @@
+//! One agent assembled from its configuration and run until it is told to stop: the one place
+//! that binds the listeners, builds the address backend, opens the state, and starts HTTP,
+//! SNMP and the agent's loops — for `understudy run`, each member of the demo, the tests and
+//! the benchmarks alike — and the one shutdown path.
+//!
+//! Shutdown, on one cancellation signal: HTTP and SNMP stop accepting; a request or an
+//! operation already under way (a command, a failover, a replication) runs to its end or to
+//! its next safe point, for at most the grace period; the state is written once more; then
+//! the node returns. What is still running after the grace period is dropped, which is what a
+//! crash would do — and every step of an operation is safe against a crash (ARCHITECTURE.md).
+//! Does I/O.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::address::{AddressBackend, AddressError, Configured};
+use crate::agent::Agent;
+use crate::cli::exit;
+use crate::config::Config;
+use crate::snmp::{SnmpError, SnmpServer};
+use crate::store::StoreError;
+
+/// Why a node could not start. Nothing was started; the state file may have been opened (its
+/// start count raised) only when every listener was bound.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Address(#[from] AddressError),
+    #[error(transparent)]
+    AddressUnusable(AddressError),
+    #[error(transparent)]
+    State(#[from] StoreError),
+    #[error(transparent)]
+    Snmp(#[from] SnmpError),
+}
+
+impl NodeError {
+    /// The process exit status for this error (sysexits: 64 configuration, 65 state).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            NodeError::State(_) => exit::STATE,
+            _ => exit::CONFIG,
+        }
+    }
+
+    /// What the log says about it.
+    pub fn summary(&self) -> &'static str {
+        match self {
+            NodeError::Listen { .. } => "cannot listen",
+            NodeError::Address(_) => "configuration error",
+            NodeError::AddressUnusable(_) => "address backend unusable",
+            NodeError::State(_) => "cannot open state",
+            NodeError::Snmp(_) => "cannot start SNMP",
+        }
+    }
+}
+
+/// An agent with its listeners bound, ready to run.
+#[derive(Debug)]
+pub struct Node {
+    agent: Agent,
+    http: TcpListener,
+    http_addr: SocketAddr,
+    snmp: Option<SnmpServer>,
+    grace: Duration,
+}
+
+impl Node {
+    /// Assembles the agent `cfg` describes: binds its HTTP listener (or takes `http`, already
+    /// bound by the caller), builds and checks the configured address backend, opens the
+    /// state, and binds SNMP when configured. Nothing runs until [`Node::run`].
+    pub async fn start(cfg: Config, http: Option<TcpListener>) -> Result<Node, NodeError> {
+        let listen = cfg.file.http.listen;
+        let http = match http {
+            Some(l) => l,
+            None => TcpListener::bind(listen)
+                .await
+                .map_err(|source| NodeError::Listen {
+                    addr: listen,
+                    source,
+                })?,
+        };
+        let http_addr = http.local_addr().unwrap_or(listen);
+        let backend = Configured::from_config(&cfg)?;
+        backend.check().await.map_err(NodeError::AddressUnusable)?;
+        info!(member = %cfg.file.member, backend = backend.name(), "address backend");
+        let grace = grace_period(&cfg);
+        let agent = Agent::open(cfg, Arc::new(backend))?;
+        info!(member = %agent.name(), http = %http_addr, "listening on {http_addr}");
+        let snmp = match agent.config().file.snmp.clone() {
+            Some(c) => Some(SnmpServer::bind(agent.clone(), &c).await?),
+            None => None,
+        };
+        Ok(Node {
+            agent,
+            http,
+            http_addr,
+            snmp,
+            grace,
+        })
+    }
+
+    pub fn agent(&self) -> &Agent {
+        &self.agent
+    }
+
+    /// Where the HTTP API (and the peer protocol) listens.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Where SNMP listens, when configured.
+    pub fn snmp_addr(&self) -> Option<SocketAddr> {
+        self.snmp.as_ref().map(SnmpServer::local_addr)
+    }
+
+    /// Serves HTTP and SNMP and runs the agent's loops until `stop` is cancelled, then shuts
+    /// down as the module documentation describes.
+    pub async fn run(self, stop: CancellationToken) {
+        let Node {
+            agent,
+            http,
+            snmp,
+            grace,
+            ..
+        } = self;
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(crate::http::serve(
+            http,
+            agent.clone(),
+            stop.clone().cancelled_owned(),
+        ));
+        if let Some(s) = snmp {
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                s.run(stop.cancelled_owned()).await;
+                Ok(())
+            });
+        }
+        {
+            let agent = agent.clone();
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                agent.run(stop).await;
+                Ok(())
+            });
+        }
+        stop.cancelled().await;
+        info!(member = %agent.name(), grace = ?grace, "shutting down");
+        let drained = tokio::time::timeout(grace, async {
+            while let Some(done) = tasks.join_next().await {
+                if let Ok(Err(e)) = done {
+                    error!(member = %agent.name(), error = %e, "HTTP server failed");
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            warn!(member = %agent.name(), grace = ?grace,
+                "still busy after the grace period; stopping what is left");
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+        agent.flush().await;
+        info!(member = %agent.name(), "agent stopped");
+    }
+}
+
+/// How long a stopping node lets work under way finish: the longest step of an operation (a
+/// forwarded command waits for its coordinator's applies, each of which persists, moves an
+/// address and runs a hook).
+pub fn grace_period(cfg: &Config) -> Duration {
+    let apply = cfg.file.peer.request_timeout + cfg.file.hooks.timeout + Duration::from_secs(2);
+    apply * 3
+}
+
+/// `understudy run`: starts the node `cfg` describes and runs it until SIGINT or SIGTERM.
+/// Returns the process exit status.
+pub async fn run(cfg: Config) -> i32 {
+    let signal = shutdown_signal();
+    let node = match Node::start(cfg, None).await {
+        Ok(n) => n,
+        Err(e) => {
+            error!(error = %e, "{}", e.summary());
+            eprintln!("error: {e}");
+            return e.exit_code();
+        }
+    };
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(node.run(stop.clone()));
+    signal.await;
+    stop.cancel();
+    let _ = running.await;
+    exit::OK
+}
+
+/// Installs the SIGINT (Ctrl-C) and SIGTERM handlers at once — before anything is printed or
+/// bound, so that a signal sent as soon as the process announces itself is not lost — and
+/// returns a future that resolves on either.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut i), Ok(mut t)) => {
+                tokio::select! {
+                    _ = i.recv() => {}
+                    _ = t.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+}
