@@ -293,37 +293,6 @@ async fn run_command(
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TakeoverBody {
-    backup: String,
-    main: String,
-    reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReverseBody {
-    main: String,
-    reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReconfigureBody {
-    main: String,
-    backup: String,
-    reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReplaceBody {
-    main: String,
-    replacement: String,
-    reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct AutoFailoverBody {
     enabled: bool,
     reason: Option<String>,
@@ -334,41 +303,29 @@ trait CommandBody: serde::de::DeserializeOwned {
     fn into_command(self) -> (Operation, Option<String>);
 }
 
-impl CommandBody for TakeoverBody {
-    fn into_command(self) -> (Operation, Option<String>) {
-        let op = Operation::Takeover {
-            backup: self.backup,
-            main: self.main,
-        };
-        (op, self.reason)
-    }
+/// Declares the JSON body of one API operation (unknown fields refused: a typo is an error,
+/// not a default) and the [`Operation`] it asks for.
+macro_rules! command_body {
+    ($body:ident => $variant:ident { $($field:ident),* }) => {
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $body {
+            $($field: String,)*
+            reason: Option<String>,
+        }
+
+        impl CommandBody for $body {
+            fn into_command(self) -> (Operation, Option<String>) {
+                (Operation::$variant { $($field: self.$field),* }, self.reason)
+            }
+        }
+    };
 }
 
-impl CommandBody for ReverseBody {
-    fn into_command(self) -> (Operation, Option<String>) {
-        (Operation::ReverseTakeover { main: self.main }, self.reason)
-    }
-}
-
-impl CommandBody for ReconfigureBody {
-    fn into_command(self) -> (Operation, Option<String>) {
-        let op = Operation::Reconfigure {
-            main: self.main,
-            backup: self.backup,
-        };
-        (op, self.reason)
-    }
-}
-
-impl CommandBody for ReplaceBody {
-    fn into_command(self) -> (Operation, Option<String>) {
-        let op = Operation::ReplaceTakeover {
-            main: self.main,
-            replacement: self.replacement,
-        };
-        (op, self.reason)
-    }
-}
+command_body!(TakeoverBody => Takeover { backup, main });
+command_body!(ReverseBody => ReverseTakeover { main });
+command_body!(ReconfigureBody => Reconfigure { main, backup });
+command_body!(ReplaceBody => ReplaceTakeover { main, replacement });
 
 /// `POST /api/v1/<operation>`: token first (401 before the body is looked at), then the body.
 async fn command<B: CommandBody>(

@@ -90,16 +90,6 @@ impl PeerClient {
         base: &str,
         route: &str,
         body: &B,
-    ) -> Result<Result<R, ErrorBody>, PeerError> {
-        self.post_within(member, base, route, body, None).await
-    }
-
-    async fn post_within<B: Serialize, R: for<'de> Deserialize<'de>>(
-        &self,
-        member: &str,
-        base: &str,
-        route: &str,
-        body: &B,
         timeout: Option<Duration>,
     ) -> Result<Result<R, ErrorBody>, PeerError> {
         let url = format!("{}/peer/v1/{route}", base.trim_end_matches('/'));
@@ -172,7 +162,7 @@ impl PeerClient {
         url: &str,
         hb: &Heartbeat,
     ) -> Result<HeartbeatReply, PeerError> {
-        match self.post(member, url, "heartbeat", hb).await? {
+        match self.post(member, url, "heartbeat", hb, None).await? {
             Ok(r) => Ok(r),
             Err(body) => Err(PeerError::Rejected {
                 member: member.to_string(),
@@ -182,46 +172,49 @@ impl PeerClient {
         }
     }
 
-    /// Hands `member` its new record, trying every path in turn.
-    pub async fn apply(&self, member: &str, req: &ApplyRequest) -> Result<ApplyReply, PeerError> {
-        let mut last = None;
-        for (_, url) in self.paths(member) {
-            let within = Some(self.operation_timeout);
-            match self.post_within(member, &url, "apply", req, within).await {
-                Ok(Ok(r)) => return Ok(r),
-                Ok(Err(body)) => {
-                    return Err(PeerError::Rejected {
-                        member: member.to_string(),
-                        status: 0,
-                        message: body.message,
-                    })
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| PeerError::Unreachable {
+    /// POSTs to `member` on each of its paths in turn until one answers (with a result or
+    /// an error body); the last path's failure when none does.
+    async fn post_any_path<B: Serialize, R: for<'de> Deserialize<'de>>(
+        &self,
+        member: &str,
+        route: &str,
+        body: &B,
+        timeout: Option<Duration>,
+    ) -> Result<Result<R, ErrorBody>, PeerError> {
+        let mut last = PeerError::Unreachable {
             member: member.to_string(),
             detail: "no heartbeat path configured".into(),
-        }))
+        };
+        for (_, url) in self.paths(member) {
+            match self.post(member, &url, route, body, timeout).await {
+                Err(e) => last = e,
+                answered => return answered,
+            }
+        }
+        Err(last)
+    }
+
+    /// Hands `member` its new record, trying every path in turn.
+    pub async fn apply(&self, member: &str, req: &ApplyRequest) -> Result<ApplyReply, PeerError> {
+        let within = Some(self.operation_timeout);
+        self.post_any_path(member, "apply", req, within)
+            .await?
+            .map_err(|body| PeerError::Rejected {
+                member: member.to_string(),
+                status: 0,
+                message: body.message,
+            })
     }
 
     /// Forwards a command to the agent that must carry it out.
     pub async fn command(&self, member: &str, req: &CommandRequest) -> Result<Event, CommandError> {
-        let mut last = String::new();
-        for (_, url) in self.paths(member) {
-            let within = Some(self.operation_timeout * 3);
-            match self
-                .post_within::<_, Event>(member, &url, "command", req, within)
-                .await
-            {
-                Ok(Ok(ev)) => return Ok(ev),
-                Ok(Err(body)) => return Err(CommandError::from_body(body)),
-                Err(e) => last = e.to_string(),
-            }
+        let within = Some(self.operation_timeout * 3);
+        match self.post_any_path(member, "command", req, within).await {
+            Ok(answer) => answer.map_err(CommandError::from_body),
+            Err(e) => Err(CommandError::Unavailable(format!(
+                "the command must be carried out by {member}'s agent, which cannot be reached: {e}"
+            ))),
         }
-        Err(CommandError::Unavailable(format!(
-            "the command must be carried out by {member}'s agent, which cannot be reached: {last}"
-        )))
     }
 
     /// Asks `member` (a Backup) to replicate now.
@@ -230,20 +223,12 @@ impl PeerClient {
         member: &str,
         req: &ReplicateRequest,
     ) -> Result<ReplicateReply, CommandError> {
-        let mut last = String::new();
-        for (_, url) in self.paths(member) {
-            match self
-                .post::<_, ReplicateReply>(member, &url, "replicate", req)
-                .await
-            {
-                Ok(Ok(r)) => return Ok(r),
-                Ok(Err(body)) => return Err(CommandError::from_body(body)),
-                Err(e) => last = e.to_string(),
-            }
+        match self.post_any_path(member, "replicate", req, None).await {
+            Ok(answer) => answer.map_err(CommandError::from_body),
+            Err(e) => Err(CommandError::Unavailable(format!(
+                "{member}'s agent cannot be reached to replicate: {e}"
+            ))),
         }
-        Err(CommandError::Unavailable(format!(
-            "{member}'s agent cannot be reached to replicate: {last}"
-        )))
     }
 
     /// GET a replication resource from `member`'s agent.
