@@ -187,40 +187,17 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     const BAD: (u16, &str) = (400, "bad_request");
     const UNKNOWN: (u16, &str) = (404, "unknown_member");
     const REFUSED: (u16, &str) = (409, "precondition_failed");
+    #[rustfmt::skip]
     let cases: &[(&str, &str, (u16, &str))] = &[
         ("takeover", "{not json", BAD),
         ("takeover", r#"{"backup":"backup-1"}"#, BAD),
-        (
-            "takeover",
-            r#"{"backup":"backup-1","main":"main-1","colour":1}"#,
-            BAD,
-        ),
-        (
-            "takeover",
-            r#"{"backup":"backup-1","main":"main-9"}"#,
-            UNKNOWN,
-        ),
-        (
-            "takeover",
-            r#"{"backup":"backup-1","main":"backup-1"}"#,
-            BAD,
-        ),
+        ("takeover", r#"{"backup":"backup-1","main":"main-1","colour":1}"#, BAD),
+        ("takeover", r#"{"backup":"backup-1","main":"main-9"}"#, UNKNOWN),
+        ("takeover", r#"{"backup":"backup-1","main":"backup-1"}"#, BAD),
         ("reverse-takeover", r#"{"main":"main-1"}"#, REFUSED),
-        (
-            "reconfigure",
-            r#"{"main":"main-1","backup":"backup-1"}"#,
-            REFUSED,
-        ),
-        (
-            "replace-takeover",
-            r#"{"main":"main-1","replacement":"main-2"}"#,
-            REFUSED,
-        ),
-        (
-            "replace-takeover",
-            r#"{"main":"main-1","replacement":"nobody"}"#,
-            UNKNOWN,
-        ),
+        ("reconfigure", r#"{"main":"main-1","backup":"backup-1"}"#, REFUSED),
+        ("replace-takeover", r#"{"main":"main-1","replacement":"main-2"}"#, REFUSED),
+        ("replace-takeover", r#"{"main":"main-1","replacement":"nobody"}"#, UNKNOWN),
         ("nothing-here", "{}", (404, "not_found")),
     ];
     for (route, body, (want_status, want_code)) in cases {

@@ -211,107 +211,45 @@ async fn the_status_page_is_html() {
 
 /// A request that must be refused: method, URI, token, body, then the status and error code.
 type Refusal<'a> = (
-    Method,
+    &'a Method,
     &'a str,
     Option<&'a str>,
     &'a str,
-    StatusCode,
-    &'a str,
+    (StatusCode, &'a str),
 );
 
 #[tokio::test]
 async fn refused_commands_get_their_status_and_code_and_change_nothing() {
     let (app, _dir) = router();
     let before = get(&app, "/api/v1/group").await.json();
+    let (post, put) = (Method::POST, Method::PUT);
     let takeover = "/api/v1/takeover";
+    let auto_failover = |m: &str| format!("/api/v1/members/{m}/auto-failover");
+    let (main_1, main_7) = (auto_failover("main-1"), auto_failover("main-7"));
+    let off = r#"{"enabled":false}"#;
+    let unauthorized = (StatusCode::UNAUTHORIZED, "unauthorized");
+    let bad = (StatusCode::BAD_REQUEST, "bad_request");
+    let unknown = (StatusCode::NOT_FOUND, "unknown_member");
+    let (token, wrong) = (Some(TOKEN), Some("wrong"));
+    #[rustfmt::skip]
     let cases: &[Refusal] = &[
         // Token first: without it, or with a wrong one, nothing else is looked at.
-        (
-            Method::POST,
-            takeover,
-            None,
-            TAKEOVER,
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-        ),
-        (
-            Method::POST,
-            takeover,
-            Some("wrong"),
-            TAKEOVER,
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-        ),
-        (
-            Method::POST,
-            takeover,
-            Some("wrong"),
-            "{not json",
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-        ),
-        (
-            Method::PUT,
-            "/api/v1/members/main-1/auto-failover",
-            None,
-            r#"{"enabled":false}"#,
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-        ),
+        (&post, takeover, None, TAKEOVER, unauthorized),
+        (&post, takeover, wrong, TAKEOVER, unauthorized),
+        (&post, takeover, wrong, "{not json", unauthorized),
+        (&put, &main_1, None, off, unauthorized),
         // Bad JSON, a missing or an unknown field.
-        (
-            Method::POST,
-            takeover,
-            Some(TOKEN),
-            "{not json",
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-        ),
-        (
-            Method::POST,
-            takeover,
-            Some(TOKEN),
-            r#"{"backup":"backup-1"}"#,
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-        ),
-        (
-            Method::POST,
-            takeover,
-            Some(TOKEN),
-            r#"{"backup":"backup-1","main":"main-1","colour":1}"#,
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-        ),
+        (&post, takeover, token, "{not json", bad),
+        (&post, takeover, token, r#"{"backup":"backup-1"}"#, bad),
+        (&post, takeover, token, r#"{"backup":"backup-1","main":"main-1","colour":1}"#, bad),
         // Unknown members.
-        (
-            Method::POST,
-            takeover,
-            Some(TOKEN),
-            r#"{"backup":"backup-1","main":"main-9"}"#,
-            StatusCode::NOT_FOUND,
-            "unknown_member",
-        ),
-        (
-            Method::PUT,
-            "/api/v1/members/main-7/auto-failover",
-            Some(TOKEN),
-            r#"{"enabled":false}"#,
-            StatusCode::NOT_FOUND,
-            "unknown_member",
-        ),
+        (&post, takeover, token, r#"{"backup":"backup-1","main":"main-9"}"#, unknown),
+        (&put, &main_7, token, off, unknown),
         // No such route.
-        (
-            Method::POST,
-            "/api/v1/nothing-here",
-            Some(TOKEN),
-            "{}",
-            StatusCode::NOT_FOUND,
-            "not_found",
-        ),
+        (&post, "/api/v1/nothing-here", token, "{}", (StatusCode::NOT_FOUND, "not_found")),
     ];
-    for (method, uri, token, body, want_status, want_code) in cases {
-        let a = call(&app, method.clone(), uri, *token, body).await;
+    for (method, uri, token, body, (want_status, want_code)) in cases {
+        let a = call(&app, (*method).clone(), uri, *token, body).await;
         let what = format!("{method} {uri} {body} (token {token:?})");
         assert_eq!(a.status, *want_status, "{what}: {a:?}");
         assert!(
