@@ -5,8 +5,12 @@
 //!
 //! Run: `cargo bench --bench takeover` (env BENCH_CYCLES, BENCH_SCRAPES to change counts).
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
+use support::Deadline;
 use understudy::cli::DemoArgs;
 use understudy::demo::Demo;
 
@@ -101,11 +105,13 @@ async fn takeover_cycles(cycles: usize) {
         .collect();
     let c = reqwest::Client::new();
     // Wait for the first replication (the takeover precondition).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while group(&c, &urls[0]).await["members"][1]["last_replication"]["result"] != "success" {
-        assert!(Instant::now() < deadline, "no first replication");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    Deadline::new(Duration::from_secs(20), "the first replication")
+        .every_ms(50)
+        .poll_async(|| async {
+            let g = group(&c, &urls[0]).await;
+            (g["members"][1]["last_replication"]["result"] == "success").then_some(())
+        })
+        .await;
     let mut takeover = Vec::new();
     let mut reverse = Vec::new();
     for _ in 0..cycles {
