@@ -10,39 +10,17 @@
 //! length of each measurement (default 5). Needs `snmpd` (Debian package snmpd). Does I/O:
 //! starts `understudy demo` and `snmpd` on free loopback ports and stops them at the end.
 
-use std::io::{BufRead, BufReader};
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::net::{SocketAddr, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::ber::{int, pdu, seq, tlv, NULL};
+use support::{free_udp_port, program, Deadline, Demo, Proc};
+
 // ------------------------------------------------------------------ requests and responses
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else {
-        out.extend([0x82, (n >> 8) as u8, n as u8]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-fn int(v: u32) -> Vec<u8> {
-    let b = v.to_be_bytes();
-    let mut i = 0;
-    while i < 3 && b[i] == 0 && b[i + 1] & 0x80 == 0 {
-        i += 1;
-    }
-    tlv(0x02, &b[i..])
-}
-
-fn oid(arcs: &[u8]) -> Vec<u8> {
-    let mut c = vec![arcs[0] * 40 + arcs[1]];
-    c.extend_from_slice(&arcs[2..]);
-    tlv(0x06, &c)
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -65,13 +43,12 @@ const BULK_REPETITIONS: u32 = 20;
 fn request(op: Op, id: u32) -> Vec<u8> {
     let (tag, a, b, target) = match op {
         // sysDescr.0
-        Op::Get => (0xa0, 0, 0, oid(&[1, 3, 6, 1, 2, 1, 1, 1, 0])),
+        Op::Get => (0xa0, 0, 0, vec![1, 3, 6, 1, 2, 1, 1, 1, 0]),
         // system
-        Op::Bulk => (0xa5, 0, BULK_REPETITIONS, oid(&[1, 3, 6, 1, 2, 1, 1])),
+        Op::Bulk => (0xa5, 0, BULK_REPETITIONS, vec![1, 3, 6, 1, 2, 1, 1]),
     };
-    let vb = tlv(0x30, &[target, vec![0x05, 0x00]].concat());
-    let pdu = tlv(tag, &[int(id), int(a), int(b), tlv(0x30, &vb)].concat());
-    tlv(0x30, &[int(1), tlv(0x04, b"public"), pdu].concat())
+    let pdu = pdu(tag, id.into(), a, b.into(), &[(target, NULL.to_vec())]);
+    seq(&[int(1), tlv(0x04, b"public"), pdu])
 }
 
 /// Reads one TLV header at `at`: (tag, content start, content length).
@@ -228,25 +205,13 @@ fn load(target: SocketAddr, op: Op, inflight: u32, length: Duration) -> Result {
 
 // ------------------------------------------------------------------ the agents
 
+/// An agent under load: its name, its SNMP address, and what keeps it running (the demo, or
+/// snmpd's process and directory).
 struct Running {
     name: &'static str,
     target: SocketAddr,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    _demo: Option<Demo>,
+    _snmpd: Option<(Proc, tempfile::TempDir)>,
 }
 
 fn answers(target: SocketAddr) -> bool {
@@ -255,97 +220,72 @@ fn answers(target: SocketAddr) -> bool {
 }
 
 fn wait_answering(name: &str, target: SocketAddr) {
-    let start = Instant::now();
-    while !answers(target) {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "{name} does not answer on {target}"
-        );
-    }
+    Deadline::new(
+        Duration::from_secs(20),
+        format!("{name} to answer on {target}"),
+    )
+    .every_ms(0)
+    .poll(|| answers(target).then_some(()));
 }
 
 fn start_understudy() -> Running {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_understudy"))
-        .args([
-            "demo",
-            "--http-port",
-            "0",
-            "--snmp-port",
-            "0",
-            "--state-dir",
-        ])
-        .arg(dir.path())
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start understudy demo");
-    let mut out = BufReader::new(child.stdout.take().expect("stdout"));
-    let mut target = None;
-    let mut line = String::new();
-    while out.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
-        let cols: Vec<&str> = line.split_whitespace().collect();
-        if cols.first() == Some(&"main-1") && cols.len() > 3 {
-            target = cols[3].parse().ok();
-        }
-        if line.contains("Ctrl-C") {
-            break;
-        }
-        line.clear();
-    }
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        while out.read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {
-            sink.clear();
-        }
-    });
-    let target = target.expect("the demo printed main-1's SNMP address");
+    let demo = Demo::start(&[]);
+    let target = demo
+        .member("main-1")
+        .snmp
+        .parse()
+        .expect("the demo printed main-1's SNMP address");
     Running {
         name: "understudy",
         target,
-        child,
-        _dir: dir,
+        _demo: Some(demo),
+        _snmpd: None,
     }
-}
-
-fn snmpd() -> std::path::PathBuf {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let extra = ["/usr/sbin", "/usr/local/sbin", "/sbin"].map(std::path::PathBuf::from);
-    std::env::split_paths(&path)
-        .chain(extra)
-        .map(|d| d.join("snmpd"))
-        .find(|p| p.is_file())
-        .expect("snmpd is not installed (Debian package snmpd); run ./scripts/test")
 }
 
 fn start_snmpd() -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
-    let port = free_port();
+    let port = free_udp_port();
     let conf = dir.path().join("snmpd.conf");
     std::fs::write(
         &conf,
         format!("agentaddress udp:127.0.0.1:{port}\nrocommunity public 127.0.0.1\n"),
     )
     .expect("snmpd.conf");
-    let child = Command::new(snmpd())
-        .args(["-f", "-Lf", "/dev/null", "-C", "-c"])
-        .arg(&conf)
-        .env("SNMP_PERSISTENT_DIR", dir.path())
-        .env("MIBS", "")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start snmpd");
+    let proc = Proc::spawn(
+        "snmpd",
+        Command::new(program("snmpd", "snmpd"))
+            .args(["-f", "-Lf", "/dev/null", "-C", "-c"])
+            .arg(&conf)
+            .env("SNMP_PERSISTENT_DIR", dir.path())
+            .env("MIBS", "")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
     Running {
         name: "snmpd",
         target: SocketAddr::from(([127, 0, 0, 1], port)),
-        child,
-        _dir: dir,
+        _demo: None,
+        _snmpd: Some((proc, dir)),
     }
 }
 
 // ------------------------------------------------------------------ the run
+
+/// One line of the results table.
+fn print_row(agent: &str, op: Op, inflight: u32, r: &Result) {
+    println!(
+        "{:<11} {:<8} {:>8} {:>11.0} {:>12.0} {:>9} {:>9} {:>8}",
+        agent,
+        op.name(),
+        inflight,
+        r.rate(),
+        r.varbind_rate(),
+        r.percentile(0.5),
+        r.percentile(0.99),
+        r.timeouts + r.errors
+    );
+}
 
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` runs it once without it: compile
@@ -415,32 +355,12 @@ fn main() {
         }
         for (a, mut r) in agents.iter().zip(merged) {
             r.latencies_us.sort_unstable();
-            println!(
-                "{:<11} {:<8} {:>8} {:>11.0} {:>12.0} {:>9} {:>9} {:>8}",
-                a.name,
-                op.name(),
-                inflight,
-                r.rate(),
-                r.varbind_rate(),
-                r.percentile(0.5),
-                r.percentile(0.99),
-                r.timeouts + r.errors
-            );
+            print_row(a.name, op, inflight, &r);
             results.push((a.name, op, inflight, r));
         }
         if let Some(t) = other {
             let r = load(t, op, inflight, length);
-            println!(
-                "{:<11} {:<8} {:>8} {:>11.0} {:>12.0} {:>9} {:>9} {:>8}",
-                "other",
-                op.name(),
-                inflight,
-                r.rate(),
-                r.varbind_rate(),
-                r.percentile(0.5),
-                r.percentile(0.99),
-                r.timeouts + r.errors
-            );
+            print_row("other", op, inflight, &r);
         }
     }
     let find = |name: &str, op: Op, inflight: u32| {

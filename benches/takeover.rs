@@ -5,8 +5,12 @@
 //!
 //! Run: `cargo bench --bench takeover` (env BENCH_CYCLES, BENCH_SCRAPES to change counts).
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::time::{Duration, Instant};
 
+use support::Deadline;
 use understudy::cli::DemoArgs;
 use understudy::demo::Demo;
 
@@ -35,14 +39,25 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-async fn group(c: &reqwest::Client, url: &str) -> serde_json::Value {
-    c.get(format!("{url}/api/v1/group"))
+/// The body of `GET url`.
+async fn get_text(c: &reqwest::Client, url: &str) -> String {
+    c.get(url)
         .send()
         .await
-        .expect("GET group")
-        .json()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .text()
         .await
-        .expect("group json")
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+}
+
+async fn group(c: &reqwest::Client, url: &str) -> serde_json::Value {
+    let body = get_text(c, &format!("{url}/api/v1/group")).await;
+    serde_json::from_str(&body).expect("group json")
+}
+
+/// One `/metrics` scrape of the agent at `url`.
+async fn metrics(c: &reqwest::Client, url: &str) -> String {
+    get_text(c, &format!("{url}/metrics")).await
 }
 
 /// Waits until every member's API and metrics agree that the group is (not) redundant.
@@ -56,14 +71,7 @@ async fn wait_everywhere(c: &reqwest::Client, urls: &[String], redundant: bool) 
         loop {
             assert!(Instant::now() < deadline, "no convergence at {url}");
             let g = group(c, url).await;
-            let m = c
-                .get(format!("{url}/metrics"))
-                .send()
-                .await
-                .expect("GET metrics")
-                .text()
-                .await
-                .expect("metrics text");
+            let m = metrics(c, url).await;
             let main_state = &g["members"][0]["operational_state"];
             let state_ok = if redundant {
                 main_state == "online"
@@ -97,11 +105,13 @@ async fn takeover_cycles(cycles: usize) {
         .collect();
     let c = reqwest::Client::new();
     // Wait for the first replication (the takeover precondition).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while group(&c, &urls[0]).await["members"][1]["last_replication"]["result"] != "success" {
-        assert!(Instant::now() < deadline, "no first replication");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    Deadline::new(Duration::from_secs(20), "the first replication")
+        .every_ms(50)
+        .poll_async(|| async {
+            let g = group(&c, &urls[0]).await;
+            (g["members"][1]["last_replication"]["result"] == "success").then_some(())
+        })
+        .await;
     let mut takeover = Vec::new();
     let mut reverse = Vec::new();
     for _ in 0..cycles {
@@ -162,14 +172,7 @@ async fn scrape(members: (u16, u16), scrapes: usize) {
     let mut bytes = 0;
     for _ in 0..scrapes {
         let t = Instant::now();
-        let body = c
-            .get(format!("{url}/metrics"))
-            .send()
-            .await
-            .expect("GET metrics")
-            .bytes()
-            .await
-            .expect("body");
+        let body = metrics(&c, &url).await;
         v.push(t.elapsed());
         bytes = body.len();
     }

@@ -3,15 +3,13 @@
 
 mod support;
 
-use std::process::Command;
-
 use support::*;
 
 #[test]
 fn a_linux_backend_on_a_missing_interface_stops_the_agent() {
     let dir = tempfile::tempdir().expect("tempdir");
     let group = write_group(dir.path(), 1, 1);
-    let path = &group[0].1;
+    let path = &group[0].config;
     let text = std::fs::read_to_string(path).expect("read");
     let text = text.replacen(
         "[replication]",
@@ -19,11 +17,7 @@ fn a_linux_backend_on_a_missing_interface_stops_the_agent() {
         1,
     );
     std::fs::write(path, text).expect("write");
-    let out = Command::new(bin())
-        .args(["run", "--config"])
-        .arg(path)
-        .output()
-        .expect("run");
+    let out = understudy_on(&["run", "--config"], path);
     assert_eq!(out.status.code(), Some(64), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nosuchif0"), "{err}");
@@ -31,11 +25,7 @@ fn a_linux_backend_on_a_missing_interface_stops_the_agent() {
     // check-config explains a linux backend without an interface.
     let text = std::fs::read_to_string(path).expect("read");
     std::fs::write(path, text.replace("interface = \"nosuchif0\"\n", "")).expect("write");
-    let out = Command::new(bin())
-        .arg("check-config")
-        .arg(path)
-        .output()
-        .expect("check");
+    let out = understudy_on(&["check-config"], path);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("address.interface"), "{err}");

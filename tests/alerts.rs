@@ -7,14 +7,14 @@
 //! Does I/O: reads files under `alerts/` and runs promtool / amtool. A missing tool is a
 //! failure, never a skip: `./scripts/test` installs them.
 
-mod metric_names;
+mod support;
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use metric_names::understudy_identifiers;
+use support::metric_names::understudy_identifiers;
 
 const RULES: &str = "alerts/understudy.rules.yml";
 const RUNBOOK: &str = "alerts/runbook.md";
@@ -270,7 +270,7 @@ fn runbook_has_a_section_per_alert() {
 
 #[test]
 fn rules_use_only_exported_metric_names() {
-    metric_names::assert_only_exported(RULES, &read(RULES));
+    support::metric_names::assert_only_exported(RULES, &read(RULES));
 }
 
 #[test]

@@ -4,28 +4,26 @@
 mod support;
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use support::*;
 
 fn cli(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .output()
-        .expect("run the CLI")
+    understudy(args)
 }
 
 fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
+    text(&o.stdout)
 }
 
 fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
+    text(&o.stderr)
 }
 
 #[tokio::test]
 async fn status_takeover_refusal_and_reverse_through_the_cli() {
-    let demo = DemoProc::start(&[]);
-    let url = demo.url("main-1").to_string();
+    let demo = Demo::start(&[]);
+    let url = demo.url("main-1");
     wait_replicated(&url, "backup-1").await;
 
     let o = cli(&["status", "--url", &url]);
@@ -106,27 +104,19 @@ async fn status_takeover_refusal_and_reverse_through_the_cli() {
         stdout(&o)
     );
 
-    let o = cli(&[
-        "auto-failover",
-        "--url",
-        &url,
-        "--token",
-        TOKEN,
-        "main-1",
-        "on",
-    ]);
-    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let o = cli(&[
-        "auto-failover",
-        "--url",
-        &url,
-        "--token",
-        TOKEN,
-        "main-9",
-        "on",
-    ]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(stderr(&o).contains("unknown_member"), "{}", stderr(&o));
+    for (member, exit, says) in [("main-1", 0, ""), ("main-9", 1, "unknown_member")] {
+        let o = cli(&[
+            "auto-failover",
+            "--url",
+            &url,
+            "--token",
+            TOKEN,
+            member,
+            "on",
+        ]);
+        assert_eq!(o.status.code(), Some(exit), "{}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{}", stderr(&o));
+    }
 
     let o = cli(&["events", "--url", &url]);
     let out = stdout(&o);
@@ -142,7 +132,7 @@ async fn status_takeover_refusal_and_reverse_through_the_cli() {
 
 #[test]
 fn an_unreachable_agent_exits_3() {
-    let port = free_port();
+    let port = free_tcp_port();
     let o = cli(&[
         "status",
         "--url",
@@ -164,25 +154,17 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn sigterm_stops_the_demo_cleanly() {
-    let mut demo = DemoProc::start(&[]);
-    let pid = demo.proc.child.id().to_string();
+    let mut demo = Demo::start(&[]);
+    let pid = demo.proc.id().to_string();
     let status = Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .expect("kill");
     assert!(status.success());
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(code) = demo.proc.child.try_wait().expect("wait") {
-            assert_eq!(code.code(), Some(0), "the demo exits 0 on SIGTERM");
-            break;
-        }
-        assert!(
-            start.elapsed() < std::time::Duration::from_secs(10),
-            "demo did not stop"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let code = wait_for(Duration::from_secs(10), "the demo to stop", || {
+        demo.proc.exited()
+    });
+    assert_eq!(code.code(), Some(0), "the demo exits 0 on SIGTERM");
 }
 
 #[test]
@@ -192,11 +174,10 @@ fn json_logs_are_one_json_object_per_line() {
     let state = dir.path().join("main-1/state");
     std::fs::create_dir_all(&state).expect("mkdir");
     std::fs::write(state.join("state.json"), b"garbage").expect("write");
-    let o = Command::new(bin())
-        .args(["--log-format", "json", "run", "--config"])
-        .arg(&group[0].1)
-        .output()
-        .expect("run");
+    let o = understudy_on(
+        &["--log-format", "json", "run", "--config"],
+        &group[0].config,
+    );
     assert_eq!(o.status.code(), Some(65));
     let err = stderr(&o);
     let logged: Vec<serde_json::Value> = err

@@ -7,9 +7,9 @@
 //! Does I/O: reads the dashboard, writes a rules file under CARGO_TARGET_TMPDIR and runs
 //! promtool. A missing promtool is a failure, never a skip: `./scripts/test` installs it.
 
-mod metric_names;
+mod support;
 
-use metric_names::understudy_identifiers;
+use support::metric_names::understudy_identifiers;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -273,7 +273,7 @@ fn every_query_is_valid_promql() {
 #[test]
 fn dashboard_uses_only_exported_metric_names() {
     // The whole file: queries, variable queries, descriptions.
-    metric_names::assert_only_exported(DASHBOARD, &dashboard_text());
+    support::metric_names::assert_only_exported(DASHBOARD, &dashboard_text());
 }
 
 #[test]

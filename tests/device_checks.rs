@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use support::*;
 
-const TOKEN: Option<&str> = Some("test-token");
+const TOKEN: Option<&str> = Some(GROUP_TOKEN);
 
 /// Adds a command device check (`test -e FLAG`) to a member's configuration file.
 fn add_check(config: &Path, flag: &Path, fail_after: u32) {
@@ -34,10 +34,10 @@ async fn a_main_whose_device_check_keeps_failing_is_failed_over() {
     let group = write_group(dir.path(), 1, 1);
     let flag = dir.path().join("device-ok");
     write(&flag, "");
-    add_check(&group[0].1, &flag, 3);
-    let (main_url, backup_url) = (group[0].2.clone(), group[1].2.clone());
-    let _main = start_agent(&group[0].1, &main_url).await;
-    let _backup = start_agent(&group[1].1, &backup_url).await;
+    add_check(&group[0].config, &flag, 3);
+    let backup_url = group[1].url.clone();
+    let _main = start_agent(&group[0]).await;
+    let _backup = start_agent(&group[1]).await;
     wait_replicated(&backup_url, "backup-1").await;
 
     // One failed probe (the device back before the next): not failing, no failover.
@@ -51,7 +51,7 @@ async fn a_main_whose_device_check_keeps_failing_is_failed_over() {
 
     // The device stays down: after 3 failed probes the Main reports it, the Backup fails over.
     std::fs::remove_file(&flag).expect("rm");
-    wait_for(
+    wait_for_async(
         Duration::from_secs(10),
         "the Backup to fail over the Main with a failing device",
         || {
@@ -85,12 +85,12 @@ async fn a_backup_whose_device_check_fails_refuses_to_take_over() {
     let dir = tempfile::tempdir().expect("tempdir");
     let group = write_group(dir.path(), 1, 1);
     let flag = dir.path().join("device-ok");
-    add_check(&group[1].1, &flag, 1);
-    let (main_url, backup_url) = (group[0].2.clone(), group[1].2.clone());
-    let _main = start_agent(&group[0].1, &main_url).await;
-    let _backup = start_agent(&group[1].1, &backup_url).await;
+    add_check(&group[1].config, &flag, 1);
+    let (main_url, backup_url) = (group[0].url.clone(), group[1].url.clone());
+    let _main = start_agent(&group[0]).await;
+    let _backup = start_agent(&group[1]).await;
     wait_replicated(&backup_url, "backup-1").await;
-    wait_for(Duration::from_secs(5), "the check to fail", || {
+    wait_for_async(Duration::from_secs(5), "the check to fail", || {
         let backup_url = backup_url.clone();
         async move {
             let b = state_of(&backup_url, "backup-1").await;

@@ -5,17 +5,36 @@ mod support;
 
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::Value;
 use support::*;
 
 const TAKEOVER: &str = r#"{"backup":"backup-1","main":"main-1","reason":"test"}"#;
 
-async fn groups(demo: &DemoProc) -> Vec<Value> {
+async fn groups(demo: &Demo) -> Vec<Value> {
     let mut out = Vec::new();
-    for (_, url) in &demo.members {
-        out.push(get_json(&format!("{url}/api/v1/group")).await);
+    for m in &demo.members {
+        out.push(get_json(&format!("{}/api/v1/group", m.http)).await);
     }
     out
+}
+
+/// Waits (one second at most) until every member's view, its group JSON and its /metrics,
+/// `shows` what the test waits for.
+async fn wait_every_view(demo: &Demo, what: &str, shows: impl Fn(&Value, &str) -> bool) {
+    for m in &demo.members {
+        let url = &m.http;
+        wait_for_async(
+            Duration::from_secs(1),
+            &format!("{}'s view of {what}", m.name),
+            || async {
+                let g = get_json(&format!("{url}/api/v1/group")).await;
+                let metrics = get_text(&format!("{url}/metrics")).await;
+                shows(&g, &metrics).then_some(())
+            },
+        )
+        .await;
+    }
 }
 
 /// The parts of a group view that a command may change (not replication times).
@@ -41,9 +60,9 @@ fn essentials(g: &Value) -> Value {
 
 #[tokio::test]
 async fn takeover_alarm_and_reverse_on_every_member_view() {
-    let demo = DemoProc::start(&[]);
-    let main = demo.url("main-1").to_string();
-    let backup = demo.url("backup-1").to_string();
+    let demo = Demo::start(&[]);
+    let main = demo.url("main-1");
+    let backup = demo.url("backup-1");
     wait_replicated(&main, "backup-1").await;
     let before: Vec<Value> = groups(&demo).await.iter().map(essentials).collect();
     assert_eq!(before[0]["redundant"], true);
@@ -65,29 +84,20 @@ async fn takeover_alarm_and_reverse_on_every_member_view() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["outcome"], "done");
     // Within one second every member's view and metrics show it.
-    for (name, url) in &demo.members {
-        wait_for(
-            Duration::from_secs(1),
-            &format!("{name}'s view of the takeover"),
-            || async {
-                let g = get_json(&format!("{url}/api/v1/group")).await;
-                let m = member(&g, "main-1");
-                let b = member(&g, "backup-1");
-                let metrics = get_text(&format!("{url}/metrics")).await;
-                (g["redundancy"]["redundant"] == false
-                    && m["operational_state"] == "offline"
-                    && m["current_address"] == "10.0.3.6"
-                    && m["auto_failover"] == false
-                    && m["takeover_flag"] == true
-                    && b["operational_state"] == "online"
-                    && b["current_address"] == m["configured_address"]
-                    && b["takeover_flag"] == true
-                    && metrics.contains("understudy_group_redundant{group=\"demo\"} 0"))
-                .then_some(())
-            },
-        )
-        .await;
-    }
+    wait_every_view(&demo, "the takeover", |g, metrics| {
+        let m = member(g, "main-1");
+        let b = member(g, "backup-1");
+        g["redundancy"]["redundant"] == false
+            && m["operational_state"] == "offline"
+            && m["current_address"] == "10.0.3.6"
+            && m["auto_failover"] == false
+            && m["takeover_flag"] == true
+            && b["operational_state"] == "online"
+            && b["current_address"] == m["configured_address"]
+            && b["takeover_flag"] == true
+            && metrics.contains("understudy_group_redundant{group=\"demo\"} 0")
+    })
+    .await;
     eprintln!(
         "takeover visible on every member after {:?}",
         started.elapsed()
@@ -128,26 +138,18 @@ async fn takeover_alarm_and_reverse_on_every_member_view() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    for (name, url) in &demo.members {
-        wait_for(
-            Duration::from_secs(1),
-            &format!("{name}'s view of the reverse"),
-            || async {
-                let g = get_json(&format!("{url}/api/v1/group")).await;
-                let m = member(&g, "main-1");
-                let b = member(&g, "backup-1");
-                (g["redundancy"]["redundant"] == true
-                    && m["operational_state"] == "online"
-                    && m["current_address"] == m["configured_address"]
-                    && b["operational_state"] == "standby"
-                    && b["current_address"] == b["configured_address"]
-                    && m["takeover_flag"] == false
-                    && b["takeover_flag"] == false)
-                    .then_some(())
-            },
-        )
-        .await;
-    }
+    wait_every_view(&demo, "the reverse", |g, _| {
+        let m = member(g, "main-1");
+        let b = member(g, "backup-1");
+        g["redundancy"]["redundant"] == true
+            && m["operational_state"] == "online"
+            && m["current_address"] == m["configured_address"]
+            && b["operational_state"] == "standby"
+            && b["current_address"] == b["configured_address"]
+            && m["takeover_flag"] == false
+            && b["takeover_flag"] == false
+    })
+    .await;
 
     // The history says who asked, why, and what came of it, newest first.
     let ev = get_json(&format!("{backup}/api/v1/events")).await;
@@ -178,63 +180,28 @@ async fn takeover_alarm_and_reverse_on_every_member_view() {
 
 #[tokio::test]
 async fn bad_input_gets_a_clear_error_and_changes_nothing() {
-    let demo = DemoProc::start(&["--mains", "2"]);
-    let url = demo.url("main-1").to_string();
+    let demo = Demo::start(&["--mains", "2"]);
+    let url = demo.url("main-1");
     wait_converged(&url).await;
     let before = essentials(&get_json(&format!("{url}/api/v1/group")).await);
-    let cases: &[(&str, &str, u16, &str)] = &[
-        ("/api/v1/takeover", "{not json", 400, "bad_request"),
-        (
-            "/api/v1/takeover",
-            r#"{"backup":"backup-1"}"#,
-            400,
-            "bad_request",
-        ),
-        (
-            "/api/v1/takeover",
-            r#"{"backup":"backup-1","main":"main-1","colour":1}"#,
-            400,
-            "bad_request",
-        ),
-        (
-            "/api/v1/takeover",
-            r#"{"backup":"backup-1","main":"main-9"}"#,
-            404,
-            "unknown_member",
-        ),
-        (
-            "/api/v1/takeover",
-            r#"{"backup":"backup-1","main":"backup-1"}"#,
-            400,
-            "bad_request",
-        ),
-        (
-            "/api/v1/reverse-takeover",
-            r#"{"main":"main-1"}"#,
-            409,
-            "precondition_failed",
-        ),
-        (
-            "/api/v1/reconfigure",
-            r#"{"main":"main-1","backup":"backup-1"}"#,
-            409,
-            "precondition_failed",
-        ),
-        (
-            "/api/v1/replace-takeover",
-            r#"{"main":"main-1","replacement":"main-2"}"#,
-            409,
-            "precondition_failed",
-        ),
-        (
-            "/api/v1/replace-takeover",
-            r#"{"main":"main-1","replacement":"nobody"}"#,
-            404,
-            "unknown_member",
-        ),
-        ("/api/v1/nothing-here", "{}", 404, "not_found"),
+    const BAD: (u16, &str) = (400, "bad_request");
+    const UNKNOWN: (u16, &str) = (404, "unknown_member");
+    const REFUSED: (u16, &str) = (409, "precondition_failed");
+    #[rustfmt::skip]
+    let cases: &[(&str, &str, (u16, &str))] = &[
+        ("takeover", "{not json", BAD),
+        ("takeover", r#"{"backup":"backup-1"}"#, BAD),
+        ("takeover", r#"{"backup":"backup-1","main":"main-1","colour":1}"#, BAD),
+        ("takeover", r#"{"backup":"backup-1","main":"main-9"}"#, UNKNOWN),
+        ("takeover", r#"{"backup":"backup-1","main":"backup-1"}"#, BAD),
+        ("reverse-takeover", r#"{"main":"main-1"}"#, REFUSED),
+        ("reconfigure", r#"{"main":"main-1","backup":"backup-1"}"#, REFUSED),
+        ("replace-takeover", r#"{"main":"main-1","replacement":"main-2"}"#, REFUSED),
+        ("replace-takeover", r#"{"main":"main-1","replacement":"nobody"}"#, UNKNOWN),
+        ("nothing-here", "{}", (404, "not_found")),
     ];
-    for (path, body, want_status, want_code) in cases {
+    for (route, body, (want_status, want_code)) in cases {
+        let path = format!("/api/v1/{route}");
         let (status, json) = post(&format!("{url}{path}"), Some(TOKEN), body).await;
         assert_eq!(status, *want_status, "{path} {body}: {json}");
         assert_eq!(json["error"], *want_code, "{path} {body}: {json}");
@@ -261,40 +228,23 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
 
 #[tokio::test]
 async fn auto_failover_flag_is_set_through_the_member_route() {
-    let demo = DemoProc::start(&[]);
-    let url = demo.url("backup-1").to_string();
-    let c = client();
-    let put = |enabled: bool, member: &'static str, token: Option<&'static str>| {
-        let mut rb = c
-            .put(format!("{url}/api/v1/members/{member}/auto-failover"))
-            .header("content-type", "application/json")
-            .body(format!("{{\"enabled\":{enabled}}}"));
-        if let Some(t) = token {
-            rb = rb.bearer_auth(t);
+    let demo = Demo::start(&[]);
+    let url = demo.url("backup-1");
+    let put = |member: &'static str, token: Option<&'static str>| {
+        let url = format!("{url}/api/v1/members/{member}/auto-failover");
+        async move {
+            send(Method::PUT, &url, token, r#"{"enabled":false}"#)
+                .await
+                .0
         }
-        rb.send()
     };
-    assert_eq!(put(false, "main-1", None).await.expect("put").status(), 401);
-    assert_eq!(
-        put(false, "main-7", Some(TOKEN))
-            .await
-            .expect("put")
-            .status(),
-        404
-    );
-    let resp = put(false, "main-1", Some(TOKEN)).await.expect("put");
-    assert_eq!(resp.status(), 200);
-    for (name, u) in &demo.members {
-        wait_for(
-            Duration::from_secs(1),
-            &format!("{name} sees auto-failover off"),
-            || async {
-                let g = get_json(&format!("{u}/api/v1/group")).await;
-                (member(&g, "main-1")["auto_failover"] == false).then_some(())
-            },
-        )
-        .await;
-    }
+    assert_eq!(put("main-1", None).await, 401);
+    assert_eq!(put("main-7", Some(TOKEN)).await, 404);
+    assert_eq!(put("main-1", Some(TOKEN)).await, 200);
+    wait_every_view(&demo, "auto-failover off", |g, _| {
+        member(g, "main-1")["auto_failover"] == false
+    })
+    .await;
     let metrics = get_text(&format!("{url}/metrics")).await;
     assert!(metrics
         .contains("understudy_member_auto_failover_enabled{group=\"demo\",member=\"main-1\"} 0"));
@@ -302,8 +252,8 @@ async fn auto_failover_flag_is_set_through_the_member_route() {
 
 #[tokio::test]
 async fn healthz_status_page_and_promtool_clean_metrics() {
-    let demo = DemoProc::start(&["--mains", "2", "--backups", "2"]);
-    let url = demo.url("main-2").to_string();
+    let demo = Demo::start(&["--mains", "2", "--backups", "2"]);
+    let url = demo.url("main-2");
     let h = get_json(&format!("{url}/healthz")).await;
     assert_eq!(
         (h["status"].as_str(), h["member"].as_str()),
@@ -360,12 +310,12 @@ async fn healthz_status_page_and_promtool_clean_metrics() {
 async fn a_command_whose_coordinator_cannot_be_reached_is_503_and_changes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let group = write_group(dir.path(), 1, 1);
-    let (cfg, url) = (&group[0].1, group[0].2.clone());
-    let _main = start_agent(cfg, &url).await; // backup-1's agent is not running
+    let url = group[0].url.clone();
+    let _main = start_agent(&group[0]).await; // backup-1's agent is not running
     let before = essentials(&get_json(&format!("{url}/api/v1/group")).await);
     let (status, body) = post(
         &format!("{url}/api/v1/takeover"),
-        Some("test-token"),
+        Some(GROUP_TOKEN),
         r#"{"backup":"backup-1","main":"main-1"}"#,
     )
     .await;

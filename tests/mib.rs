@@ -15,13 +15,15 @@
 //! `$UNDERSTUDY_SNMP_GENERATOR`. A missing tool fails the test, it never
 //! skips it: `./scripts/test` installs them.
 
-mod common;
+mod support;
 
-use common::{deps_dir, describe, repo, std_mibs, text, TOOL_HINT};
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use support::process::find_program;
+use support::snmp::{deps_dir, isolate, mib_path, without_notices, TOOL_HINT};
+use support::{describe, repo, text};
 
 /// The root every name of the module must resolve under (RFC 5612's
 /// documentation enterprise number, arc 36).
@@ -111,14 +113,8 @@ fn tool(env_var: &str, names: &[&str], package: &str) -> PathBuf {
         );
         return p;
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for name in names {
-        for dir in std::env::split_paths(&path) {
-            let candidate = dir.join(name);
-            if candidate.is_file() {
-                return candidate;
-            }
-        }
+    if let Some(p) = find_program(names) {
+        return p;
     }
     panic!(
         "none of {names:?} is on PATH (Debian package {package}; or set ${env_var}); {TOOL_HINT}"
@@ -133,44 +129,17 @@ fn snmptranslate() -> PathBuf {
     tool("UNDERSTUDY_SNMPTRANSLATE", &["snmptranslate"], "snmp")
 }
 
-/// `DIR1:DIR2` for MIBDIRS / SMIPATH / -M.
-fn mib_path() -> String {
-    let dirs = [std_mibs().to_path_buf(), repo().join("mibs")];
-    match std::env::join_paths(dirs) {
-        Ok(p) => p.to_string_lossy().into_owned(),
-        Err(e) => panic!("MIB directories cannot be joined into a path: {e}"),
-    }
-}
-
 /// A net-snmp command that reads no snmp.conf of the machine or the user and
 /// only the MIB directories given, so its output depends on this repo alone.
 fn netsnmp_command(program: &Path) -> Command {
-    let conf = deps_dir().join("snmp-conf");
-    let persistent = deps_dir().join("snmp-persistent");
-    for d in [
-        conf.clone(),
-        persistent.join("mib_indexes"),
-        persistent.join("cert_indexes"),
-    ] {
-        if let Err(e) = fs::create_dir_all(&d) {
-            panic!("cannot create {}: {e}", d.display());
-        }
-    }
     let mut cmd = Command::new(program);
-    cmd.env_remove("MIBS")
-        .env_remove("MIBDIRS")
-        .env("SNMPCONFPATH", &conf)
-        .env("SNMP_PERSISTENT_DIR", &persistent);
+    isolate(&mut cmd, &deps_dir().join("snmp-persistent"));
     cmd
 }
 
 /// stderr without net-snmp's first-run notices about its cache directories.
 fn stderr_noise_free(out: &Output) -> String {
-    text(&out.stderr)
-        .lines()
-        .filter(|l| !l.starts_with("Created directory:"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    without_notices(&text(&out.stderr))
 }
 
 fn translate(args: &[&str]) -> (Command, Output) {

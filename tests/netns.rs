@@ -7,29 +7,18 @@
 //! Needs root (fails, never skips, without it). Also the measurement behind
 //! `bench/netns-failover` (an ignored test, run by that script).
 
-#[path = "support/netns.rs"]
-mod netns;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use netns::*;
+use support::member;
+use support::netns::*;
+use support::process::Proc;
 
 const FAILOVER_AFTER: Duration = Duration::from_secs(2);
 /// Detection is checked on heartbeat ticks (500 ms), then the takeover, the hook and the
 /// client's first successful request follow.
 const MARGIN: Duration = Duration::from_millis(1500);
-
-fn member<'a>(g: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    g["members"]
-        .as_array()
-        .and_then(|a| a.iter().find(|m| m["name"] == name))
-        .unwrap_or_else(|| panic!("no {name} in {g}"))
-}
-
-fn api(host: &str, route: &str) -> String {
-    format!("http://{host}:{AGENT_PORT}/api/v1/{route}")
-}
 
 /// Times of one cycle, for the benchmark.
 #[derive(Debug, Default, Clone, Copy)]
@@ -42,47 +31,29 @@ struct Cycle {
 
 /// Manual takeover: command to the service answering from the Backup.
 fn manual_takeover(p: &Plant) -> Duration {
-    let t0 = Instant::now();
-    let (status, body) = p.client_send(
-        "POST",
-        &api(BACKUP_HOST, "takeover"),
+    p.command_until_served_by(
+        BACKUP_HOST,
+        "takeover",
         r#"{"backup":"backup-1","main":"main-1","reason":"netns test"}"#,
-    );
-    assert_eq!(status, 200, "takeover refused: {body}\n{}", p.logs());
-    p.wait_service_from("backup-1", Duration::from_secs(10)) - t0
+        "backup-1",
+    )
 }
 
 /// Reverse takeover: command to the service answering from the Main.
 fn reverse_takeover(p: &Plant) -> Duration {
-    let t0 = Instant::now();
-    let (status, body) = p.client_send(
-        "POST",
-        &api(MAIN_HOST, "reverse-takeover"),
+    p.command_until_served_by(
+        MAIN_HOST,
+        "reverse-takeover",
         r#"{"main":"main-1"}"#,
-    );
-    assert_eq!(
-        status,
-        200,
-        "reverse takeover refused: {body}\n{}",
-        p.logs()
-    );
-    p.wait_service_from("main-1", Duration::from_secs(10)) - t0
-}
-
-fn set_auto_failover(p: &Plant, on: bool) {
-    let (status, body) = p.client_send(
-        "PUT",
-        &api(MAIN_HOST, "members/main-1/auto-failover"),
-        &format!(r#"{{"enabled":{on}}}"#),
-    );
-    assert_eq!(status, 200, "{body}");
+        "main-1",
+    )
 }
 
 /// One full cycle; `main` is the Main's agent (replaced after its kill -9).
-fn cycle(p: &Plant, main: &mut Agent, check: bool) -> Cycle {
+fn cycle(p: &Plant, main: &mut Proc, check: bool) -> Cycle {
     let mut c = Cycle::default();
     assert_eq!(
-        p.service_answer().as_deref().and_then(|a| a.lines().next()),
+        p.served_by().as_deref(),
         Some("main-1"),
         "the service answers from the Main"
     );
@@ -95,24 +66,12 @@ fn cycle(p: &Plant, main: &mut Agent, check: bool) -> Cycle {
             answer.contains("data of main-1"),
             "the Backup serves its replica of the Main's data: {answer}"
         );
-        let main_addrs = p.addresses(&p.main, "lan");
-        assert!(
-            main_addrs.contains(&MAIN_EXTRA.to_string()),
-            "{main_addrs:?}"
-        );
-        assert!(
-            !main_addrs.contains(&MAIN_SERVICE.to_string()),
-            "{main_addrs:?}"
-        );
-        let backup_addrs = p.addresses(&p.backup, "lan");
-        assert!(
-            backup_addrs.contains(&MAIN_SERVICE.to_string()),
-            "{backup_addrs:?}"
-        );
-        assert!(
-            !backup_addrs.contains(&BACKUP_SERVICE.to_string()),
-            "{backup_addrs:?}"
-        );
+        p.assert_holds(&[
+            (&p.main, MAIN_EXTRA, true),
+            (&p.main, MAIN_SERVICE, false),
+            (&p.backup, MAIN_SERVICE, true),
+            (&p.backup, BACKUP_SERVICE, false),
+        ]);
         // The taken-over Main answers on its extra address, offline, auto-failover off.
         let g = p
             .client_get(&format!("http://{MAIN_EXTRA}:{AGENT_PORT}/api/v1/group"))
@@ -128,16 +87,12 @@ fn cycle(p: &Plant, main: &mut Agent, check: bool) -> Cycle {
 
     c.reverse = reverse_takeover(p);
     if check {
-        assert!(p
-            .addresses(&p.backup, "lan")
-            .contains(&BACKUP_SERVICE.to_string()));
-        assert!(!p
-            .addresses(&p.main, "lan")
-            .contains(&MAIN_EXTRA.to_string()));
+        assert!(p.holds(&p.backup, BACKUP_SERVICE));
+        assert!(!p.holds(&p.main, MAIN_EXTRA));
     }
 
     // Auto-failover: kill -9 the Main's agent and its responder.
-    set_auto_failover(p, true);
+    p.set_auto_failover(true);
     p.wait(
         Duration::from_secs(5),
         "the Backup to see auto-failover on",
@@ -168,16 +123,15 @@ fn cycle(p: &Plant, main: &mut Agent, check: bool) -> Cycle {
         Duration::from_secs(15),
         "the returning Main to settle offline on its extra address",
         || {
-            let a = p.addresses(&p.main, "lan");
             let g = p.group("main-1")?;
-            (a.contains(&MAIN_EXTRA.to_string())
-                && !a.contains(&MAIN_SERVICE.to_string())
+            (p.holds(&p.main, MAIN_EXTRA)
+                && !p.holds(&p.main, MAIN_SERVICE)
                 && member(&g, "main-1")["operational_state"] == "offline")
                 .then_some(())
         },
     );
     assert_eq!(
-        p.service_answer().as_deref().and_then(|a| a.lines().next()),
+        p.served_by().as_deref(),
         Some("backup-1"),
         "the returning Main did not take its address back"
     );
@@ -196,10 +150,7 @@ fn cycle(p: &Plant, main: &mut Agent, check: bool) -> Cycle {
 #[test]
 fn takeover_failover_and_reverse_move_the_service_address_between_namespaces() {
     let p = Plant::build("nt", true);
-    let mut backup = p.start("backup-1");
-    let mut main = p.start("main-1");
-    p.wait_ready();
-    p.wait_service_from("main-1", Duration::from_secs(10));
+    let (mut main, mut backup) = p.start_group();
     let c = cycle(&p, &mut main, true);
     eprintln!(
         "netns: manual takeover {:?}, reverse {:?}, failover (kill -9) {:?}, reverse {:?}",
@@ -219,32 +170,14 @@ fn takeover_failover_and_reverse_move_the_service_address_between_namespaces() {
     // takeover after persisting standby on its own address, before removing the Main's
     // address from its interface. On restart it removes the address it must not hold.
     backup.kill9();
-    let ns = p.backup.clone();
-    let out = p.exec(
-        &ns,
-        &[
-            "ip",
-            "addr",
-            "add",
-            &format!("{MAIN_SERVICE}/24"),
-            "dev",
-            "lan",
-        ],
-    );
-    assert!(out.status.success(), "{out:?}");
+    add_address(&p.backup, &format!("{MAIN_SERVICE}/24"), "lan", &[]);
     let _backup = p.start("backup-1");
     p.wait(
         Duration::from_secs(10),
         "the restarted Backup to remove the address it must not hold",
-        || {
-            let a = p.addresses(&p.backup, "lan");
-            (!a.contains(&MAIN_SERVICE.to_string()) && a.contains(&BACKUP_SERVICE.to_string()))
-                .then_some(())
-        },
+        || (!p.holds(&p.backup, MAIN_SERVICE) && p.holds(&p.backup, BACKUP_SERVICE)).then_some(()),
     );
-    assert!(p
-        .addresses(&p.main, "lan")
-        .contains(&MAIN_SERVICE.to_string()));
+    assert!(p.holds(&p.main, MAIN_SERVICE));
     p.wait_service_from("main-1", Duration::from_secs(5));
 }
 
@@ -262,10 +195,7 @@ fn bench_netns_failover() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(10);
     let p = Plant::build("nb", true);
-    let _backup = p.start("backup-1");
-    let mut main = p.start("main-1");
-    p.wait_ready();
-    p.wait_service_from("main-1", Duration::from_secs(10));
+    let (mut main, _backup) = p.start_group();
     let mut all = Vec::new();
     for i in 0..cycles {
         let c = cycle(&p, &mut main, false);

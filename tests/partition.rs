@@ -14,41 +14,12 @@
 //! docs/multi-server.md tells an operator how to avoid step 3 (a second heartbeat path, or
 //! auto-failover off).
 
-#[path = "support/netns.rs"]
-mod netns;
 mod support;
 
 use std::time::{Duration, Instant};
 
-use netns::*;
-
-fn member<'a>(g: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    g["members"]
-        .as_array()
-        .and_then(|a| a.iter().find(|m| m["name"] == name))
-        .unwrap_or_else(|| panic!("no {name} in {g}"))
-}
-
-/// A GET to an agent from inside its own namespace (works while the plant network is cut).
-fn local_get(p: &Plant, member: &str, route: &str) -> Option<String> {
-    let out = p.exec(
-        p.ns_of(member),
-        &[
-            "curl",
-            "-sf",
-            "-m",
-            "1",
-            &format!("http://127.0.0.1:{AGENT_PORT}{route}"),
-        ],
-    );
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn local_group(p: &Plant, member: &str) -> Option<serde_json::Value> {
-    local_get(p, member, "/api/v1/group").and_then(|b| serde_json::from_str(&b).ok())
-}
+use support::netns::*;
+use support::{all_heard, member};
 
 fn state(g: &serde_json::Value, name: &str) -> String {
     member(g, name)["operational_state"]
@@ -65,14 +36,9 @@ fn cut_all(p: &Plant, cut: bool) {
 }
 
 fn set_auto_failover(p: &Plant, on: bool) {
-    let (status, body) = p.client_send(
-        "PUT",
-        &format!("http://{MAIN_HOST}:{AGENT_PORT}/api/v1/members/main-1/auto-failover"),
-        &format!(r#"{{"enabled":{on}}}"#),
-    );
-    assert_eq!(status, 200, "{body}");
+    p.set_auto_failover(on);
     p.wait(Duration::from_secs(5), "the Backup to see the flag", || {
-        let g = local_group(p, "backup-1")?;
+        let g = p.local_group("backup-1")?;
         (member(&g, "main-1")["auto_failover"] == on).then_some(())
     });
 }
@@ -82,9 +48,8 @@ fn wait_converged(p: &Plant) {
         Duration::from_secs(15),
         "both agents to hear each other",
         || {
-            let b = local_group(p, "backup-1")?;
-            let m = local_group(p, "main-1")?;
-            (state(&b, "main-1") != "unknown" && state(&m, "backup-1") != "unknown").then_some(())
+            let heard = |member| p.local_group(member).is_some_and(|g| all_heard(&g));
+            (heard("backup-1") && heard("main-1")).then_some(())
         },
     );
 }
@@ -92,21 +57,18 @@ fn wait_converged(p: &Plant) {
 #[test]
 fn partitions_fail_over_only_when_every_path_is_cut_and_heal_to_one_holder() {
     let p = Plant::build("pt", true);
-    let _backup = p.start("backup-1");
-    let _main = p.start("main-1");
-    p.wait_ready();
-    p.wait_service_from("main-1", Duration::from_secs(10));
+    let (_main, _backup) = p.start_group();
 
     // 1. Only the heartbeat network is cut: one path is enough, no failover.
     p.link(&p.main, "hb", false);
     std::thread::sleep(Duration::from_secs(4));
-    let metrics = local_get(&p, "backup-1", "/metrics").expect("metrics");
+    let metrics = p.local_get("backup-1", "/metrics").expect("metrics");
     for (path, up) in [("hb", 0), ("lan", 1)] {
         let line =
             format!("understudy_peer_up{{group=\"netns\",member=\"main-1\",path=\"{path}\"}} {up}");
         assert!(metrics.contains(&line), "{line} missing:\n{metrics}");
     }
-    let g = local_group(&p, "backup-1").expect("backup");
+    let g = p.local_group("backup-1").expect("backup");
     assert_eq!(state(&g, "backup-1"), "standby", "{g}");
     assert_eq!(state(&g, "main-1"), "online", "{g}");
     p.link(&p.main, "hb", true);
@@ -115,19 +77,14 @@ fn partitions_fail_over_only_when_every_path_is_cut_and_heal_to_one_holder() {
     set_auto_failover(&p, false);
     cut_all(&p, true);
     std::thread::sleep(Duration::from_secs(4));
-    let b = local_group(&p, "backup-1").expect("backup");
+    let b = p.local_group("backup-1").expect("backup");
     assert_eq!(state(&b, "main-1"), "unknown", "{b}");
     assert_eq!(state(&b, "backup-1"), "standby", "{b}");
-    let m = local_group(&p, "main-1").expect("main");
+    let m = p.local_group("main-1").expect("main");
     assert_eq!(state(&m, "backup-1"), "unknown", "{m}");
     assert_eq!(state(&m, "main-1"), "online", "{m}");
-    assert!(!p
-        .addresses(&p.backup, "lan")
-        .contains(&MAIN_SERVICE.to_string()));
-    assert_eq!(
-        p.service_answer().as_deref().and_then(|a| a.lines().next()),
-        Some("main-1")
-    );
+    assert!(!p.holds(&p.backup, MAIN_SERVICE));
+    assert_eq!(p.served_by().as_deref(), Some("main-1"));
     cut_all(&p, false);
     wait_converged(&p);
 
@@ -138,26 +95,21 @@ fn partitions_fail_over_only_when_every_path_is_cut_and_heal_to_one_holder() {
     p.wait(
         Duration::from_secs(10),
         "the isolated Backup to take the Main's address",
-        || {
-            p.addresses(&p.backup, "lan")
-                .contains(&MAIN_SERVICE.to_string())
-                .then_some(())
-        },
+        || p.holds(&p.backup, MAIN_SERVICE).then_some(()),
     );
     let took = t0.elapsed();
     assert!(
-        p.addresses(&p.main, "lan")
-            .contains(&MAIN_SERVICE.to_string()),
+        p.holds(&p.main, MAIN_SERVICE),
         "split brain: the Main, alive, still holds its address"
     );
-    let m = local_group(&p, "main-1").expect("main");
+    let m = p.local_group("main-1").expect("main");
     assert_eq!(state(&m, "main-1"), "online", "{m}");
     assert_eq!(
-        p.service_answer().as_deref().and_then(|a| a.lines().next()),
+        p.served_by().as_deref(),
         Some("main-1"),
         "the client, on the Main's side of the cut, is still served by the Main"
     );
-    let b = local_group(&p, "backup-1").expect("backup");
+    let b = p.local_group("backup-1").expect("backup");
     assert_eq!(state(&b, "backup-1"), "online", "{b}");
 
     // The paths return: the newer takeover record wins, one holder remains.
@@ -166,15 +118,11 @@ fn partitions_fail_over_only_when_every_path_is_cut_and_heal_to_one_holder() {
     p.wait(
         Duration::from_secs(15),
         "the Main to adopt the takeover and release its address",
-        || {
-            let a = p.addresses(&p.main, "lan");
-            (!a.contains(&MAIN_SERVICE.to_string()) && a.contains(&MAIN_EXTRA.to_string()))
-                .then_some(())
-        },
+        || (!p.holds(&p.main, MAIN_SERVICE) && p.holds(&p.main, MAIN_EXTRA)).then_some(()),
     );
     let released = t1.elapsed();
     let served = p.wait_service_from("backup-1", Duration::from_secs(15)) - t1;
-    let m = local_group(&p, "main-1").expect("main");
+    let m = p.local_group("main-1").expect("main");
     assert_eq!(state(&m, "main-1"), "offline", "{m}");
     assert_eq!(member(&m, "main-1")["takeover_flag"], true, "{m}");
     eprintln!(

@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use support::*;
@@ -53,25 +52,9 @@ fn now() -> u64 {
 async fn peers_without_the_secret_stale_or_replayed_requests_are_refused_and_logged() {
     let dir = tempfile::tempdir().expect("tempdir");
     let group = write_group(dir.path(), 1, 1);
-    let (cfg, url) = (&group[0].1, group[0].2.clone());
+    let url = group[0].url.clone();
     let log = dir.path().join("main-1.log");
-    let child = Command::new(bin())
-        .args(["run", "--config"])
-        .arg(cfg)
-        .env("RUST_LOG", "warn")
-        .stderr(Stdio::from(std::fs::File::create(&log).expect("log file")))
-        .spawn()
-        .expect("start understudy run");
-    let _agent = Proc { child };
-    wait_for(Duration::from_secs(10), "the agent's /healthz", || async {
-        let ok = client()
-            .get(format!("{url}/healthz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        ok.then_some(())
-    })
-    .await;
+    let _agent = start_agent_logged(&group[0], log.clone()).await;
 
     // The old way (the secret in a header) is refused: the secret never travels any more.
     let r = client()
@@ -99,7 +82,7 @@ async fn peers_without_the_secret_stale_or_replayed_requests_are_refused_and_log
     assert_eq!(status, 401, "{text}");
     assert!(text.contains("replayed"), "{text}");
 
-    let logged = wait_for(Duration::from_secs(5), "the refusals in the log", || {
+    let logged = wait_for_async(Duration::from_secs(5), "the refusals in the log", || {
         let log = log.clone();
         async move {
             let text = std::fs::read_to_string(&log).unwrap_or_default();

@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use support::*;
@@ -12,7 +11,7 @@ use support::*;
 const TAKEOVER: &str = r#"{"backup":"backup-1","main":"main-1"}"#;
 
 async fn assert_taken_over(url: &str, what: &str) {
-    wait_for(Duration::from_secs(10), what, || async {
+    wait_for_async(Duration::from_secs(10), what, || async {
         let g = get_json(&format!("{url}/api/v1/group")).await;
         let m = member(&g, "main-1");
         let b = member(&g, "backup-1");
@@ -28,19 +27,19 @@ async fn assert_taken_over(url: &str, what: &str) {
 
 #[tokio::test]
 async fn the_alarm_survives_sigkill_of_the_demo() {
-    let state = tempfile::tempdir().expect("tempdir");
-    let dir = state.path().to_str().expect("utf-8 path");
-    let mut demo = DemoProc::start(&["--state-dir", dir]);
-    let url = demo.url("main-1").to_string();
+    let demo = Demo::start(&[]);
+    let url = demo.url("main-1");
     wait_replicated(&url, "backup-1").await;
-    let (status, body) = post(&format!("{url}/api/v1/takeover"), Some(TOKEN), TAKEOVER).await;
-    assert_eq!(status, 200, "{body}");
+    post_ok(&format!("{url}/api/v1/takeover"), TOKEN, TAKEOVER).await;
     let before = get_json(&format!("{url}/api/v1/group")).await;
     let since = before["redundancy"]["since"].clone();
-    demo.proc.kill9();
 
-    let demo = DemoProc::start(&["--state-dir", dir]);
-    for (name, url) in &demo.members {
+    // SIGKILL, and the demo again on the same state directory.
+    let demo = demo.restart(&[]);
+    for Member {
+        name, http: url, ..
+    } in &demo.members
+    {
         assert_taken_over(url, &format!("{name} to show the takeover after restart")).await;
         let g = get_json(&format!("{url}/api/v1/group")).await;
         assert_eq!(
@@ -66,36 +65,37 @@ async fn the_alarm_survives_sigkill_of_the_demo() {
 async fn a_member_agent_killed_during_no_redundancy_comes_back_with_the_alarm() {
     let dir = tempfile::tempdir().expect("tempdir");
     let group = write_group(dir.path(), 1, 1);
-    let (main_cfg, main_url) = (&group[0].1, group[0].2.clone());
-    let (backup_cfg, backup_url) = (&group[1].1, group[1].2.clone());
-    let mut main = start_agent(main_cfg, &main_url).await;
-    let mut backup = start_agent(backup_cfg, &backup_url).await;
+    let (main_url, backup_url) = (group[0].url.clone(), group[1].url.clone());
+    let mut main = start_agent(&group[0]).await;
+    let mut backup = start_agent(&group[1]).await;
     wait_replicated(&main_url, "backup-1").await;
-    let token = Some("test-token");
-    let (status, body) = post(&format!("{main_url}/api/v1/takeover"), token, TAKEOVER).await;
-    assert_eq!(status, 200, "{body}");
+    post_ok(
+        &format!("{main_url}/api/v1/takeover"),
+        GROUP_TOKEN,
+        TAKEOVER,
+    )
+    .await;
     assert_taken_over(&main_url, "the main's view").await;
 
     // SIGKILL the backup (now acting as main-1) and bring it back on the same state.
     backup.kill9();
-    let _backup = start_agent(backup_cfg, &backup_url).await;
+    let _backup = start_agent(&group[1]).await;
     assert_taken_over(&backup_url, "the restarted backup's view").await;
 
     // SIGKILL the taken-over main; when it returns it stays offline on its extra address.
     main.kill9();
-    let _main = start_agent(main_cfg, &main_url).await;
+    let _main = start_agent(&group[0]).await;
     assert_taken_over(&main_url, "the restarted main's view").await;
     let g = get_json(&format!("{main_url}/api/v1/group")).await;
     assert_eq!(member(&g, "main-1")["current_address"], "10.0.3.6");
 
     // Reverse takeover still works after both restarts.
-    let (status, body) = post(
+    post_ok(
         &format!("{main_url}/api/v1/reverse-takeover"),
-        token,
+        GROUP_TOKEN,
         r#"{"main":"main-1"}"#,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
     let g = get_json(&format!("{backup_url}/api/v1/group")).await;
     assert_eq!(g["redundancy"]["redundant"], true, "{g}");
 }
@@ -104,31 +104,28 @@ async fn a_member_agent_killed_during_no_redundancy_comes_back_with_the_alarm() 
 async fn a_main_that_was_down_during_the_takeover_does_not_reclaim_its_address() {
     let dir = tempfile::tempdir().expect("tempdir");
     let group = write_group(dir.path(), 1, 1);
-    let (main_cfg, main_url) = (&group[0].1, group[0].2.clone());
-    let (backup_cfg, backup_url) = (&group[1].1, group[1].2.clone());
-    let mut main = start_agent(main_cfg, &main_url).await;
-    let _backup = start_agent(backup_cfg, &backup_url).await;
+    let (main_url, backup_url) = (group[0].url.clone(), group[1].url.clone());
+    let mut main = start_agent(&group[0]).await;
+    let _backup = start_agent(&group[1]).await;
     wait_replicated(&backup_url, "backup-1").await;
     // Turn auto-failover off so that only the operator's takeover happens.
-    let c = client();
-    let r = c
-        .put(format!("{backup_url}/api/v1/members/main-1/auto-failover"))
-        .bearer_auth("test-token")
-        .body(r#"{"enabled":false}"#)
-        .send()
-        .await
-        .expect("put");
-    assert_eq!(r.status(), 200);
+    let (status, _) = send(
+        reqwest::Method::PUT,
+        &format!("{backup_url}/api/v1/members/main-1/auto-failover"),
+        Some(GROUP_TOKEN),
+        r#"{"enabled":false}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
     main.kill9();
     // The backup takes over without the main's release (the main cannot be reached).
-    let (status, body) = post(
+    let body = post_ok(
         &format!("{backup_url}/api/v1/takeover"),
-        Some("test-token"),
+        GROUP_TOKEN,
         TAKEOVER,
     )
     .await;
-    assert_eq!(status, 200, "{body}");
     assert!(
         body["message"]
             .as_str()
@@ -137,7 +134,7 @@ async fn a_main_that_was_down_during_the_takeover_does_not_reclaim_its_address()
         "{body}"
     );
     // The main's persisted record still says online; on restart it learns from its peer.
-    let _main = start_agent(main_cfg, &main_url).await;
+    let _main = start_agent(&group[0]).await;
     assert_taken_over(&main_url, "the returning main to accept it was taken over").await;
     let g = get_json(&format!("{main_url}/api/v1/group")).await;
     assert_eq!(member(&g, "main-1")["current_address"], "10.0.3.6");
@@ -151,11 +148,7 @@ async fn a_corrupt_state_file_stops_the_agent_with_a_clear_error() {
     std::fs::create_dir_all(&state).expect("mkdir");
     let file = state.join("state.json");
     std::fs::write(&file, b"{\"format\": 1, \"group\": \"te").expect("write");
-    let out = Command::new(bin())
-        .args(["run", "--config"])
-        .arg(&group[0].1)
-        .output()
-        .expect("run");
+    let out = understudy_on(&["run", "--config"], &group[0].config);
     assert_eq!(
         out.status.code(),
         Some(65),
@@ -177,35 +170,23 @@ async fn a_corrupt_state_file_stops_the_agent_with_a_clear_error() {
 async fn configuration_errors_exit_64_and_check_config_explains() {
     let dir = tempfile::tempdir().expect("tempdir");
     let group = write_group(dir.path(), 1, 1);
-    let path = &group[0].1;
+    let path = &group[0].config;
     let text = std::fs::read_to_string(path).expect("read");
     std::fs::write(
         path,
         text.replace("failover_after = \"1500ms\"", "failover_after = \"100ms\""),
     )
     .expect("write");
-    let out = Command::new(bin())
-        .args(["run", "--config"])
-        .arg(path)
-        .output()
-        .expect("run");
+    let out = understudy_on(&["run", "--config"], path);
     assert_eq!(out.status.code(), Some(64));
-    let out = Command::new(bin())
-        .arg("check-config")
-        .arg(path)
-        .output()
-        .expect("check");
+    let out = understudy_on(&["check-config"], path);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("failover_after") && err.contains("heartbeat_interval"),
         "{err}"
     );
-    let out = Command::new(bin())
-        .arg("check-config")
-        .arg(&group[1].1)
-        .output()
-        .expect("check");
+    let out = understudy_on(&["check-config"], &group[1].config);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("member = \"backup-1\""));
 }

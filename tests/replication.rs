@@ -17,9 +17,10 @@ use axum::routing;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use support::metric_names::sample;
 use support::*;
 
-const TOKEN: Option<&str> = Some("test-token");
+const TOKEN: Option<&str> = Some(GROUP_TOKEN);
 
 fn replica(dir: &Path, backup: &str, main: &str, file: &str) -> Option<String> {
     std::fs::read_to_string(
@@ -36,9 +37,9 @@ fn replica(dir: &Path, backup: &str, main: &str, file: &str) -> Option<String> {
 async fn a_change_on_the_main_appears_on_the_backup_after_the_next_replication() {
     let dir = tempfile::tempdir().expect("tempdir");
     let group = write_group(dir.path(), 1, 1);
-    let (main_url, backup_url) = (group[0].2.clone(), group[1].2.clone());
-    let _main = start_agent(&group[0].1, &main_url).await;
-    let _backup = start_agent(&group[1].1, &backup_url).await;
+    let (main_url, backup_url) = (group[0].url.clone(), group[1].url.clone());
+    let _main = start_agent(&group[0]).await;
+    let _backup = start_agent(&group[1]).await;
     wait_replicated(&backup_url, "backup-1").await;
     assert_eq!(
         replica(dir.path(), "backup-1", "main-1", "sample.txt").as_deref(),
@@ -71,19 +72,17 @@ async fn a_change_on_the_main_appears_on_the_backup_after_the_next_replication()
 
     // Only changed files travel: one change, one file fetched. Through the CLI this time.
     write(&data.join("sub/new.txt"), "changed again\n");
-    let out = std::process::Command::new(bin())
-        .args([
-            "replicate",
-            "backup-1",
-            "--main",
-            "main-1",
-            "--json",
-            "--url",
-        ])
-        .arg(&backup_url)
-        .args(["--token", "test-token"])
-        .output()
-        .expect("cli");
+    let out = understudy([
+        "replicate",
+        "backup-1",
+        "--main",
+        "main-1",
+        "--json",
+        "--url",
+        backup_url.as_str(),
+        "--token",
+        GROUP_TOKEN,
+    ]);
     assert!(out.status.success(), "{out:?}");
     let body: Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(body["results"][0]["fetched"], 1, "{body}");
@@ -94,7 +93,7 @@ async fn a_change_on_the_main_appears_on_the_backup_after_the_next_replication()
     );
     // The group as the Main sees it once the result reached it (asserted on that view, not
     // on one read before the wait).
-    let g = wait_for(Duration::from_secs(5), "the Main to see the result", || {
+    let g = wait_for_async(Duration::from_secs(5), "the Main to see the result", || {
         let main_url = main_url.clone();
         async move {
             let g = get_json(&format!("{main_url}/api/v1/group")).await;
@@ -182,10 +181,10 @@ async fn fake_file(State(f): State<Fake>) -> Response {
 async fn a_corrupted_or_interrupted_transfer_keeps_the_previous_replica_and_records_failed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let group = write_group(dir.path(), 1, 1);
-    let backup_url = group[1].2.clone();
+    let backup_url = group[1].url.clone();
     // main-1's URL in the configuration is served by a fake Main.
     let main_addr: SocketAddr = group[0]
-        .2
+        .url
         .trim_start_matches("http://")
         .parse()
         .expect("addr");
@@ -203,7 +202,7 @@ async fn a_corrupted_or_interrupted_transfer_keeps_the_previous_replica_and_reco
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    let _backup = start_agent(&group[1].1, &backup_url).await;
+    let _backup = start_agent(&group[1]).await;
     let replicate = format!("{backup_url}/api/v1/members/backup-1/replicate");
     let (status, body) = post(&replicate, TOKEN, r#"{"main":"main-1"}"#).await;
     assert_eq!(status, 200, "{body}");
@@ -246,11 +245,12 @@ async fn a_corrupted_or_interrupted_transfer_keeps_the_previous_replica_and_reco
         assert!(rep["error"].is_string(), "{g}");
         let metrics = get_text(&format!("{backup_url}/metrics")).await;
         // At least this many failures (the background loop may have failed once more).
-        let failures: u64 = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("understudy_replication_failures_total{group=\"test\"} "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no failure counter in\n{metrics}"));
+        let failures = sample(
+            &metrics,
+            "understudy_replication_failures_total{group=\"test\"}",
+        )
+        .unwrap_or_else(|| panic!("no failure counter in\n{metrics}"))
+            as u64;
         assert!(failures >= count, "{failures} < {count}\n{metrics}");
         assert!(metrics.contains(
             "understudy_member_last_replication_success{group=\"test\",member=\"backup-1\"} 0"

@@ -3,11 +3,12 @@
 //! snmpbulkwalk and snmpset, with names resolved through mibs/UNDERSTUDY-MIB.txt. A missing
 //! tool fails the test (run ./scripts/test).
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::*;
+use support::snmp::*;
+use support::{http_get, wait_for, Demo};
 
 /// Walk output without the lines that may change between two walks (the replication time
 /// moves every replication interval).
@@ -314,10 +315,6 @@ fn a_wrong_v3_key_gets_a_usm_stats_wrong_digests_report() {
     assert_eq!(ok.trim(), "SNMPv2-MIB::sysName.0 = STRING: main-1");
 }
 
-fn set(auth: &[String], agent: &str, object: &str, value: &str) -> (bool, String, String) {
-    run(snmp("snmpset", auth, agent, &[object, "i", value]))
-}
-
 #[test]
 fn snmpset_drives_takeover_and_reverse_takeover_through_the_command_path() {
     let demo = Demo::start(&[]);
@@ -344,10 +341,12 @@ fn snmpset_drives_takeover_and_reverse_takeover_through_the_command_path() {
     );
 
     // The write community takes backup-1 over main-1: the seed's drop-down and Go.
-    let (ok, out, err) = set(&v2c(WRITE), &backup.snmp, take, "1");
-    assert!(
-        ok,
-        "SET with the write community\nstdout: {out}\nstderr: {err}"
+    let out = set_ok(
+        "SET with the write community",
+        &v2c(WRITE),
+        &backup.snmp,
+        take,
+        "1",
     );
     assert_eq!(
         out.trim(),
@@ -382,13 +381,11 @@ fn snmpset_drives_takeover_and_reverse_takeover_through_the_command_path() {
         assert_eq!(get(&backup.snmp, object), want, "{object} on backup-1");
     }
     // main-1's agent shows the same (it applied its part of the takeover).
-    wait_for(
+    wait_value(
         Duration::from_secs(5),
         "main-1's view of the takeover",
-        || {
-            (get(&main.snmp, "UNDERSTUDY-MIB::rgMemberOperState.2") == "INTEGER: online(1)")
-                .then_some(())
-        },
+        (&main.snmp, "UNDERSTUDY-MIB::rgMemberOperState.2"),
+        "INTEGER: online(1)",
     );
     let events = http_get(&format!("{}/api/v1/events", backup.http));
     assert!(
@@ -417,35 +414,33 @@ fn snmpset_drives_takeover_and_reverse_takeover_through_the_command_path() {
         "INTEGER: online(1)"
     );
     // 0 names no Main; false(2) is no reverse takeover; a read-only object is not writable.
-    let (ok, _, err) = set(&v2c(WRITE), &backup.snmp, take, "0");
-    assert!(!ok && err.contains("inconsistentValue"), "{err}");
-    let (ok, _, err) = set(
-        &v2c(WRITE),
-        &backup.snmp,
-        "UNDERSTUDY-MIB::rgMemberReverseTakeover.1",
-        "2",
-    );
-    assert!(!ok && err.contains("wrongValue"), "{err}");
-    let (ok, _, err) = set(
-        &v2c(WRITE),
-        &backup.snmp,
-        "UNDERSTUDY-MIB::rgMemberOperState.1",
-        "1",
-    );
-    assert!(!ok && err.contains("notWritable"), "{err}");
+    for (object, value, error) in [
+        (take, "0", "inconsistentValue"),
+        (
+            "UNDERSTUDY-MIB::rgMemberReverseTakeover.1",
+            "2",
+            "wrongValue",
+        ),
+        ("UNDERSTUDY-MIB::rgMemberOperState.1", "1", "notWritable"),
+    ] {
+        let (ok, _, err) = set(&v2c(WRITE), &backup.snmp, object, value);
+        assert!(!ok && err.contains(error), "{object} = {value}: {err}");
+    }
 
     // The reverse takeover, by the SNMPv3 user on main-1's agent.
-    let (ok, out, err) = set(
+    set_ok(
+        "reverse takeover",
         &v3(V3_AUTH),
         &main.snmp,
         "UNDERSTUDY-MIB::rgMemberReverseTakeover.1",
         "1",
     );
-    assert!(ok, "reverse takeover\nstdout: {out}\nstderr: {err}");
-    wait_for(Duration::from_secs(10), "redundancy restored", || {
-        (get(&main.snmp, "UNDERSTUDY-MIB::rgRedundancyStatus.0") == "INTEGER: redundant(1)")
-            .then_some(())
-    });
+    wait_value(
+        Duration::from_secs(10),
+        "redundancy restored",
+        (&main.snmp, "UNDERSTUDY-MIB::rgRedundancyStatus.0"),
+        "INTEGER: redundant(1)",
+    );
     assert_eq!(
         get(&main.snmp, "UNDERSTUDY-MIB::rgMemberOperState.2"),
         "INTEGER: standby(2)"
@@ -454,17 +449,19 @@ fn snmpset_drives_takeover_and_reverse_takeover_through_the_command_path() {
     assert!(events.contains(r#""identity":"noc""#), "{events}");
 
     // Auto-failover back on, with the write community over SNMPv1.
-    let (ok, out, err) = set(
+    set_ok(
+        "auto-failover",
         &v1(WRITE),
         &backup.snmp,
         "UNDERSTUDY-MIB::rgMemberAutoFailover.1",
         "1",
     );
-    assert!(ok, "auto-failover\nstdout: {out}\nstderr: {err}");
-    wait_for(Duration::from_secs(5), "auto-failover on", || {
-        (get(&main.snmp, "UNDERSTUDY-MIB::rgMemberAutoFailover.1") == "INTEGER: true(1)")
-            .then_some(())
-    });
+    wait_value(
+        Duration::from_secs(5),
+        "auto-failover on",
+        (&main.snmp, "UNDERSTUDY-MIB::rgMemberAutoFailover.1"),
+        "INTEGER: true(1)",
+    );
 }
 
 #[test]

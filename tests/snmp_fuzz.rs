@@ -8,6 +8,8 @@
 //! `PROPTEST_CASES` sets the number of cases (default 1500 for the agent, 20000 for the
 //! pure parser).
 
+mod support;
+
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -15,73 +17,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use proptest::prelude::*;
+use support::ber::*;
 use understudy::cli::{Cli, CliCommand};
 use understudy::snmp::wire;
 
-// ------------------------------------------------------------------ a tiny BER encoder
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else if n < 0x100 {
-        out.extend([0x81, n as u8]);
-    } else {
-        out.extend([0x82, (n >> 8) as u8, n as u8]);
-    }
-    out.extend_from_slice(content);
-    out
-}
-
-fn int(v: i64) -> Vec<u8> {
-    let bytes = v.to_be_bytes();
-    let mut i = 0;
-    while i < 7
-        && ((bytes[i] == 0 && bytes[i + 1] & 0x80 == 0)
-            || (bytes[i] == 0xff && bytes[i + 1] & 0x80 != 0))
-    {
-        i += 1;
-    }
-    tlv(0x02, &bytes[i..])
-}
-
-fn octets(b: &[u8]) -> Vec<u8> {
-    tlv(0x04, b)
-}
-
-fn oid(arcs: &[u32]) -> Vec<u8> {
-    let mut c = vec![(arcs[0] * 40 + arcs[1]) as u8];
-    for &a in &arcs[2..] {
-        let mut chunk = vec![(a & 0x7f) as u8];
-        let mut v = a >> 7;
-        while v > 0 {
-            chunk.push(((v & 0x7f) as u8) | 0x80);
-            v >>= 7;
-        }
-        chunk.reverse();
-        c.extend(chunk);
-    }
-    tlv(0x06, &c)
-}
-
-fn seq(parts: &[Vec<u8>]) -> Vec<u8> {
-    tlv(0x30, &parts.concat())
-}
-
-fn pdu(tag: u8, id: i64, a: i64, b: i64, varbinds: &[(Vec<u32>, Vec<u8>)]) -> Vec<u8> {
-    let vbs: Vec<Vec<u8>> = varbinds
-        .iter()
-        .map(|(o, v)| seq(&[oid(o), v.clone()]))
-        .collect();
-    tlv(tag, &[int(id), int(a), int(b), seq(&vbs)].concat())
-}
-
-fn community_msg(version: i64, community: &[u8], pdu: Vec<u8>) -> Vec<u8> {
-    seq(&[int(version), octets(community), pdu])
-}
-
-const NULL: [u8; 2] = [0x05, 0x00];
 const SYS_DESCR: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 1, 0];
 const ROOT: &[u32] = &[1, 3, 6, 1, 4, 1, 32473, 36];
 

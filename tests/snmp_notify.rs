@@ -4,13 +4,18 @@
 //! acknowledged by snmptrapd, a v3 trap, the alarm repeated every `alarm_repeat`, and an inform
 //! to a dead receiver given up and counted. A missing tool fails the test (run ./scripts/test).
 
-mod common;
+mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::*;
+use support::metric_names::sample;
+use support::snmp::*;
+use support::{
+    free_tcp_port, free_udp_port, http_get, spawn_agent, text, understudy_on, wait_for, write,
+    Deadline, Demo, Proc,
+};
 
 /// snmptrapd on a free loopback port, logging every notification on one line of `log`.
 struct Trapd {
@@ -38,11 +43,8 @@ impl Trapd {
             .arg(format!("udp:127.0.0.1:{port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start snmptrapd: {e}; {TOOL_HINT}"));
         let trapd = Trapd {
-            _proc: Proc(child),
+            _proc: Proc::spawn("snmptrapd", &mut cmd),
             log,
             port,
             _dir: dir,
@@ -73,20 +75,19 @@ impl Trapd {
 
     /// Waits for a notification whose line contains every one of `parts`; returns it.
     fn wait(&self, what: &str, parts: &[&str]) -> String {
-        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            wait_for(Duration::from_secs(20), what, || {
+        Deadline::new(Duration::from_secs(20), what).poll_with(
+            || {
+                format!(
+                    "no {what} with {parts:?} in the snmptrapd log:\n{}",
+                    self.text()
+                )
+            },
+            || {
                 self.notifications()
                     .into_iter()
                     .find(|l| parts.iter().all(|p| l.contains(p)))
-            })
-        }));
-        match found {
-            Ok(line) => line,
-            Err(_) => panic!(
-                "no {what} with {parts:?} in the snmptrapd log:\n{}",
-                self.text()
-            ),
-        }
+            },
+        )
     }
 
     fn count(&self, part: &str) -> usize {
@@ -116,13 +117,13 @@ fn snmptrapd_decodes_the_demo_traps_through_a_takeover_and_back() {
         );
     }
     wait_replicated(&backup.snmp, 2);
-    let (ok, out, err) = run(snmp(
-        "snmpset",
+    set_ok(
+        "takeover SET",
         &v2c(WRITE),
         &backup.snmp,
-        &["UNDERSTUDY-MIB::rgMemberManualTakeover.2", "i", "1"],
-    ));
-    assert!(ok, "takeover SET\nstdout: {out}\nstderr: {err}");
+        "UNDERSTUDY-MIB::rgMemberManualTakeover.2",
+        "1",
+    );
     trapd.wait(
         "rgTakeover from backup-1's agent",
         &[
@@ -149,13 +150,13 @@ fn snmptrapd_decodes_the_demo_traps_through_a_takeover_and_back() {
         ],
     );
     // Reverse takeover through main-1's agent; redundancy comes back.
-    let (ok, out, err) = run(snmp(
-        "snmpset",
+    set_ok(
+        "reverse takeover SET",
         &v2c(WRITE),
         &main.snmp,
-        &["UNDERSTUDY-MIB::rgMemberReverseTakeover.1", "i", "1"],
-    ));
-    assert!(ok, "reverse takeover SET\nstdout: {out}\nstderr: {err}");
+        "UNDERSTUDY-MIB::rgMemberReverseTakeover.1",
+        "1",
+    );
     trapd.wait(
         "rgRedundancyRestored",
         &[
@@ -181,16 +182,9 @@ fn snmptrapd_decodes_the_demo_traps_through_a_takeover_and_back() {
     );
 }
 
-/// The value of one sample in Prometheus text.
-fn metric(text: &str, sample: &str) -> u64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(sample))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
-}
-
-fn write(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+/// The value of one sample in Prometheus text (0 when absent).
+fn metric(text: &str, name: &str) -> u64 {
+    sample(text, name).map_or(0, |v| v as u64)
 }
 
 /// The engine ID the test gives backup-1 (kept in its state directory), so that snmptrapd
@@ -263,6 +257,22 @@ peer_urls = {{ lan = "http://127.0.0.1:{}" }}
         ),
     );
     let target = trapd.target();
+    let dead_target = format!("127.0.0.1:{dead}");
+    let mut targets = String::new();
+    for (address, notify, credentials) in [
+        (&target, "inform", r#"community_file = "community-informs""#),
+        (&target, "inform", r#"user = "noc""#),
+        (&target, "trap", r#"user = "noc""#),
+        (
+            &dead_target,
+            "inform",
+            "community_file = \"community-informs\"\ntimeout = \"200ms\"\nretries = 1",
+        ),
+    ] {
+        targets += &format!(
+            "[[snmp.targets]]\naddress = \"{address}\"\nnotify = \"{notify}\"\n{credentials}\n\n"
+        );
+    }
     let backup_cfg = d.join("backup-1.toml");
     write(
         &backup_cfg,
@@ -297,37 +307,12 @@ access = "read-only"
 auth = "sha-1"
 auth_password_file = "watcher-auth"
 
-[[snmp.targets]]
-address = "{target}"
-notify = "inform"
-community_file = "community-informs"
-
-[[snmp.targets]]
-address = "{target}"
-notify = "inform"
-user = "noc"
-
-[[snmp.targets]]
-address = "{target}"
-notify = "trap"
-user = "noc"
-
-[[snmp.targets]]
-address = "127.0.0.1:{dead}"
-notify = "inform"
-community_file = "community-informs"
-timeout = "200ms"
-retries = 1
-{members}"#,
+{targets}{members}"#,
             common("backup-1", http[1])
         ),
     );
     // check-config accepts it and prints no secret.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_understudy"))
-        .arg("check-config")
-        .arg(&backup_cfg)
-        .output()
-        .expect("check-config");
+    let out = understudy_on(&["check-config"], &backup_cfg);
     let shown = text(&out.stdout);
     assert!(out.status.success(), "{shown}{}", text(&out.stderr));
     assert!(
@@ -345,20 +330,8 @@ retries = 1
             "check-config printed a secret\n{shown}"
         );
     }
-    let start = |cfg: &Path| {
-        let child = std::process::Command::new(env!("CARGO_BIN_EXE_understudy"))
-            .arg("run")
-            .arg("--config")
-            .arg(cfg)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start understudy run");
-        Proc(child)
-    };
-    let _main = start(&main_cfg);
-    let _backup = start(&backup_cfg);
+    let _main = spawn_agent(&main_cfg);
+    let _backup = spawn_agent(&backup_cfg);
     let agent = format!("127.0.0.1:{snmp_port}");
     let backup_http = format!("http://127.0.0.1:{}", http[1]);
 
@@ -397,13 +370,8 @@ retries = 1
 
     // The configured communities and users: read-only ones cannot SET.
     let ro = ["-v2c", "-c", "ops-read-secret", "-t", "5", "-r", "0"].map(String::from);
-    wait_replicated_with(&agent, &ro);
-    let (ok, _, err) = run(snmp(
-        "snmpset",
-        &ro,
-        &agent,
-        &["UNDERSTUDY-MIB::rgMemberManualTakeover.2", "i", "1"],
-    ));
+    wait_replicated_as(&ro, &agent, 2);
+    let (ok, _, err) = set(&ro, &agent, "UNDERSTUDY-MIB::rgMemberManualTakeover.2", "1");
     assert!(
         !ok && err.contains("noAccess"),
         "read-only community SET: {err}"
@@ -434,23 +402,23 @@ retries = 1
         name.trim(),
         "SNMPv2-MIB::sysContact.0 = STRING: noc@example.net"
     );
-    let (ok, _, err) = run(snmp(
-        "snmpset",
+    let (ok, _, err) = set(
         &watcher,
         &agent,
-        &["UNDERSTUDY-MIB::rgMemberManualTakeover.2", "i", "1"],
-    ));
+        "UNDERSTUDY-MIB::rgMemberManualTakeover.2",
+        "1",
+    );
     assert!(!ok && err.contains("noAccess"), "read-only user SET: {err}");
 
     // A takeover by the v3 user: rgTakeover to every target, then rgNoRedundancy repeated
     // every second while the alarm is raised.
-    let (ok, out, err) = run(snmp(
-        "snmpset",
+    set_ok(
+        "takeover SET",
         &v3(V3_AUTH),
         &agent,
-        &["UNDERSTUDY-MIB::rgMemberManualTakeover.2", "i", "1"],
-    ));
-    assert!(ok, "takeover SET\nstdout: {out}\nstderr: {err}");
+        "UNDERSTUDY-MIB::rgMemberManualTakeover.2",
+        "1",
+    );
     trapd.wait(
         "rgTakeover",
         &[
@@ -465,17 +433,4 @@ retries = 1
     });
     let m = http_get(&format!("{backup_http}/metrics"));
     assert!(acked(&m) >= 6, "{m}");
-}
-
-/// As [`wait_replicated`], with other credentials.
-fn wait_replicated_with(agent: &str, auth: &[String]) {
-    wait_for(Duration::from_secs(20), "the first replication", || {
-        let out = run_ok(snmp(
-            "snmpget",
-            auth,
-            agent,
-            &["UNDERSTUDY-MIB::rgMemberLastReplicationResult.2"],
-        ));
-        out.contains("success(2)").then_some(())
-    });
 }

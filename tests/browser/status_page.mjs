@@ -51,6 +51,11 @@ function rowsAre({ names, yellow }) {
 }
 const BOTH = ["main-1", "backup-1"];
 
+/** Whether the row of `member` on `page` shows `text`. */
+async function rowShows(page, member, text) {
+  return (await page.locator(`tr[data-member="${member}"]`).innerText()).includes(text);
+}
+
 async function shot(page, name) {
   const path = join(outDir, name);
   await page.screenshot({ path, fullPage: true });
@@ -99,14 +104,8 @@ try {
   await page.waitForSelector('tr[data-member="main-1"]');
   await page.waitForSelector('tr[data-member="backup-1"]');
   check((await page.locator("tr[data-member]").count()) === 2, "two member rows");
-  check(
-    (await page.locator('tr[data-member="main-1"]').innerText()).includes("Online"),
-    "main-1 is Online"
-  );
-  check(
-    (await page.locator('tr[data-member="backup-1"]').innerText()).includes("Standby"),
-    "backup-1 is Standby"
-  );
+  check(await rowShows(page, "main-1", "Online"), "main-1 is Online");
+  check(await rowShows(page, "backup-1", "Standby"), "backup-1 is Standby");
   check(
     await page.evaluate(rowsAre, { names: BOTH, yellow: false }),
     "no row is yellow before the takeover"
@@ -147,12 +146,9 @@ try {
   await page.waitForFunction(() =>
     document.querySelector('tr[data-member="backup-1"]')?.innerText.includes("Online")
   );
+  check(await rowShows(page, "main-1", "Offline"), "main-1 is Offline");
   check(
-    (await page.locator('tr[data-member="main-1"]').innerText()).includes("Offline"),
-    "main-1 is Offline"
-  );
-  check(
-    (await page.locator('tr[data-member="main-1"]').innerText()).includes("10.0.3.6"),
+    await rowShows(page, "main-1", "10.0.3.6"),
     "main-1's current IP is its extra IP 10.0.3.6"
   );
   check(

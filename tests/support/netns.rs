@@ -4,11 +4,14 @@
 //! joins main and backup directly. Every address used lives only inside these namespaces; the
 //! namespaces (and everything in them) are removed when the [`Plant`] is dropped, failure
 //! included. Needs root and iproute2: without them the test fails and says so.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use super::http::{all_heard, member};
+use super::process::Proc;
+use super::wait::Deadline;
 
 /// Plant network (inside the namespaces only).
 pub const MAIN_HOST: &str = "192.0.2.1";
@@ -70,6 +73,13 @@ fn must(args: &[&str]) -> Output {
     out
 }
 
+/// `ip -n NS addr add CIDR dev DEV [FLAGS...]`, which must succeed.
+pub fn add_address(ns: &str, cidr: &str, dev: &str, flags: &[&str]) {
+    let mut args = vec!["ip", "-n", ns, "addr", "add", cidr, "dev", dev];
+    args.extend_from_slice(flags);
+    must(&args);
+}
+
 /// Fails the test (never skips it) when it cannot build namespaces here.
 pub fn require_root_and_ip() {
     let uid = Command::new("id").arg("-u").output().map(|o| o.stdout);
@@ -93,25 +103,6 @@ pub fn require_root_and_ip() {
         Path::new("/usr/bin/python3").exists(),
         "this test's service responder needs /usr/bin/python3 (Debian package python3)"
     );
-}
-
-/// A child process (in a namespace) killed with SIGKILL when dropped.
-#[derive(Debug)]
-pub struct Agent {
-    pub child: Child,
-}
-
-impl Agent {
-    pub fn kill9(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        self.kill9();
-    }
 }
 
 /// The three namespaces and the files of the two agents.
@@ -188,19 +179,10 @@ impl Plant {
         // Plant network: a bridge in the client's namespace, one port per server.
         must(&["ip", "-n", c, "link", "add", "br0", "type", "bridge"]);
         must(&["ip", "-n", c, "link", "set", "br0", "up"]);
-        must(&[
-            "ip",
-            "-n",
-            c,
-            "addr",
-            "add",
-            &format!("{CLIENT_HOST}/24"),
-            "dev",
-            "br0",
-        ]);
+        add_address(c, &format!("{CLIENT_HOST}/24"), "br0", &[]);
         if addrs.client != CLIENT_HOST {
             let a = format!("{}/{}", addrs.client, addrs.prefix);
-            must(&["ip", "-n", c, "addr", "add", &a, "dev", "br0", "nodad"]);
+            add_address(c, &a, "br0", &["nodad"]);
         }
         for (ns, port, host) in [(m, "mlan", MAIN_HOST), (b, "blan", BACKUP_HOST)] {
             must(&[
@@ -209,16 +191,7 @@ impl Plant {
             ]);
             must(&["ip", "-n", c, "link", "set", port, "master", "br0"]);
             must(&["ip", "-n", c, "link", "set", port, "up"]);
-            must(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{host}/24"),
-                "dev",
-                "lan",
-            ]);
+            add_address(ns, &format!("{host}/24"), "lan", &[]);
             must(&["ip", "-n", ns, "link", "set", "lan", "up"]);
         }
         // Heartbeat network: a direct link between main and backup.
@@ -226,16 +199,7 @@ impl Plant {
             "ip", "-n", m, "link", "add", "hb", "type", "veth", "peer", "name", "hb", "netns", b,
         ]);
         for (ns, host) in [(m, MAIN_HB), (b, BACKUP_HB)] {
-            must(&[
-                "ip",
-                "-n",
-                ns,
-                "addr",
-                "add",
-                &format!("{host}/24"),
-                "dev",
-                "hb",
-            ]);
+            add_address(ns, &format!("{host}/24"), "hb", &[]);
             must(&["ip", "-n", ns, "link", "set", "hb", "up"]);
         }
         plant.write_configs(main_auto_failover);
@@ -340,26 +304,37 @@ timeout = "5s"
         self.dir.path().join(member).join("agent.log")
     }
 
-    /// Starts `understudy run` for `member` inside its namespace (log appended to agent.log).
-    pub fn start(&self, member: &str) -> Agent {
+    /// Starts `understudy run` for `member` inside its namespace (log appended to agent.log;
+    /// `ip netns exec` execs the agent, so the guard's SIGKILL reaches the agent itself).
+    pub fn start(&self, member: &str) -> Proc {
         let base = self.dir.path().join(member);
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(base.join("agent.log"))
+            .open(self.log_of(member))
             .expect("log");
-        let child = Command::new("ip")
-            .args(["netns", "exec", self.ns_of(member)])
-            .arg(env!("CARGO_BIN_EXE_understudy"))
-            .args(["run", "--config"])
-            .arg(base.join("agent.toml"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("start understudy run in its namespace");
-        Agent { child }
+        Proc::spawn(
+            "understudy run in its namespace",
+            Command::new("ip")
+                .args(["netns", "exec", self.ns_of(member)])
+                .arg(env!("CARGO_BIN_EXE_understudy"))
+                .args(["run", "--config"])
+                .arg(base.join("agent.toml"))
+                .env("RUST_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(log)),
+        )
+    }
+
+    /// Starts both agents (the Backup first), waits until they have met and replicated and
+    /// the service answers from the Main; returns the guards of (main, backup).
+    pub fn start_group(&self) -> (Proc, Proc) {
+        let backup = self.start("backup-1");
+        let main = self.start("main-1");
+        self.wait_ready();
+        self.wait_service_from("main-1", Duration::from_secs(10));
+        (main, backup)
     }
 
     /// Kills `member`'s service responder with SIGKILL (as a crash would).
@@ -377,12 +352,32 @@ timeout = "5s"
         run(&all)
     }
 
-    /// GET from the client's namespace; the body when the answer is 2xx.
-    pub fn client_get(&self, url: &str) -> Option<String> {
-        let out = self.exec(&self.client, &["curl", "-sf", "-m", "1", url]);
+    /// `curl -sf ARGS...` inside `ns`; the body when the answer is 2xx.
+    fn curl_ok(&self, ns: &str, args: &[&str]) -> Option<String> {
+        let mut all = vec!["curl", "-sf"];
+        all.extend_from_slice(args);
+        let out = self.exec(ns, &all);
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// GET from the client's namespace; the body when the answer is 2xx.
+    pub fn client_get(&self, url: &str) -> Option<String> {
+        self.curl_ok(&self.client, &["-m", "1", url])
+    }
+
+    /// A GET to `member`'s agent from inside its own namespace (works while the plant network
+    /// is cut); the body when the answer is 2xx.
+    pub fn local_get(&self, member: &str, route: &str) -> Option<String> {
+        let url = format!("http://127.0.0.1:{AGENT_PORT}{route}");
+        self.curl_ok(self.ns_of(member), &["-m", "1", &url])
+    }
+
+    /// The group as `member`'s agent shows it, fetched inside its own namespace.
+    pub fn local_group(&self, member: &str) -> Option<serde_json::Value> {
+        self.local_get(member, "/api/v1/group")
+            .and_then(|b| serde_json::from_str(&b).ok())
     }
 
     /// A request with the API token from the client's namespace: (HTTP status, body).
@@ -411,6 +406,33 @@ timeout = "5s"
         (code.trim().parse().unwrap_or(0), body.to_string())
     }
 
+    /// POSTs `body` to `/api/v1/{route}` of the agent on `host` from the client's namespace
+    /// (it must be answered 200), then waits until the service answers from `member`. Returns
+    /// the time from the command to that answer.
+    pub fn command_until_served_by(
+        &self,
+        host: &str,
+        route: &str,
+        body: &str,
+        member: &str,
+    ) -> Duration {
+        let t0 = Instant::now();
+        let url = format!("http://{host}:{AGENT_PORT}/api/v1/{route}");
+        let (status, answer) = self.client_send("POST", &url, body);
+        assert_eq!(status, 200, "{route} refused: {answer}\n{}", self.logs());
+        self.wait_service_from(member, Duration::from_secs(10)) - t0
+    }
+
+    /// Sets the Main's auto-failover flag through the Main's API (from the client's namespace).
+    pub fn set_auto_failover(&self, on: bool) {
+        let (status, body) = self.client_send(
+            "PUT",
+            &format!("http://{MAIN_HOST}:{AGENT_PORT}/api/v1/members/main-1/auto-failover"),
+            &format!(r#"{{"enabled":{on}}}"#),
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+
     /// The group as `member`'s agent shows it, fetched from the client's namespace.
     pub fn group(&self, member: &str) -> Option<serde_json::Value> {
         let host = if member == "main-1" {
@@ -431,13 +453,16 @@ timeout = "5s"
         } else {
             format!("http://{}:{SERVICE_PORT}/", self.addrs.service)
         };
-        let out = self.exec(
+        self.curl_ok(
             &self.client,
-            &["curl", "-sf", "--connect-timeout", "0.25", "-m", "1", &url],
-        );
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+            &["--connect-timeout", "0.25", "-m", "1", &url],
+        )
+    }
+
+    /// The member whose responder answers on the service address (the answer's first line).
+    pub fn served_by(&self) -> Option<String> {
+        self.service_answer()
+            .and_then(|a| a.lines().next().map(str::to_string))
     }
 
     /// Addresses configured on `dev` in `ns`.
@@ -453,6 +478,24 @@ timeout = "5s"
                     .map(|a| a.split('/').next().unwrap_or(a).to_string())
             })
             .collect()
+    }
+
+    /// Whether `ns` holds `address` on its plant interface.
+    pub fn holds(&self, ns: &str, address: &str) -> bool {
+        self.addresses(ns, "lan").iter().any(|a| a == address)
+    }
+
+    /// Asserts, for each (namespace, address, held), whether the namespace holds the address
+    /// on its plant interface.
+    pub fn assert_holds(&self, expected: &[(&str, &str, bool)]) {
+        for (ns, address, held) in expected {
+            let addrs = self.addresses(ns, "lan");
+            assert_eq!(
+                addrs.iter().any(|a| a == address),
+                *held,
+                "{ns} holds {address}: {addrs:?}"
+            );
+        }
     }
 
     /// Sets a link up or down in a namespace.
@@ -487,19 +530,8 @@ timeout = "5s"
     }
 
     /// Polls `f` every 20 ms until it returns Some; panics with the logs after `limit`.
-    pub fn wait<T>(&self, limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-        let start = Instant::now();
-        loop {
-            if let Some(v) = f() {
-                return v;
-            }
-            assert!(
-                start.elapsed() < limit,
-                "timed out after {limit:?} waiting for {what}\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+    pub fn wait<T>(&self, limit: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+        Deadline::new(limit, what).poll_with(|| self.logs(), f)
     }
 
     /// Waits until the service address answers from `member`; returns when.
@@ -523,15 +555,8 @@ timeout = "5s"
             || {
                 let b = self.group("backup-1")?;
                 let m = self.group("main-1")?;
-                let all_known = |g: &serde_json::Value| {
-                    g["members"]
-                        .as_array()
-                        .is_some_and(|ms| ms.iter().all(|x| x["operational_state"] != "unknown"))
-                };
-                let replicated = b["members"].as_array()?.iter().any(|x| {
-                    x["name"] == "backup-1" && x["last_replication"]["result"] == "success"
-                });
-                (all_known(&b) && all_known(&m) && replicated).then_some(())
+                let replicated = member(&b, "backup-1")["last_replication"]["result"] == "success";
+                (all_heard(&b) && all_heard(&m) && replicated).then_some(())
             },
         );
     }

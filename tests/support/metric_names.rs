@@ -1,6 +1,6 @@
 //! Which `understudy_` metric names a text (PromQL, YAML, JSON, prose) uses, and which of
-//! those the agent does not export. Shared by the alert-rule and dashboard tests. Pure.
-#![allow(dead_code)]
+//! those the agent does not export (the alert-rule and dashboard tests); one sample's value in
+//! a scrape. Pure.
 
 use std::collections::BTreeSet;
 
@@ -33,4 +33,11 @@ pub fn assert_only_exported(what: &str, text: &str) {
         unknown.is_empty(),
         "{what} uses metrics the agent does not export: {unknown:?} (known: {known:?})"
     );
+}
+
+/// The value of the sample `sample` (name and labels, as printed) in Prometheus text.
+pub fn sample(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample))
+        .and_then(|v| v.trim().parse().ok())
 }
