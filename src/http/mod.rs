@@ -9,8 +9,9 @@ pub mod request;
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -233,27 +234,35 @@ async fn events(State(agent): State<Agent>) -> Response {
 
 // ------------------------------------------------------------------ commands
 
-fn authorize(
-    agent: &Agent,
-    headers: &HeaderMap,
-    peer: Option<SocketAddr>,
-) -> Result<Requester, ApiError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match token {
-        Some(t) if agent.token_ok(t) => Ok(Requester {
-            interface: "http".into(),
-            identity: match peer {
-                Some(p) => format!("token@{}", p.ip()),
-                None => "token".into(),
-            },
-        }),
-        _ => {
-            warn!(member = %agent.name(), peer = ?peer, "command refused: missing or wrong token");
-            Err(ApiError::unauthorized())
+/// The operator behind a command: the request carried the API's bearer token. As an
+/// extractor placed before the body, a request without the token is refused (401) before its
+/// body is looked at.
+struct Operator(Requester);
+
+impl FromRequestParts<Agent> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, agent: &Agent) -> Result<Self, ApiError> {
+        let peer = ClientAddr::of(parts).0;
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        match token {
+            Some(t) if agent.token_ok(t) => Ok(Operator(Requester {
+                interface: "http".into(),
+                identity: match peer {
+                    Some(p) => format!("token@{}", p.ip()),
+                    None => "token".into(),
+                },
+            })),
+            _ => {
+                warn!(member = %agent.name(), peer = ?peer,
+                    "command refused: missing or wrong token");
+                Err(ApiError::unauthorized())
+            }
         }
     }
 }
@@ -330,23 +339,19 @@ command_body!(ReplaceBody => ReplaceTakeover { main, replacement });
 /// `POST /api/v1/<operation>`: token first (401 before the body is looked at), then the body.
 async fn command<B: CommandBody>(
     State(agent): State<Agent>,
-    ClientAddr(client): ClientAddr,
-    headers: HeaderMap,
+    Operator(who): Operator,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = authorize(&agent, &headers, client)?;
     let (op, reason) = parse_json::<B>(&body)?.into_command();
     run_command(&agent, who, op, reason).await
 }
 
 async fn auto_failover(
     State(agent): State<Agent>,
-    ClientAddr(client): ClientAddr,
+    Operator(who): Operator,
     Path(name): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = authorize(&agent, &headers, client)?;
     let b: AutoFailoverBody = parse_json(&body)?;
     let op = Operation::SetAutoFailover {
         member: name,
@@ -365,12 +370,10 @@ struct ReplicateBody {
 /// `{"main": "..."}`. Answers with each Main's result (a failed copy is a result, not an error).
 async fn replicate(
     State(agent): State<Agent>,
-    ClientAddr(client): ClientAddr,
+    Operator(who): Operator,
     Path(name): Path<String>,
-    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let who = authorize(&agent, &headers, client)?;
     let b: ReplicateBody = if body.iter().all(|c| c.is_ascii_whitespace()) {
         ReplicateBody::default()
     } else {
