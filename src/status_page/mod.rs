@@ -15,8 +15,8 @@ use crate::group::{OpKind, OperState, ReplicationResult, Role};
 use crate::snapshot::{rfc3339, MemberSnapshot, Snapshot, VERSION};
 
 /// The page's style sheet and script, inlined so the agent serves one self-contained page.
-const STYLE: &str = include_str!("status_page/style.css");
-const SCRIPT: &str = include_str!("status_page/app.js");
+const STYLE: &str = include_str!("style.css");
+const SCRIPT: &str = include_str!("app.js");
 
 /// Seconds between refreshes without JavaScript (the script refreshes on its own timer).
 const META_REFRESH_SECS: u32 = 5;
