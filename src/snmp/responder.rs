@@ -1,8 +1,8 @@
-//! The SNMP engine on the `async-snmp` crate: the command responder (communities, USM users,
-//! VACM, one MIB handler over the [`crate::snmp::mib`] table, SET through the one command
-//! path) and the notification originators (one per target). This is the only file that uses
-//! `async-snmp`; swapping the crate means rewriting this file against the same small
-//! interface ([`Engine`], [`Responder`], [`Notifier`]). Does I/O.
+//! The command responder on the `async-snmp` crate: communities, USM users and VACM, one MIB
+//! handler over the [`crate::snmp::mib`] table of the current snapshot, and SET through the one
+//! command path ([`crate::snmp::control`], then [`crate::agent::Agent::submit`]). It listens on
+//! a loopback port behind [`crate::snmp::gate`]. One of the three files that use `async-snmp`
+//! (with [`crate::snmp::engine`] and [`crate::snmp::notifier`]). Does I/O.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -23,85 +23,12 @@ use crate::agent::{now_ms, Agent};
 use crate::command::{Command, CommandError};
 use crate::group::Requester;
 use crate::snapshot::Snapshot;
-use crate::snmp::config::{Access, AuthProtocol, NotifyKind, SnmpConfig, TargetConfig};
+use crate::snmp::config::{Access, SnmpConfig};
 use crate::snmp::control::{self, SetError};
+use crate::snmp::engine::{auth_protocol, from_value, to_oid, to_value, Engine};
+use crate::snmp::error::SnmpError;
 use crate::snmp::gate::GateCounters;
 use crate::snmp::mib::{self, Cell, Live, MibInfo, Value};
-use crate::snmp::notify::{Notification, Outcome};
-use crate::snmp::SnmpError;
-
-fn to_oid(arcs: &[u32]) -> snmp::Oid {
-    snmp::Oid::from_slice(arcs)
-}
-
-fn to_value(v: &Value) -> snmp::Value {
-    match v {
-        Value::Integer(i) => snmp::Value::Integer(*i),
-        Value::Octets(b) => snmp::Value::OctetString(b.clone()),
-        Value::ObjectId(o) => snmp::Value::ObjectIdentifier(to_oid(o)),
-        Value::Counter32(c) => snmp::Value::Counter32(*c),
-        Value::Gauge32(g) => snmp::Value::Gauge32(*g),
-        Value::TimeTicks(t) => snmp::Value::TimeTicks(*t),
-    }
-}
-
-/// The SET value as the MIB module sees it; `None` for types no writable object takes.
-fn from_value(v: &snmp::Value) -> Option<Value> {
-    match v {
-        snmp::Value::Integer(i) => Some(Value::Integer(*i)),
-        snmp::Value::OctetString(b) => Some(Value::Octets(b.clone())),
-        snmp::Value::Counter32(c) => Some(Value::Counter32(*c)),
-        snmp::Value::Gauge32(g) => Some(Value::Gauge32(*g)),
-        snmp::Value::TimeTicks(t) => Some(Value::TimeTicks(*t)),
-        _ => None,
-    }
-}
-
-fn auth_protocol(p: AuthProtocol) -> snmp::AuthProtocol {
-    match p {
-        AuthProtocol::Sha1 => snmp::AuthProtocol::Sha1,
-        AuthProtocol::Sha256 => snmp::AuthProtocol::Sha256,
-    }
-}
-
-// ------------------------------------------------------------------ the engine
-
-/// The local authoritative SNMPv3 engine: a persisted engine ID and the agent's boot count.
-#[derive(Debug, Clone)]
-pub struct Engine(snmp::AuthoritativeEngine);
-
-impl Engine {
-    /// `boots` is the member's persisted start count ([`Snapshot::boots`]), already written
-    /// for this start; it serves as `snmpEngineBoots`.
-    pub fn start(engine_id: &[u8], boots: u32) -> Result<Engine, SnmpError> {
-        let boots = boots.max(1);
-        // The boot count is persisted by the agent's store; only the (68-year) engine-time
-        // rollover would need another write, and then a restart is the remedy.
-        let persist = move |p: &snmp::PersistedAuthoritativeEngine| -> Result<(), String> {
-            if p.engine_boots() <= boots {
-                Ok(())
-            } else {
-                Err("SNMP engine time rolled over: restart the agent to count a new boot".into())
-            }
-        };
-        let id = Bytes::copy_from_slice(engine_id);
-        let engine = if boots == 1 {
-            snmp::AuthoritativeEngine::install(id, persist)
-        } else {
-            snmp::PersistedAuthoritativeEngine::new(id, boots - 1)
-                .and_then(|prev| snmp::AuthoritativeEngine::restart(prev, persist))
-        };
-        engine
-            .map(Engine)
-            .map_err(|e| SnmpError::Engine(e.to_string()))
-    }
-
-    pub fn engine_id(&self) -> Bytes {
-        Bytes::copy_from_slice(self.0.engine_id())
-    }
-}
-
-// ------------------------------------------------------------------ the command responder
 
 /// One compiled snapshot: the MIB table in the crate's types.
 #[derive(Debug)]
@@ -729,165 +656,5 @@ impl Responder {
         }
         self.agent.cancel();
         let _ = run.await;
-    }
-}
-
-// ------------------------------------------------------------------ notification originators
-
-/// Trap or inform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    Trap,
-    Inform,
-}
-
-impl Delivery {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Delivery::Trap => "trap",
-            Delivery::Inform => "inform",
-        }
-    }
-}
-
-/// Sends notifications to one target, through an async-snmp agent of its own (built when
-/// first needed, so that a receiver's name that does not resolve yet only delays delivery).
-pub struct Notifier {
-    target: String,
-    delivery: Delivery,
-    auth: snmp::Auth,
-    engine: Engine,
-    timeout: Duration,
-    retries: u32,
-    built: tokio::sync::Mutex<Option<snmp::Agent>>,
-}
-
-impl std::fmt::Debug for Notifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Notifier")
-            .field("target", &self.target)
-            .field("delivery", &self.delivery)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Notifier {
-    pub fn new(t: &TargetConfig, cfg: &SnmpConfig, engine: &Engine) -> Result<Notifier, SnmpError> {
-        let auth = match (&t.user, &t.community_file) {
-            (Some(name), _) => {
-                let u = cfg.users.iter().find(|u| &u.name == name).ok_or_else(|| {
-                    SnmpError::Agent(format!("target user {name:?} not configured"))
-                })?;
-                let base = snmp::UsmConfig::new(Bytes::copy_from_slice(u.name.as_bytes()));
-                let auth = auth_protocol(u.auth);
-                let usm = match u.privacy {
-                    Some(_) => base.auth_priv(
-                        auth,
-                        u.auth_password.expose(),
-                        snmp::PrivProtocol::Aes128,
-                        u.privacy_password.expose(),
-                    ),
-                    None => base.auth(auth, u.auth_password.expose()),
-                }
-                .map_err(|e| SnmpError::Agent(format!("target user {name:?}: {e}")))?;
-                snmp::Auth::from(usm)
-            }
-            (None, _) => snmp::Auth::v2c(t.community.expose()),
-        };
-        Ok(Notifier {
-            target: t.address.clone(),
-            delivery: match t.notify {
-                NotifyKind::Trap => Delivery::Trap,
-                NotifyKind::Inform => Delivery::Inform,
-            },
-            auth,
-            engine: engine.clone(),
-            timeout: t.timeout,
-            retries: t.retries,
-            built: tokio::sync::Mutex::new(None),
-        })
-    }
-
-    pub fn target(&self) -> &str {
-        &self.target
-    }
-
-    pub fn delivery(&self) -> Delivery {
-        self.delivery
-    }
-
-    async fn originator(&self) -> Result<snmp::Agent, String> {
-        let mut built = self.built.lock().await;
-        if let Some(a) = built.as_ref() {
-            return Ok(a.clone());
-        }
-        let bind = match self.target.parse::<SocketAddr>() {
-            Ok(SocketAddr::V6(_)) => "[::]:0",
-            _ => "0.0.0.0:0",
-        };
-        let id = snmp::NotificationSinkId::new("target").map_err(|e| e.to_string())?;
-        let retry = snmp::Retry::exponential(self.retries)
-            .initial_delay(Duration::from_millis(500))
-            .max_delay(Duration::from_secs(10))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let agent = snmp::Agent::builder()
-            .bind(bind)
-            .authoritative_engine(self.engine.0.clone())
-            .without_builtin_handlers()
-            .trap_sink(id, self.target.clone(), self.auth.clone())
-            .inform_timeout(self.timeout)
-            .inform_retry(retry)
-            .allow_all_access()
-            .build()
-            .await
-            .map_err(|e| e.to_string())?;
-        *built = Some(agent.clone());
-        Ok(agent)
-    }
-
-    /// Sends one notification; for an inform, waits until it is acknowledged or given up.
-    pub async fn send(&self, n: &Notification, uptime: u32) -> Outcome {
-        let agent = match self.originator().await {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(target_addr = %self.target, error = %e, "cannot set up the notification target");
-                return Outcome::Failed;
-            }
-        };
-        let trap_oid = to_oid(&n.trap_oid);
-        let varbinds: Vec<snmp::VarBind> = n
-            .varbinds
-            .iter()
-            .map(|(o, v)| snmp::VarBind::new(to_oid(o), to_value(v)))
-            .collect();
-        let outcome = match self.delivery {
-            Delivery::Trap => agent.send_trap(&trap_oid, uptime, varbinds).await,
-            Delivery::Inform => agent.send_inform(&trap_oid, uptime, varbinds).await,
-        };
-        let Some(sink) = outcome.sinks().first() else {
-            return Outcome::Failed;
-        };
-        match (&sink.status, self.delivery) {
-            (snmp::SinkStatus::Succeeded, Delivery::Trap) => Outcome::Sent,
-            (snmp::SinkStatus::Succeeded, Delivery::Inform) => Outcome::Acknowledged,
-            (snmp::SinkStatus::Failed(e), Delivery::Inform)
-                if e.kind() == snmp::ErrorKind::Timeout =>
-            {
-                warn!(target_addr = %self.target, notification = n.kind.name(), retries = self.retries,
-                    "inform not acknowledged: given up");
-                Outcome::GivenUp
-            }
-            (snmp::SinkStatus::Failed(e), _) => {
-                warn!(target_addr = %self.target, notification = n.kind.name(), error = %e,
-                    "notification not sent");
-                Outcome::Failed
-            }
-            (snmp::SinkStatus::Skipped(why), _) => {
-                warn!(target_addr = %self.target, notification = n.kind.name(), reason = %why,
-                    "notification skipped");
-                Outcome::Failed
-            }
-        }
     }
 }
