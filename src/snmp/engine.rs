@@ -1,8 +1,9 @@
 //! The local SNMP engine on the `async-snmp` crate: its engine ID (kept in the member's state
-//! directory), its boots (the member's start count), and the conversions between the MIB
-//! module's values and the crate's that the responder and the notifiers share. One of the three
-//! files that use `async-snmp` (with [`crate::snmp::responder`] and [`crate::snmp::notifier`]).
-//! Does I/O (the engine ID file).
+//! directory), its boots (the member's start count), its security and access control (the
+//! communities, USM users and VACM rules of the configuration), and the conversions between the
+//! MIB module's values and the crate's that the responder and the notifiers share. One of the
+//! three files that use `async-snmp` (with [`crate::snmp::responder`] and
+//! [`crate::snmp::notifier`]). Does I/O (the engine ID file).
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -10,8 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_snmp as snmp;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
+use snmp::{SecurityLevel, SecurityModel};
 
-use crate::snmp::config::AuthProtocol;
+use crate::snmp::config::{Access, AuthProtocol, SnmpConfig};
 use crate::snmp::error::SnmpError;
 use crate::snmp::mib::Value;
 
@@ -102,11 +104,11 @@ pub fn auth_protocol(p: AuthProtocol) -> snmp::AuthProtocol {
 
 /// The local authoritative SNMPv3 engine: a persisted engine ID and the agent's boot count.
 #[derive(Debug, Clone)]
-pub struct Engine(pub(super) snmp::AuthoritativeEngine);
+pub struct Engine(snmp::AuthoritativeEngine);
 
 impl Engine {
-    /// `boots` is the member's persisted start count ([`Snapshot::boots`]), already written
-    /// for this start; it serves as `snmpEngineBoots`.
+    /// `boots` is the member's persisted start count ([`crate::snapshot::Snapshot::boots`]),
+    /// already written for this start; it serves as `snmpEngineBoots`.
     pub fn start(engine_id: &[u8], boots: u32) -> Result<Engine, SnmpError> {
         let boots = boots.max(1);
         // The boot count is persisted by the agent's store; only the (68-year) engine-time
@@ -133,6 +135,89 @@ impl Engine {
     pub fn engine_id(&self) -> Bytes {
         Bytes::copy_from_slice(self.0.engine_id())
     }
+
+    /// The engine as an async-snmp agent takes it (the responder's and every notifier's).
+    pub fn authoritative(&self) -> snmp::AuthoritativeEngine {
+        self.0.clone()
+    }
+}
+
+/// Adds the configured communities, USM users and VACM rules to an agent being built: every
+/// identity reads everything under `1.3`, a read-write one also writes there (only the control
+/// columns take a SET), and a user must use the strongest security level its credentials allow.
+pub fn with_access_control(
+    mut b: snmp::AgentBuilder,
+    cfg: &SnmpConfig,
+) -> Result<snmp::AgentBuilder, SnmpError> {
+    for c in &cfg.communities {
+        b = b.community(c.secret.expose().as_bytes());
+    }
+    for u in &cfg.users {
+        let auth = auth_protocol(u.auth);
+        let pass = u.auth_password.expose().as_bytes().to_vec();
+        let privacy = u
+            .privacy
+            .map(|_| u.privacy_password.expose().as_bytes().to_vec());
+        b = b
+            .usm_user(u.name.clone(), move |user| match privacy {
+                Some(pp) => user.auth_priv(auth, &pass, snmp::PrivProtocol::Aes128, &pp),
+                None => user.auth(auth, &pass),
+            })
+            .map_err(|e| SnmpError::Agent(format!("SNMPv3 user {:?}: {e}", u.name)))?;
+    }
+    const VIEW: &str = "all";
+    const NOTHING: &str = "nothing";
+    // Read-only identities write through an empty view: a SET is noAccess
+    // (noSuchName in SNMPv1), as with net-snmp's rocommunity and rouser.
+    let write_view = |access: Access| {
+        if access == Access::ReadWrite {
+            VIEW
+        } else {
+            NOTHING
+        }
+    };
+    Ok(b.vacm(|mut v| {
+        for c in &cfg.communities {
+            let group = match c.access {
+                Access::ReadWrite => "community-rw",
+                _ => "community-ro",
+            };
+            let secret = Bytes::copy_from_slice(c.secret.expose().as_bytes());
+            v = v.group(secret.clone(), SecurityModel::V1, group).group(
+                secret,
+                SecurityModel::V2c,
+                group,
+            );
+        }
+        for (group, access) in [
+            ("community-ro", Access::ReadOnly),
+            ("community-rw", Access::ReadWrite),
+        ] {
+            v = v.access(
+                group,
+                snmp::VacmSecurityModel::Any,
+                SecurityLevel::NoAuthNoPriv,
+                |a| a.read_view(VIEW).write_view(write_view(access)),
+            );
+        }
+        for u in &cfg.users {
+            if u.access == Access::None {
+                continue;
+            }
+            let level = if u.privacy.is_some() {
+                SecurityLevel::AuthPriv
+            } else {
+                SecurityLevel::AuthNoPriv
+            };
+            let group = format!("usm-{}", u.name);
+            v = v.group(u.name.clone(), SecurityModel::Usm, group.clone());
+            v = v.access(group, SecurityModel::Usm, level, |a| {
+                a.read_view(VIEW).write_view(write_view(u.access))
+            });
+        }
+        v.view(VIEW, |w| w.include(to_oid(&[1, 3])))
+            .view(NOTHING, |w| w)
+    }))
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The error of setting up the SNMP interface (binding its socket, its engine, its agents).
-//! Pure.
+//! [`SnmpError`]: why the SNMP interface could not be set up (its socket, the engine ID file,
+//! the engine, the responder or a notification target). Pure.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -8,14 +8,15 @@
 //! - [`mib`]: snapshot to OID table (pure); [`control`]: SET to operation (pure);
 //! - [`wire`]: the first look at a datagram (pure); [`gate`]: the public socket and counters;
 //! - [`engine`], [`responder`], [`notifier`]: the `async-snmp` wiring (the only files that use
-//!   the crate): the local engine and its ID file; the command responder; the notification
-//!   originator of one target;
+//!   the crate): the local engine (ID file, boots, USM users, VACM); the command responder; the
+//!   notification originator of one target;
 //! - [`transitions`]: which notifications a snapshot change calls for (pure);
 //!   [`notify`]: their delivery to every target, and the counting of outcomes;
 //! - [`server`]: [`SnmpServer`], which puts the parts together.
 //!
 //! A request travels: public socket ([`gate`]) → responder on a loopback port ([`responder`]) →
-//! [`mib`] table of the current snapshot, or for a SET [`control`] → [`crate::agent::Agent::submit`].
+//! [`mib`] table of the current snapshot, or for a SET [`control`] →
+//! [`crate::agent::Agent::submit`].
 
 pub mod config;
 pub mod control;

@@ -112,9 +112,9 @@ impl Notifier {
             .max_delay(Duration::from_secs(10))
             .build()
             .map_err(|e| e.to_string())?;
-        let agent = snmp::Agent::builder()
+        let originator = snmp::Agent::builder()
             .bind(bind)
-            .authoritative_engine(self.engine.0.clone())
+            .authoritative_engine(self.engine.authoritative())
             .without_builtin_handlers()
             .trap_sink(id, self.target.clone(), self.auth.clone())
             .inform_timeout(self.timeout)
@@ -123,13 +123,13 @@ impl Notifier {
             .build()
             .await
             .map_err(|e| e.to_string())?;
-        *built = Some(agent.clone());
-        Ok(agent)
+        *built = Some(originator.clone());
+        Ok(originator)
     }
 
     /// Sends one notification; for an inform, waits until it is acknowledged or given up.
     pub async fn send(&self, n: &Notification, uptime: u32) -> Outcome {
-        let agent = match self.originator().await {
+        let originator = match self.originator().await {
             Ok(a) => a,
             Err(e) => {
                 warn!(target_addr = %self.target, error = %e, "cannot set up the notification target");
@@ -143,8 +143,8 @@ impl Notifier {
             .map(|(o, v)| snmp::VarBind::new(to_oid(o), to_value(v)))
             .collect();
         let outcome = match self.delivery {
-            Delivery::Trap => agent.send_trap(&trap_oid, uptime, varbinds).await,
-            Delivery::Inform => agent.send_inform(&trap_oid, uptime, varbinds).await,
+            Delivery::Trap => originator.send_trap(&trap_oid, uptime, varbinds).await,
+            Delivery::Inform => originator.send_inform(&trap_oid, uptime, varbinds).await,
         };
         let Some(sink) = outcome.sinks().first() else {
             return Outcome::Failed;

@@ -1,8 +1,10 @@
-//! The command responder on the `async-snmp` crate: communities, USM users and VACM, one MIB
-//! handler over the [`crate::snmp::mib`] table of the current snapshot, and SET through the one
-//! command path ([`crate::snmp::control`], then [`crate::agent::Agent::submit`]). It listens on
-//! a loopback port behind [`crate::snmp::gate`]. One of the three files that use `async-snmp`
-//! (with [`crate::snmp::engine`] and [`crate::snmp::notifier`]). Does I/O.
+//! The command responder on the `async-snmp` crate: one MIB handler answers GET, GETNEXT and
+//! GETBULK from the [`crate::snmp::mib`] table of the current snapshot, and takes a SET through
+//! the one command path ([`crate::snmp::control`], then [`crate::agent::Agent::submit`]) in the
+//! name of the community or user that asked. It listens on a loopback port behind
+//! [`crate::snmp::gate`]; who may do what is set up by [`crate::snmp::engine`]. One of the three
+//! files that use `async-snmp` (with [`crate::snmp::engine`] and [`crate::snmp::notifier`]).
+//! Does I/O.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -10,13 +12,11 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use async_snmp as snmp;
-use bytes::Bytes;
 use snmp::handler::{
     BoxFuture, GetNextResult, GetResult, HandlerResult, MibHandler, PreparedSet, RequestContext,
     SecurityName, SetCommitError, SetCommitResult, SetTestError, SetTestResult, SetUndoResult,
 };
-use snmp::{SecurityLevel, SecurityModel};
-use subtle::ConstantTimeEq;
+use snmp::SecurityLevel;
 use tracing::{info, warn};
 
 use crate::agent::{now_ms, Agent};
@@ -25,10 +25,11 @@ use crate::group::Requester;
 use crate::snapshot::Snapshot;
 use crate::snmp::config::{Access, SnmpConfig};
 use crate::snmp::control::{self, SetError};
-use crate::snmp::engine::{auth_protocol, from_value, to_oid, to_value, Engine};
+use crate::snmp::engine::{self, from_value, to_oid, to_value, Engine};
 use crate::snmp::error::SnmpError;
 use crate::snmp::gate::GateCounters;
 use crate::snmp::mib::{self, Cell, Live, MibInfo, Value};
+use crate::snmp::wire;
 
 /// One compiled snapshot: the MIB table in the crate's types.
 #[derive(Debug)]
@@ -66,6 +67,16 @@ struct Principal {
     access: Access,
 }
 
+impl Principal {
+    /// `snmp:NAME`, as the event history and logs name who asked.
+    fn requester(&self) -> Requester {
+        Requester {
+            interface: "snmp".into(),
+            identity: self.name.clone(),
+        }
+    }
+}
+
 type SetKey = (SocketAddr, i32);
 
 /// Serialised SET bookkeeping (async-snmp runs one SET at a time).
@@ -93,7 +104,7 @@ struct Shared {
     cache: RwLock<Arc<Compiled>>,
     started: Instant,
     gate: Arc<GateCounters>,
-    snmp: OnceLock<snmp::Agent>,
+    snmp_agent: OnceLock<snmp::Agent>,
     communities: Vec<(Vec<u8>, Principal)>,
     users: Vec<Principal>,
     sets: Mutex<SetState>,
@@ -128,49 +139,33 @@ impl Shared {
     fn live(&self, l: Live) -> snmp::Value {
         use std::sync::atomic::Ordering::Relaxed;
         let g = &self.gate;
-        let a = self.snmp.get();
+        let a = self.snmp_agent.get();
         let from_agent = |f: fn(&snmp::Agent) -> u32| a.map_or(0, f);
         let boots_time = || a.and_then(|a| a.engine_boots_time().ok()).unwrap_or((0, 0));
         let int = |n: u32| snmp::Value::Integer(i32::try_from(n).unwrap_or(i32::MAX));
-        match l {
-            Live::SysUpTime => snmp::Value::TimeTicks(self.uptime()),
-            Live::InPkts => snmp::Value::Counter32(g.in_pkts.load(Relaxed)),
-            Live::InBadVersions => snmp::Value::Counter32(g.bad_versions.load(Relaxed)),
-            Live::InBadCommunityNames => {
-                snmp::Value::Counter32(g.bad_community_names.load(Relaxed))
-            }
-            Live::InBadCommunityUses => snmp::Value::Counter32(g.bad_community_uses.load(Relaxed)),
-            Live::InAsnParseErrs => snmp::Value::Counter32(
-                g.asn_parse_errs
-                    .load(Relaxed)
-                    .wrapping_add(from_agent(snmp::Agent::snmp_in_asn_parse_errs)),
-            ),
-            Live::SilentDrops => snmp::Value::Counter32(from_agent(snmp::Agent::snmp_silent_drops)),
-            Live::EngineBoots => int(boots_time().0),
-            Live::EngineTime => int(boots_time().1),
-            Live::UnknownSecurityModels => {
-                snmp::Value::Counter32(from_agent(snmp::Agent::snmp_unknown_security_models))
-            }
-            Live::InvalidMsgs => snmp::Value::Counter32(from_agent(snmp::Agent::snmp_invalid_msgs)),
-            Live::UsmUnsupportedSecLevels => {
-                snmp::Value::Counter32(from_agent(snmp::Agent::usm_unsupported_sec_levels))
-            }
-            Live::UsmNotInTimeWindows => {
-                snmp::Value::Counter32(from_agent(snmp::Agent::usm_not_in_time_windows))
-            }
-            Live::UsmUnknownUserNames => {
-                snmp::Value::Counter32(from_agent(snmp::Agent::usm_unknown_usernames))
-            }
-            Live::UsmUnknownEngineIds => {
-                snmp::Value::Counter32(from_agent(snmp::Agent::usm_unknown_engine_ids))
-            }
-            Live::UsmWrongDigests => {
-                snmp::Value::Counter32(from_agent(snmp::Agent::usm_wrong_digests))
-            }
-            Live::UsmDecryptionErrors => {
-                snmp::Value::Counter32(from_agent(snmp::Agent::usm_decryption_errors))
-            }
-        }
+        let counter = match l {
+            Live::SysUpTime => return snmp::Value::TimeTicks(self.uptime()),
+            Live::EngineBoots => return int(boots_time().0),
+            Live::EngineTime => return int(boots_time().1),
+            Live::InPkts => g.in_pkts.load(Relaxed),
+            Live::InBadVersions => g.bad_versions.load(Relaxed),
+            Live::InBadCommunityNames => g.bad_community_names.load(Relaxed),
+            Live::InBadCommunityUses => g.bad_community_uses.load(Relaxed),
+            Live::InAsnParseErrs => g
+                .asn_parse_errs
+                .load(Relaxed)
+                .wrapping_add(from_agent(snmp::Agent::snmp_in_asn_parse_errs)),
+            Live::SilentDrops => from_agent(snmp::Agent::snmp_silent_drops),
+            Live::UnknownSecurityModels => from_agent(snmp::Agent::snmp_unknown_security_models),
+            Live::InvalidMsgs => from_agent(snmp::Agent::snmp_invalid_msgs),
+            Live::UsmUnsupportedSecLevels => from_agent(snmp::Agent::usm_unsupported_sec_levels),
+            Live::UsmNotInTimeWindows => from_agent(snmp::Agent::usm_not_in_time_windows),
+            Live::UsmUnknownUserNames => from_agent(snmp::Agent::usm_unknown_usernames),
+            Live::UsmUnknownEngineIds => from_agent(snmp::Agent::usm_unknown_engine_ids),
+            Live::UsmWrongDigests => from_agent(snmp::Agent::usm_wrong_digests),
+            Live::UsmDecryptionErrors => from_agent(snmp::Agent::usm_decryption_errors),
+        };
+        snmp::Value::Counter32(counter)
     }
 
     fn value(&self, c: &CompiledCell) -> snmp::Value {
@@ -216,17 +211,11 @@ impl Shared {
 
     fn principal(&self, ctx: &RequestContext) -> Option<Principal> {
         match ctx.security_name() {
-            SecurityName::Community(c) => {
-                let given = c.as_bytes();
-                let mut found = None;
-                for (secret, p) in &self.communities {
-                    let same = secret.len() == given.len() && bool::from(secret.ct_eq(given));
-                    if same && found.is_none() {
-                        found = Some(p.clone());
-                    }
-                }
-                found
-            }
+            SecurityName::Community(c) => wire::find_community(
+                c.as_bytes(),
+                self.communities.iter().map(|(s, p)| (s.as_slice(), p)),
+            )
+            .cloned(),
             SecurityName::Usm(user) => {
                 if ctx.security_level() == SecurityLevel::NoAuthNoPriv {
                     return None;
@@ -289,7 +278,7 @@ impl Shared {
         {
             let st = self.sets.lock().unwrap_or_else(|p| p.into_inner());
             if st.current == Some(key) {
-                warn!(member = %self.agent.name(), requested_by = %format!("snmp:{}", who.name),
+                warn!(member = %self.agent.name(), requested_by = %who.requester(),
                     "SNMP SET refused: each control object must be set alone");
                 return Err(SetTestError::InconsistentValue);
             }
@@ -314,7 +303,7 @@ impl Shared {
                     SetError::WrongType => SetTestError::WrongType,
                     SetError::WrongValue => SetTestError::WrongValue,
                     SetError::InconsistentValue(why) => {
-                        info!(member = %self.agent.name(), requested_by = %format!("snmp:{}", who.name),
+                        info!(member = %self.agent.name(), requested_by = %who.requester(),
                             object = %control::describe(&self.info.root, oid.arcs()), %why,
                             "SNMP SET refused");
                         SetTestError::InconsistentValue
@@ -325,10 +314,7 @@ impl Shared {
         };
         let cmd = Command {
             operation: op.clone(),
-            requested_by: Requester {
-                interface: "snmp".into(),
-                identity: who.name.clone(),
-            },
+            requested_by: who.requester(),
             reason: Some(format!(
                 "SNMP SET {} = {}",
                 control::describe(&self.info.root, oid.arcs()),
@@ -495,14 +481,14 @@ impl MibHandler for Handler {
 
 /// The command responder: an async-snmp agent on a loopback port behind the gate.
 pub struct Responder {
-    agent: snmp::Agent,
+    snmp_agent: snmp::Agent,
     shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Responder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Responder")
-            .field("local_addr", &self.agent.local_addr())
+            .field("local_addr", &self.snmp_agent.local_addr())
             .finish_non_exhaustive()
     }
 }
@@ -544,94 +530,29 @@ impl Responder {
             cache: RwLock::new(placeholder),
             started,
             gate,
-            snmp: OnceLock::new(),
+            snmp_agent: OnceLock::new(),
             communities,
             users,
             sets: Mutex::new(SetState::default()),
         });
-        let mut b = snmp::Agent::builder()
+        let b = snmp::Agent::builder()
             .bind("127.0.0.1:0")
             .max_message_size(cfg.max_message_size)
-            .authoritative_engine(engine.0.clone())
+            .authoritative_engine(engine.authoritative())
             .without_builtin_handlers()
             .handler(to_oid(&[1, 3, 6, 1]), Arc::new(Handler(shared.clone())));
-        for c in &cfg.communities {
-            b = b.community(c.secret.expose().as_bytes());
-        }
-        for u in &cfg.users {
-            let auth = auth_protocol(u.auth);
-            let pass = u.auth_password.expose().as_bytes().to_vec();
-            let privacy = u
-                .privacy
-                .map(|_| u.privacy_password.expose().as_bytes().to_vec());
-            b = b
-                .usm_user(u.name.clone(), move |user| match privacy {
-                    Some(pp) => user.auth_priv(auth, &pass, snmp::PrivProtocol::Aes128, &pp),
-                    None => user.auth(auth, &pass),
-                })
-                .map_err(|e| SnmpError::Agent(format!("SNMPv3 user {:?}: {e}", u.name)))?;
-        }
-        const NOTHING: &str = "nothing";
-        let b = b.vacm(|mut v| {
-            let view = "all";
-            for c in &cfg.communities {
-                let group = match c.access {
-                    Access::ReadWrite => "community-rw",
-                    _ => "community-ro",
-                };
-                let secret = Bytes::copy_from_slice(c.secret.expose().as_bytes());
-                v = v.group(secret.clone(), SecurityModel::V1, group).group(
-                    secret,
-                    SecurityModel::V2c,
-                    group,
-                );
-            }
-            v = v
-                .access(
-                    "community-ro",
-                    snmp::VacmSecurityModel::Any,
-                    SecurityLevel::NoAuthNoPriv,
-                    |a| a.read_view(view).write_view(NOTHING),
-                )
-                .access(
-                    "community-rw",
-                    snmp::VacmSecurityModel::Any,
-                    SecurityLevel::NoAuthNoPriv,
-                    |a| a.read_view(view).write_view(view),
-                );
-            for u in &cfg.users {
-                if u.access == Access::None {
-                    continue;
-                }
-                // A user must use the strongest level its credentials allow.
-                let level = if u.privacy.is_some() {
-                    SecurityLevel::AuthPriv
-                } else {
-                    SecurityLevel::AuthNoPriv
-                };
-                let group = format!("usm-{}", u.name);
-                v = v.group(u.name.clone(), SecurityModel::Usm, group.clone());
-                v = v.access(group, SecurityModel::Usm, level, |a| match u.access {
-                    Access::ReadWrite => a.read_view(view).write_view(view),
-                    _ => a.read_view(view).write_view(NOTHING),
-                });
-            }
-            // Read-only identities write through an empty view: a SET is noAccess
-            // (noSuchName in SNMPv1), as with net-snmp's rocommunity and rouser.
-            v.view(view, |w| w.include(to_oid(&[1, 3])))
-                .view(NOTHING, |w| w)
-        });
-        let agent = b
+        let b = engine::with_access_control(b, cfg)?;
+        let snmp_agent = b
             .build()
             .await
             .map_err(|e| SnmpError::Agent(e.to_string()))?;
-        let _ = shared.snmp.set(agent.clone());
-        Ok(Responder { agent, shared })
+        let _ = shared.snmp_agent.set(snmp_agent.clone());
+        Ok(Responder { snmp_agent, shared })
     }
 
     /// The loopback address the gate forwards requests to.
     pub fn local_addr(&self) -> SocketAddr {
-        self.agent.local_addr()
+        self.snmp_agent.local_addr()
     }
 
     /// `sysUpTime` as notifications carry it.
@@ -642,8 +563,8 @@ impl Responder {
 
     /// Serves requests until `shutdown` resolves.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        let agent = self.agent.clone();
-        let run = agent.run();
+        let snmp_agent = self.snmp_agent.clone();
+        let run = snmp_agent.run();
         tokio::pin!(run);
         tokio::select! {
             r = &mut run => {
@@ -654,7 +575,7 @@ impl Responder {
             }
             _ = shutdown => {}
         }
-        self.agent.cancel();
+        self.snmp_agent.cancel();
         let _ = run.await;
     }
 }

@@ -37,6 +37,20 @@ impl Kind {
             Kind::ReplicationFailed => "rgReplicationFailed",
         }
     }
+
+    /// Its OID (`snmpTrapOID.0`) with UNDERSTUDY-MIB rooted at `root`; `coldStart` is
+    /// SNMPv2-MIB's wherever the root is.
+    pub fn trap_oid(self, root: &[u32]) -> Oid {
+        let arc = match self {
+            Kind::ColdStart => return mib::COLD_START.to_vec(),
+            Kind::Takeover => na::TAKEOVER,
+            Kind::Failover => na::FAILOVER,
+            Kind::NoRedundancy => na::NO_REDUNDANCY,
+            Kind::RedundancyRestored => na::REDUNDANCY_RESTORED,
+            Kind::ReplicationFailed => na::REPLICATION_FAILED,
+        };
+        mib::notification(root, arc)
+    }
 }
 
 /// One notification: its OID (`snmpTrapOID.0`) and varbinds, in MIB order.
@@ -47,26 +61,46 @@ pub struct Notification {
     pub varbinds: Vec<(Oid, Value)>,
 }
 
-fn redundancy_status(snap: &Snapshot) -> Value {
-    Value::Integer(if snap.redundancy.redundant() { 1 } else { 2 })
+/// A notification of `kind` (UNDERSTUDY-MIB rooted at `root`) with `varbinds` and, last,
+/// `sysName.0`: the member whose agent sends it.
+fn note(
+    kind: Kind,
+    snap: &Snapshot,
+    root: &[u32],
+    mut varbinds: Vec<(Oid, Value)>,
+) -> Notification {
+    varbinds.push((mib::SYS_NAME_0.to_vec(), Value::text(&snap.local)));
+    Notification {
+        kind,
+        trap_oid: kind.trap_oid(root),
+        varbinds,
+    }
 }
 
-fn with_sys_name(mut n: Notification, snap: &Snapshot) -> Notification {
-    n.varbinds
-        .push((mib::SYS_NAME_0.to_vec(), Value::text(&snap.local)));
-    n
+/// `rgGroupName.0`.
+fn group_name(snap: &Snapshot, root: &[u32]) -> (Oid, Value) {
+    (
+        mib::scalar(root, scalar_arc::GROUP_NAME),
+        Value::text(&snap.group),
+    )
+}
+
+/// `rgRedundancyStatus.0`.
+fn redundancy_status(snap: &Snapshot, root: &[u32]) -> (Oid, Value) {
+    (
+        mib::scalar(root, scalar_arc::REDUNDANCY_STATUS),
+        mib::redundancy_status(snap),
+    )
+}
+
+/// An accessible-for-notify object (`rgNotifyMainName.0`, ...) with its text.
+fn notify_text(root: &[u32], arc: u32, text: &str) -> (Oid, Value) {
+    (mib::notify_object(root, arc), Value::text(text))
 }
 
 /// `coldStart`.
 pub fn cold_start(snap: &Snapshot) -> Notification {
-    with_sys_name(
-        Notification {
-            kind: Kind::ColdStart,
-            trap_oid: mib::COLD_START.to_vec(),
-            varbinds: Vec::new(),
-        },
-        snap,
-    )
+    note(Kind::ColdStart, snap, &[], Vec::new())
 }
 
 /// The newest successful event of one of `kinds` whose operation names `member`.
@@ -115,90 +149,50 @@ pub fn takeover(
         .member(main)
         .map(|r| r.record.extra_address.to_string())
         .unwrap_or_default();
-    with_sys_name(
-        Notification {
-            kind: if failover {
-                Kind::Failover
-            } else {
-                Kind::Takeover
-            },
-            trap_oid: mib::notification(root, if failover { na::FAILOVER } else { na::TAKEOVER }),
-            varbinds: vec![
-                (
-                    mib::scalar(root, scalar_arc::GROUP_NAME),
-                    Value::text(&snap.group),
-                ),
-                (
-                    mib::notify_object(root, notify_arc::MAIN_NAME),
-                    Value::text(main),
-                ),
-                (
-                    mib::notify_object(root, notify_arc::BACKUP_NAME),
-                    Value::text(backup),
-                ),
-                (
-                    mib::member_cell(root, member_col::CURRENT_ADDRESS, b),
-                    Value::text(&current),
-                ),
-                (
-                    mib::member_cell(root, member_col::EXTRA_ADDRESS, m),
-                    Value::text(&extra),
-                ),
-                (
-                    mib::notify_object(root, notify_arc::REQUESTED_BY),
-                    Value::text(&requested_by),
-                ),
-                (
-                    mib::notify_object(root, notify_arc::REASON),
-                    Value::text(&reason),
-                ),
-                (
-                    mib::scalar(root, scalar_arc::REDUNDANCY_STATUS),
-                    redundancy_status(snap),
-                ),
-            ],
-        },
-        snap,
-    )
+    let varbinds = vec![
+        group_name(snap, root),
+        notify_text(root, notify_arc::MAIN_NAME, main),
+        notify_text(root, notify_arc::BACKUP_NAME, backup),
+        (
+            mib::member_cell(root, member_col::CURRENT_ADDRESS, b),
+            Value::text(&current),
+        ),
+        (
+            mib::member_cell(root, member_col::EXTRA_ADDRESS, m),
+            Value::text(&extra),
+        ),
+        notify_text(root, notify_arc::REQUESTED_BY, &requested_by),
+        notify_text(root, notify_arc::REASON, &reason),
+        redundancy_status(snap, root),
+    ];
+    let kind = if failover {
+        Kind::Failover
+    } else {
+        Kind::Takeover
+    };
+    note(kind, snap, root, varbinds)
 }
 
 /// `rgNoRedundancy` for one alarm (its row in `rgAlarmTable`).
 pub fn no_redundancy(snap: &Snapshot, root: &[u32], alarm: &Alarm) -> Notification {
     let idx = mib::alarm_index(snap, alarm);
-    let since = if snap.redundancy.redundant() {
-        None
-    } else {
-        snap.redundancy.since()
-    };
-    with_sys_name(
-        Notification {
-            kind: Kind::NoRedundancy,
-            trap_oid: mib::notification(root, na::NO_REDUNDANCY),
-            varbinds: vec![
-                (
-                    mib::scalar(root, scalar_arc::GROUP_NAME),
-                    Value::text(&snap.group),
-                ),
-                (
-                    mib::scalar(root, scalar_arc::REDUNDANCY_STATUS),
-                    redundancy_status(snap),
-                ),
-                (
-                    mib::scalar(root, scalar_arc::NO_REDUNDANCY_SINCE),
-                    Value::Octets(since.map_or_else(mib::no_date_and_time, mib::date_and_time)),
-                ),
-                (
-                    mib::alarm_cell(root, alarm_col::TYPE, idx),
-                    Value::Integer(mib::alarm_type_value(alarm.kind)),
-                ),
-                (
-                    mib::alarm_cell(root, alarm_col::REASON, idx),
-                    Value::text(&alarm.reason),
-                ),
-            ],
-        },
-        snap,
-    )
+    let varbinds = vec![
+        group_name(snap, root),
+        redundancy_status(snap, root),
+        (
+            mib::scalar(root, scalar_arc::NO_REDUNDANCY_SINCE),
+            mib::no_redundancy_since(snap),
+        ),
+        (
+            mib::alarm_cell(root, alarm_col::TYPE, idx),
+            Value::Integer(mib::alarm_type_value(alarm.kind)),
+        ),
+        (
+            mib::alarm_cell(root, alarm_col::REASON, idx),
+            Value::text(&alarm.reason),
+        ),
+    ];
+    note(Kind::NoRedundancy, snap, root, varbinds)
 }
 
 /// `rgRedundancyRestored`; `raised` is when the alarm that cleared was raised.
@@ -219,31 +213,13 @@ pub fn restored(snap: &Snapshot, root: &[u32], raised: Option<Millis>) -> Notifi
         ),
         None => (String::new(), "a backup is in standby again".to_string()),
     };
-    with_sys_name(
-        Notification {
-            kind: Kind::RedundancyRestored,
-            trap_oid: mib::notification(root, na::REDUNDANCY_RESTORED),
-            varbinds: vec![
-                (
-                    mib::scalar(root, scalar_arc::GROUP_NAME),
-                    Value::text(&snap.group),
-                ),
-                (
-                    mib::scalar(root, scalar_arc::REDUNDANCY_STATUS),
-                    redundancy_status(snap),
-                ),
-                (
-                    mib::notify_object(root, notify_arc::REQUESTED_BY),
-                    Value::text(&requested_by),
-                ),
-                (
-                    mib::notify_object(root, notify_arc::REASON),
-                    Value::text(&reason),
-                ),
-            ],
-        },
-        snap,
-    )
+    let varbinds = vec![
+        group_name(snap, root),
+        redundancy_status(snap, root),
+        notify_text(root, notify_arc::REQUESTED_BY, &requested_by),
+        notify_text(root, notify_arc::REASON, &reason),
+    ];
+    note(Kind::RedundancyRestored, snap, root, varbinds)
 }
 
 /// `rgReplicationFailed` for the Backup `backup` (its last replication failed).
@@ -251,39 +227,21 @@ pub fn replication_failed(snap: &Snapshot, root: &[u32], backup: &str) -> Option
     let b = snap.member(backup)?;
     let rep = b.record.replication.as_ref()?;
     let idx = mib::member_index(snap, backup);
-    Some(with_sys_name(
-        Notification {
-            kind: Kind::ReplicationFailed,
-            trap_oid: mib::notification(root, na::REPLICATION_FAILED),
-            varbinds: vec![
-                (
-                    mib::scalar(root, scalar_arc::GROUP_NAME),
-                    Value::text(&snap.group),
-                ),
-                (
-                    mib::notify_object(root, notify_arc::MAIN_NAME),
-                    Value::text(&rep.main),
-                ),
-                (
-                    mib::notify_object(root, notify_arc::BACKUP_NAME),
-                    Value::text(backup),
-                ),
-                (
-                    mib::member_cell(root, member_col::LAST_REPLICATION_TIME, idx),
-                    Value::Octets(mib::date_and_time(rep.at)),
-                ),
-                (
-                    mib::member_cell(root, member_col::LAST_REPLICATION_RESULT, idx),
-                    Value::Integer(mib::replication_value(rep.result)),
-                ),
-                (
-                    mib::notify_object(root, notify_arc::REASON),
-                    Value::text(rep.error.as_deref().unwrap_or("")),
-                ),
-            ],
-        },
-        snap,
-    ))
+    let varbinds = vec![
+        group_name(snap, root),
+        notify_text(root, notify_arc::MAIN_NAME, &rep.main),
+        notify_text(root, notify_arc::BACKUP_NAME, backup),
+        (
+            mib::member_cell(root, member_col::LAST_REPLICATION_TIME, idx),
+            Value::Octets(mib::date_and_time(rep.at)),
+        ),
+        (
+            mib::member_cell(root, member_col::LAST_REPLICATION_RESULT, idx),
+            Value::Integer(mib::replication_value(rep.result)),
+        ),
+        notify_text(root, notify_arc::REASON, rep.error.as_deref().unwrap_or("")),
+    ];
+    Some(note(Kind::ReplicationFailed, snap, root, varbinds))
 }
 
 /// Identifies an alarm across snapshots.
