@@ -34,6 +34,11 @@ const MAX_ROUTES: usize = 4096;
 /// Large enough for any UDP datagram.
 const BUF: usize = 65_536;
 
+/// `d` in whole milliseconds (what the routes' last-use times count).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 #[derive(Debug)]
 struct Route {
     upstream: Arc<UdpSocket>,
@@ -73,7 +78,7 @@ impl Gate {
     }
 
     fn now(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+        millis(self.epoch.elapsed())
     }
 
     /// Relays until `shutdown` resolves.
@@ -189,12 +194,11 @@ async fn relay(
     epoch: Instant,
 ) {
     let mut buf = vec![0u8; BUF];
-    let idle_ms = u64::try_from(IDLE.as_millis()).unwrap_or(u64::MAX);
+    let idle_ms = millis(IDLE);
     loop {
         match tokio::time::timeout(IDLE, upstream.recv(&mut buf)).await {
             Ok(Ok(n)) => {
-                let now = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-                last.store(now, Ordering::Relaxed);
+                last.store(millis(epoch.elapsed()), Ordering::Relaxed);
                 if let Err(e) = front.send_to(&buf[..n], client).await {
                     debug!(%client, error = %e, "cannot send an SNMP response");
                 }
@@ -204,7 +208,7 @@ async fn relay(
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
             Err(_) => {
-                let now = u64::try_from(epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+                let now = millis(epoch.elapsed());
                 if now.saturating_sub(last.load(Ordering::Relaxed)) >= idle_ms {
                     let mut r = routes.lock().unwrap_or_else(|p| p.into_inner());
                     if r.get(&client)

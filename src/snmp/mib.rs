@@ -329,6 +329,17 @@ pub fn takeover_count(snap: &Snapshot) -> u32 {
     (n & 0xffff_ffff) as u32
 }
 
+/// `rgRedundancyStatus`: redundant(1) or notRedundant(2).
+pub fn redundancy_status(snap: &Snapshot) -> Value {
+    truth(snap.redundancy.redundant())
+}
+
+/// `rgNoRedundancySince`: when the group stopped being redundant; no date while it is.
+pub fn no_redundancy_since(snap: &Snapshot) -> Value {
+    let red = &snap.redundancy;
+    date_or_zero(if red.redundant() { None } else { red.since() })
+}
+
 /// `sysDescr.0`.
 pub fn sys_descr(snap: &Snapshot) -> String {
     format!(
@@ -435,12 +446,12 @@ fn understudy(snap: &Snapshot, root: &[u32], e: &mut Vec<(Oid, Cell)>) {
     push(
         e,
         scalar(root, s::REDUNDANCY_STATUS),
-        Value::Integer(if red.redundant() { 1 } else { 2 }),
+        redundancy_status(snap),
     );
     push(
         e,
         scalar(root, s::NO_REDUNDANCY_SINCE),
-        date_or_zero(if red.redundant() { None } else { red.since() }),
+        no_redundancy_since(snap),
     );
     push(
         e,

@@ -129,6 +129,23 @@ pub enum Verdict {
     BadCommunity,
 }
 
+/// What goes with the community `given` among `communities` (each a community string and
+/// what goes with it): compared with every one, in constant time per community, without
+/// stopping at the first match; the first match wins.
+pub fn find_community<'a, T>(
+    given: &[u8],
+    communities: impl IntoIterator<Item = (&'a [u8], T)>,
+) -> Option<T> {
+    let mut found = None;
+    for (secret, t) in communities {
+        let same = secret.len() == given.len() && bool::from(secret.ct_eq(given));
+        if same && found.is_none() {
+            found = Some(t);
+        }
+    }
+    found
+}
+
 /// The gate's verdict on a datagram.
 pub fn verdict(data: &[u8], communities: &[GateCommunity]) -> Verdict {
     let env = match envelope(data) {
@@ -139,15 +156,12 @@ pub fn verdict(data: &[u8], communities: &[GateCommunity]) -> Verdict {
         3 => Verdict::Forward,
         0 | 1 => {
             let given = env.community.unwrap_or_default();
-            // Compare with every community, in constant time per community, without stopping
-            // at the first match.
-            let mut found: Option<bool> = None;
-            for c in communities {
-                let same = c.secret.len() == given.len() && bool::from(c.secret.ct_eq(given));
-                if same && found.is_none() {
-                    found = Some(c.may_write);
-                }
-            }
+            let found = find_community(
+                given,
+                communities
+                    .iter()
+                    .map(|c| (c.secret.as_slice(), c.may_write)),
+            );
             match (found, env.pdu) {
                 (None, _) => Verdict::BadCommunity,
                 (Some(false), Some(SET_REQUEST)) => Verdict::ForwardBadUse,

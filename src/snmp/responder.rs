@@ -1,8 +1,10 @@
-//! The SNMP engine on the `async-snmp` crate: the command responder (communities, USM users,
-//! VACM, one MIB handler over the [`crate::snmp::mib`] table, SET through the one command
-//! path) and the notification originators (one per target). This is the only file that uses
-//! `async-snmp`; swapping the crate means rewriting this file against the same small
-//! interface ([`Engine`], [`Responder`], [`Notifier`]). Does I/O.
+//! The command responder on the `async-snmp` crate: one MIB handler answers GET, GETNEXT and
+//! GETBULK from the [`crate::snmp::mib`] table of the current snapshot, and takes a SET through
+//! the one command path ([`crate::snmp::control`], then [`crate::agent::Agent::submit`]) in the
+//! name of the community or user that asked. It listens on a loopback port behind
+//! [`crate::snmp::gate`]; who may do what is set up by [`crate::snmp::engine`]. One of the three
+//! files that use `async-snmp` (with [`crate::snmp::engine`] and [`crate::snmp::notifier`]).
+//! Does I/O.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -10,98 +12,24 @@ use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use async_snmp as snmp;
-use bytes::Bytes;
 use snmp::handler::{
     BoxFuture, GetNextResult, GetResult, HandlerResult, MibHandler, PreparedSet, RequestContext,
     SecurityName, SetCommitError, SetCommitResult, SetTestError, SetTestResult, SetUndoResult,
 };
-use snmp::{SecurityLevel, SecurityModel};
-use subtle::ConstantTimeEq;
+use snmp::SecurityLevel;
 use tracing::{info, warn};
 
 use crate::agent::{now_ms, Agent};
 use crate::command::{Command, CommandError};
 use crate::group::Requester;
 use crate::snapshot::Snapshot;
-use crate::snmp::config::{Access, AuthProtocol, NotifyKind, SnmpConfig, TargetConfig};
+use crate::snmp::config::{Access, SnmpConfig};
 use crate::snmp::control::{self, SetError};
+use crate::snmp::engine::{self, from_value, to_oid, to_value, Engine};
+use crate::snmp::error::SnmpError;
 use crate::snmp::gate::GateCounters;
 use crate::snmp::mib::{self, Cell, Live, MibInfo, Value};
-use crate::snmp::notify::{Notification, Outcome};
-use crate::snmp::SnmpError;
-
-fn to_oid(arcs: &[u32]) -> snmp::Oid {
-    snmp::Oid::from_slice(arcs)
-}
-
-fn to_value(v: &Value) -> snmp::Value {
-    match v {
-        Value::Integer(i) => snmp::Value::Integer(*i),
-        Value::Octets(b) => snmp::Value::OctetString(b.clone()),
-        Value::ObjectId(o) => snmp::Value::ObjectIdentifier(to_oid(o)),
-        Value::Counter32(c) => snmp::Value::Counter32(*c),
-        Value::Gauge32(g) => snmp::Value::Gauge32(*g),
-        Value::TimeTicks(t) => snmp::Value::TimeTicks(*t),
-    }
-}
-
-/// The SET value as the MIB module sees it; `None` for types no writable object takes.
-fn from_value(v: &snmp::Value) -> Option<Value> {
-    match v {
-        snmp::Value::Integer(i) => Some(Value::Integer(*i)),
-        snmp::Value::OctetString(b) => Some(Value::Octets(b.clone())),
-        snmp::Value::Counter32(c) => Some(Value::Counter32(*c)),
-        snmp::Value::Gauge32(g) => Some(Value::Gauge32(*g)),
-        snmp::Value::TimeTicks(t) => Some(Value::TimeTicks(*t)),
-        _ => None,
-    }
-}
-
-fn auth_protocol(p: AuthProtocol) -> snmp::AuthProtocol {
-    match p {
-        AuthProtocol::Sha1 => snmp::AuthProtocol::Sha1,
-        AuthProtocol::Sha256 => snmp::AuthProtocol::Sha256,
-    }
-}
-
-// ------------------------------------------------------------------ the engine
-
-/// The local authoritative SNMPv3 engine: a persisted engine ID and the agent's boot count.
-#[derive(Debug, Clone)]
-pub struct Engine(snmp::AuthoritativeEngine);
-
-impl Engine {
-    /// `boots` is the member's persisted start count ([`Snapshot::boots`]), already written
-    /// for this start; it serves as `snmpEngineBoots`.
-    pub fn start(engine_id: &[u8], boots: u32) -> Result<Engine, SnmpError> {
-        let boots = boots.max(1);
-        // The boot count is persisted by the agent's store; only the (68-year) engine-time
-        // rollover would need another write, and then a restart is the remedy.
-        let persist = move |p: &snmp::PersistedAuthoritativeEngine| -> Result<(), String> {
-            if p.engine_boots() <= boots {
-                Ok(())
-            } else {
-                Err("SNMP engine time rolled over: restart the agent to count a new boot".into())
-            }
-        };
-        let id = Bytes::copy_from_slice(engine_id);
-        let engine = if boots == 1 {
-            snmp::AuthoritativeEngine::install(id, persist)
-        } else {
-            snmp::PersistedAuthoritativeEngine::new(id, boots - 1)
-                .and_then(|prev| snmp::AuthoritativeEngine::restart(prev, persist))
-        };
-        engine
-            .map(Engine)
-            .map_err(|e| SnmpError::Engine(e.to_string()))
-    }
-
-    pub fn engine_id(&self) -> Bytes {
-        Bytes::copy_from_slice(self.0.engine_id())
-    }
-}
-
-// ------------------------------------------------------------------ the command responder
+use crate::snmp::wire;
 
 /// One compiled snapshot: the MIB table in the crate's types.
 #[derive(Debug)]
@@ -139,6 +67,16 @@ struct Principal {
     access: Access,
 }
 
+impl Principal {
+    /// `snmp:NAME`, as the event history and logs name who asked.
+    fn requester(&self) -> Requester {
+        Requester {
+            interface: "snmp".into(),
+            identity: self.name.clone(),
+        }
+    }
+}
+
 type SetKey = (SocketAddr, i32);
 
 /// Serialised SET bookkeeping (async-snmp runs one SET at a time).
@@ -166,7 +104,7 @@ struct Shared {
     cache: RwLock<Arc<Compiled>>,
     started: Instant,
     gate: Arc<GateCounters>,
-    snmp: OnceLock<snmp::Agent>,
+    snmp_agent: OnceLock<snmp::Agent>,
     communities: Vec<(Vec<u8>, Principal)>,
     users: Vec<Principal>,
     sets: Mutex<SetState>,
@@ -201,49 +139,33 @@ impl Shared {
     fn live(&self, l: Live) -> snmp::Value {
         use std::sync::atomic::Ordering::Relaxed;
         let g = &self.gate;
-        let a = self.snmp.get();
+        let a = self.snmp_agent.get();
         let from_agent = |f: fn(&snmp::Agent) -> u32| a.map_or(0, f);
         let boots_time = || a.and_then(|a| a.engine_boots_time().ok()).unwrap_or((0, 0));
         let int = |n: u32| snmp::Value::Integer(i32::try_from(n).unwrap_or(i32::MAX));
-        match l {
-            Live::SysUpTime => snmp::Value::TimeTicks(self.uptime()),
-            Live::InPkts => snmp::Value::Counter32(g.in_pkts.load(Relaxed)),
-            Live::InBadVersions => snmp::Value::Counter32(g.bad_versions.load(Relaxed)),
-            Live::InBadCommunityNames => {
-                snmp::Value::Counter32(g.bad_community_names.load(Relaxed))
-            }
-            Live::InBadCommunityUses => snmp::Value::Counter32(g.bad_community_uses.load(Relaxed)),
-            Live::InAsnParseErrs => snmp::Value::Counter32(
-                g.asn_parse_errs
-                    .load(Relaxed)
-                    .wrapping_add(from_agent(snmp::Agent::snmp_in_asn_parse_errs)),
-            ),
-            Live::SilentDrops => snmp::Value::Counter32(from_agent(snmp::Agent::snmp_silent_drops)),
-            Live::EngineBoots => int(boots_time().0),
-            Live::EngineTime => int(boots_time().1),
-            Live::UnknownSecurityModels => {
-                snmp::Value::Counter32(from_agent(snmp::Agent::snmp_unknown_security_models))
-            }
-            Live::InvalidMsgs => snmp::Value::Counter32(from_agent(snmp::Agent::snmp_invalid_msgs)),
-            Live::UsmUnsupportedSecLevels => {
-                snmp::Value::Counter32(from_agent(snmp::Agent::usm_unsupported_sec_levels))
-            }
-            Live::UsmNotInTimeWindows => {
-                snmp::Value::Counter32(from_agent(snmp::Agent::usm_not_in_time_windows))
-            }
-            Live::UsmUnknownUserNames => {
-                snmp::Value::Counter32(from_agent(snmp::Agent::usm_unknown_usernames))
-            }
-            Live::UsmUnknownEngineIds => {
-                snmp::Value::Counter32(from_agent(snmp::Agent::usm_unknown_engine_ids))
-            }
-            Live::UsmWrongDigests => {
-                snmp::Value::Counter32(from_agent(snmp::Agent::usm_wrong_digests))
-            }
-            Live::UsmDecryptionErrors => {
-                snmp::Value::Counter32(from_agent(snmp::Agent::usm_decryption_errors))
-            }
-        }
+        let counter = match l {
+            Live::SysUpTime => return snmp::Value::TimeTicks(self.uptime()),
+            Live::EngineBoots => return int(boots_time().0),
+            Live::EngineTime => return int(boots_time().1),
+            Live::InPkts => g.in_pkts.load(Relaxed),
+            Live::InBadVersions => g.bad_versions.load(Relaxed),
+            Live::InBadCommunityNames => g.bad_community_names.load(Relaxed),
+            Live::InBadCommunityUses => g.bad_community_uses.load(Relaxed),
+            Live::InAsnParseErrs => g
+                .asn_parse_errs
+                .load(Relaxed)
+                .wrapping_add(from_agent(snmp::Agent::snmp_in_asn_parse_errs)),
+            Live::SilentDrops => from_agent(snmp::Agent::snmp_silent_drops),
+            Live::UnknownSecurityModels => from_agent(snmp::Agent::snmp_unknown_security_models),
+            Live::InvalidMsgs => from_agent(snmp::Agent::snmp_invalid_msgs),
+            Live::UsmUnsupportedSecLevels => from_agent(snmp::Agent::usm_unsupported_sec_levels),
+            Live::UsmNotInTimeWindows => from_agent(snmp::Agent::usm_not_in_time_windows),
+            Live::UsmUnknownUserNames => from_agent(snmp::Agent::usm_unknown_usernames),
+            Live::UsmUnknownEngineIds => from_agent(snmp::Agent::usm_unknown_engine_ids),
+            Live::UsmWrongDigests => from_agent(snmp::Agent::usm_wrong_digests),
+            Live::UsmDecryptionErrors => from_agent(snmp::Agent::usm_decryption_errors),
+        };
+        snmp::Value::Counter32(counter)
     }
 
     fn value(&self, c: &CompiledCell) -> snmp::Value {
@@ -289,17 +211,11 @@ impl Shared {
 
     fn principal(&self, ctx: &RequestContext) -> Option<Principal> {
         match ctx.security_name() {
-            SecurityName::Community(c) => {
-                let given = c.as_bytes();
-                let mut found = None;
-                for (secret, p) in &self.communities {
-                    let same = secret.len() == given.len() && bool::from(secret.ct_eq(given));
-                    if same && found.is_none() {
-                        found = Some(p.clone());
-                    }
-                }
-                found
-            }
+            SecurityName::Community(c) => wire::find_community(
+                c.as_bytes(),
+                self.communities.iter().map(|(s, p)| (s.as_slice(), p)),
+            )
+            .cloned(),
             SecurityName::Usm(user) => {
                 if ctx.security_level() == SecurityLevel::NoAuthNoPriv {
                     return None;
@@ -362,7 +278,7 @@ impl Shared {
         {
             let st = self.sets.lock().unwrap_or_else(|p| p.into_inner());
             if st.current == Some(key) {
-                warn!(member = %self.agent.name(), requested_by = %format!("snmp:{}", who.name),
+                warn!(member = %self.agent.name(), requested_by = %who.requester(),
                     "SNMP SET refused: each control object must be set alone");
                 return Err(SetTestError::InconsistentValue);
             }
@@ -387,7 +303,7 @@ impl Shared {
                     SetError::WrongType => SetTestError::WrongType,
                     SetError::WrongValue => SetTestError::WrongValue,
                     SetError::InconsistentValue(why) => {
-                        info!(member = %self.agent.name(), requested_by = %format!("snmp:{}", who.name),
+                        info!(member = %self.agent.name(), requested_by = %who.requester(),
                             object = %control::describe(&self.info.root, oid.arcs()), %why,
                             "SNMP SET refused");
                         SetTestError::InconsistentValue
@@ -398,10 +314,7 @@ impl Shared {
         };
         let cmd = Command {
             operation: op.clone(),
-            requested_by: Requester {
-                interface: "snmp".into(),
-                identity: who.name.clone(),
-            },
+            requested_by: who.requester(),
             reason: Some(format!(
                 "SNMP SET {} = {}",
                 control::describe(&self.info.root, oid.arcs()),
@@ -568,14 +481,14 @@ impl MibHandler for Handler {
 
 /// The command responder: an async-snmp agent on a loopback port behind the gate.
 pub struct Responder {
-    agent: snmp::Agent,
+    snmp_agent: snmp::Agent,
     shared: Arc<Shared>,
 }
 
 impl std::fmt::Debug for Responder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Responder")
-            .field("local_addr", &self.agent.local_addr())
+            .field("local_addr", &self.snmp_agent.local_addr())
             .finish_non_exhaustive()
     }
 }
@@ -617,94 +530,29 @@ impl Responder {
             cache: RwLock::new(placeholder),
             started,
             gate,
-            snmp: OnceLock::new(),
+            snmp_agent: OnceLock::new(),
             communities,
             users,
             sets: Mutex::new(SetState::default()),
         });
-        let mut b = snmp::Agent::builder()
+        let b = snmp::Agent::builder()
             .bind("127.0.0.1:0")
             .max_message_size(cfg.max_message_size)
-            .authoritative_engine(engine.0.clone())
+            .authoritative_engine(engine.authoritative())
             .without_builtin_handlers()
             .handler(to_oid(&[1, 3, 6, 1]), Arc::new(Handler(shared.clone())));
-        for c in &cfg.communities {
-            b = b.community(c.secret.expose().as_bytes());
-        }
-        for u in &cfg.users {
-            let auth = auth_protocol(u.auth);
-            let pass = u.auth_password.expose().as_bytes().to_vec();
-            let privacy = u
-                .privacy
-                .map(|_| u.privacy_password.expose().as_bytes().to_vec());
-            b = b
-                .usm_user(u.name.clone(), move |user| match privacy {
-                    Some(pp) => user.auth_priv(auth, &pass, snmp::PrivProtocol::Aes128, &pp),
-                    None => user.auth(auth, &pass),
-                })
-                .map_err(|e| SnmpError::Agent(format!("SNMPv3 user {:?}: {e}", u.name)))?;
-        }
-        const NOTHING: &str = "nothing";
-        let b = b.vacm(|mut v| {
-            let view = "all";
-            for c in &cfg.communities {
-                let group = match c.access {
-                    Access::ReadWrite => "community-rw",
-                    _ => "community-ro",
-                };
-                let secret = Bytes::copy_from_slice(c.secret.expose().as_bytes());
-                v = v.group(secret.clone(), SecurityModel::V1, group).group(
-                    secret,
-                    SecurityModel::V2c,
-                    group,
-                );
-            }
-            v = v
-                .access(
-                    "community-ro",
-                    snmp::VacmSecurityModel::Any,
-                    SecurityLevel::NoAuthNoPriv,
-                    |a| a.read_view(view).write_view(NOTHING),
-                )
-                .access(
-                    "community-rw",
-                    snmp::VacmSecurityModel::Any,
-                    SecurityLevel::NoAuthNoPriv,
-                    |a| a.read_view(view).write_view(view),
-                );
-            for u in &cfg.users {
-                if u.access == Access::None {
-                    continue;
-                }
-                // A user must use the strongest level its credentials allow.
-                let level = if u.privacy.is_some() {
-                    SecurityLevel::AuthPriv
-                } else {
-                    SecurityLevel::AuthNoPriv
-                };
-                let group = format!("usm-{}", u.name);
-                v = v.group(u.name.clone(), SecurityModel::Usm, group.clone());
-                v = v.access(group, SecurityModel::Usm, level, |a| match u.access {
-                    Access::ReadWrite => a.read_view(view).write_view(view),
-                    _ => a.read_view(view).write_view(NOTHING),
-                });
-            }
-            // Read-only identities write through an empty view: a SET is noAccess
-            // (noSuchName in SNMPv1), as with net-snmp's rocommunity and rouser.
-            v.view(view, |w| w.include(to_oid(&[1, 3])))
-                .view(NOTHING, |w| w)
-        });
-        let agent = b
+        let b = engine::with_access_control(b, cfg)?;
+        let snmp_agent = b
             .build()
             .await
             .map_err(|e| SnmpError::Agent(e.to_string()))?;
-        let _ = shared.snmp.set(agent.clone());
-        Ok(Responder { agent, shared })
+        let _ = shared.snmp_agent.set(snmp_agent.clone());
+        Ok(Responder { snmp_agent, shared })
     }
 
     /// The loopback address the gate forwards requests to.
     pub fn local_addr(&self) -> SocketAddr {
-        self.agent.local_addr()
+        self.snmp_agent.local_addr()
     }
 
     /// `sysUpTime` as notifications carry it.
@@ -715,8 +563,8 @@ impl Responder {
 
     /// Serves requests until `shutdown` resolves.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        let agent = self.agent.clone();
-        let run = agent.run();
+        let snmp_agent = self.snmp_agent.clone();
+        let run = snmp_agent.run();
         tokio::pin!(run);
         tokio::select! {
             r = &mut run => {
@@ -727,167 +575,7 @@ impl Responder {
             }
             _ = shutdown => {}
         }
-        self.agent.cancel();
+        self.snmp_agent.cancel();
         let _ = run.await;
-    }
-}
-
-// ------------------------------------------------------------------ notification originators
-
-/// Trap or inform.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    Trap,
-    Inform,
-}
-
-impl Delivery {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Delivery::Trap => "trap",
-            Delivery::Inform => "inform",
-        }
-    }
-}
-
-/// Sends notifications to one target, through an async-snmp agent of its own (built when
-/// first needed, so that a receiver's name that does not resolve yet only delays delivery).
-pub struct Notifier {
-    target: String,
-    delivery: Delivery,
-    auth: snmp::Auth,
-    engine: Engine,
-    timeout: Duration,
-    retries: u32,
-    built: tokio::sync::Mutex<Option<snmp::Agent>>,
-}
-
-impl std::fmt::Debug for Notifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Notifier")
-            .field("target", &self.target)
-            .field("delivery", &self.delivery)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Notifier {
-    pub fn new(t: &TargetConfig, cfg: &SnmpConfig, engine: &Engine) -> Result<Notifier, SnmpError> {
-        let auth = match (&t.user, &t.community_file) {
-            (Some(name), _) => {
-                let u = cfg.users.iter().find(|u| &u.name == name).ok_or_else(|| {
-                    SnmpError::Agent(format!("target user {name:?} not configured"))
-                })?;
-                let base = snmp::UsmConfig::new(Bytes::copy_from_slice(u.name.as_bytes()));
-                let auth = auth_protocol(u.auth);
-                let usm = match u.privacy {
-                    Some(_) => base.auth_priv(
-                        auth,
-                        u.auth_password.expose(),
-                        snmp::PrivProtocol::Aes128,
-                        u.privacy_password.expose(),
-                    ),
-                    None => base.auth(auth, u.auth_password.expose()),
-                }
-                .map_err(|e| SnmpError::Agent(format!("target user {name:?}: {e}")))?;
-                snmp::Auth::from(usm)
-            }
-            (None, _) => snmp::Auth::v2c(t.community.expose()),
-        };
-        Ok(Notifier {
-            target: t.address.clone(),
-            delivery: match t.notify {
-                NotifyKind::Trap => Delivery::Trap,
-                NotifyKind::Inform => Delivery::Inform,
-            },
-            auth,
-            engine: engine.clone(),
-            timeout: t.timeout,
-            retries: t.retries,
-            built: tokio::sync::Mutex::new(None),
-        })
-    }
-
-    pub fn target(&self) -> &str {
-        &self.target
-    }
-
-    pub fn delivery(&self) -> Delivery {
-        self.delivery
-    }
-
-    async fn originator(&self) -> Result<snmp::Agent, String> {
-        let mut built = self.built.lock().await;
-        if let Some(a) = built.as_ref() {
-            return Ok(a.clone());
-        }
-        let bind = match self.target.parse::<SocketAddr>() {
-            Ok(SocketAddr::V6(_)) => "[::]:0",
-            _ => "0.0.0.0:0",
-        };
-        let id = snmp::NotificationSinkId::new("target").map_err(|e| e.to_string())?;
-        let retry = snmp::Retry::exponential(self.retries)
-            .initial_delay(Duration::from_millis(500))
-            .max_delay(Duration::from_secs(10))
-            .build()
-            .map_err(|e| e.to_string())?;
-        let agent = snmp::Agent::builder()
-            .bind(bind)
-            .authoritative_engine(self.engine.0.clone())
-            .without_builtin_handlers()
-            .trap_sink(id, self.target.clone(), self.auth.clone())
-            .inform_timeout(self.timeout)
-            .inform_retry(retry)
-            .allow_all_access()
-            .build()
-            .await
-            .map_err(|e| e.to_string())?;
-        *built = Some(agent.clone());
-        Ok(agent)
-    }
-
-    /// Sends one notification; for an inform, waits until it is acknowledged or given up.
-    pub async fn send(&self, n: &Notification, uptime: u32) -> Outcome {
-        let agent = match self.originator().await {
-            Ok(a) => a,
-            Err(e) => {
-                warn!(target_addr = %self.target, error = %e, "cannot set up the notification target");
-                return Outcome::Failed;
-            }
-        };
-        let trap_oid = to_oid(&n.trap_oid);
-        let varbinds: Vec<snmp::VarBind> = n
-            .varbinds
-            .iter()
-            .map(|(o, v)| snmp::VarBind::new(to_oid(o), to_value(v)))
-            .collect();
-        let outcome = match self.delivery {
-            Delivery::Trap => agent.send_trap(&trap_oid, uptime, varbinds).await,
-            Delivery::Inform => agent.send_inform(&trap_oid, uptime, varbinds).await,
-        };
-        let Some(sink) = outcome.sinks().first() else {
-            return Outcome::Failed;
-        };
-        match (&sink.status, self.delivery) {
-            (snmp::SinkStatus::Succeeded, Delivery::Trap) => Outcome::Sent,
-            (snmp::SinkStatus::Succeeded, Delivery::Inform) => Outcome::Acknowledged,
-            (snmp::SinkStatus::Failed(e), Delivery::Inform)
-                if e.kind() == snmp::ErrorKind::Timeout =>
-            {
-                warn!(target_addr = %self.target, notification = n.kind.name(), retries = self.retries,
-                    "inform not acknowledged: given up");
-                Outcome::GivenUp
-            }
-            (snmp::SinkStatus::Failed(e), _) => {
-                warn!(target_addr = %self.target, notification = n.kind.name(), error = %e,
-                    "notification not sent");
-                Outcome::Failed
-            }
-            (snmp::SinkStatus::Skipped(why), _) => {
-                warn!(target_addr = %self.target, notification = n.kind.name(), reason = %why,
-                    "notification skipped");
-                Outcome::Failed
-            }
-        }
     }
 }

@@ -1,0 +1,580 @@
+//! Which notifications a change of the published snapshot calls for: `coldStart` when the
+//! agent starts, `rgTakeover` or `rgFailover` when a Main is taken over, `rgNoRedundancy` when
+//! an alarm is raised and again every `alarm_repeat` while it stays raised ([`Repeater`]),
+//! `rgRedundancyRestored` when the last alarm clears, `rgReplicationFailed` when a Backup's
+//! replication fails. Every agent reports the group as it sees it; each notification also
+//! carries `sysName.0`, the member whose agent sent it. Pure: no I/O, time is a value.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::command::{Event, OutcomeKind};
+use crate::group::{Alarm, Millis, OpKind, Operation, ReplicationResult, Requester, TakeoverMark};
+use crate::snapshot::Snapshot;
+use crate::snmp::mib::{
+    self, alarm_col, member_col, notification_arc as na, notify_arc, scalar_arc, Oid, Value,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    ColdStart,
+    Takeover,
+    Failover,
+    NoRedundancy,
+    RedundancyRestored,
+    ReplicationFailed,
+}
+
+impl Kind {
+    /// The notification's name in its MIB.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::ColdStart => "coldStart",
+            Kind::Takeover => "rgTakeover",
+            Kind::Failover => "rgFailover",
+            Kind::NoRedundancy => "rgNoRedundancy",
+            Kind::RedundancyRestored => "rgRedundancyRestored",
+            Kind::ReplicationFailed => "rgReplicationFailed",
+        }
+    }
+
+    /// Its OID (`snmpTrapOID.0`) with UNDERSTUDY-MIB rooted at `root`; `coldStart` is
+    /// SNMPv2-MIB's wherever the root is.
+    pub fn trap_oid(self, root: &[u32]) -> Oid {
+        let arc = match self {
+            Kind::ColdStart => return mib::COLD_START.to_vec(),
+            Kind::Takeover => na::TAKEOVER,
+            Kind::Failover => na::FAILOVER,
+            Kind::NoRedundancy => na::NO_REDUNDANCY,
+            Kind::RedundancyRestored => na::REDUNDANCY_RESTORED,
+            Kind::ReplicationFailed => na::REPLICATION_FAILED,
+        };
+        mib::notification(root, arc)
+    }
+}
+
+/// One notification: its OID (`snmpTrapOID.0`) and varbinds, in MIB order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub kind: Kind,
+    pub trap_oid: Oid,
+    pub varbinds: Vec<(Oid, Value)>,
+}
+
+/// A notification of `kind` (UNDERSTUDY-MIB rooted at `root`) with `varbinds` and, last,
+/// `sysName.0`: the member whose agent sends it.
+fn note(
+    kind: Kind,
+    snap: &Snapshot,
+    root: &[u32],
+    mut varbinds: Vec<(Oid, Value)>,
+) -> Notification {
+    varbinds.push((mib::SYS_NAME_0.to_vec(), Value::text(&snap.local)));
+    Notification {
+        kind,
+        trap_oid: kind.trap_oid(root),
+        varbinds,
+    }
+}
+
+/// `rgGroupName.0`.
+fn group_name(snap: &Snapshot, root: &[u32]) -> (Oid, Value) {
+    (
+        mib::scalar(root, scalar_arc::GROUP_NAME),
+        Value::text(&snap.group),
+    )
+}
+
+/// `rgRedundancyStatus.0`.
+fn redundancy_status(snap: &Snapshot, root: &[u32]) -> (Oid, Value) {
+    (
+        mib::scalar(root, scalar_arc::REDUNDANCY_STATUS),
+        mib::redundancy_status(snap),
+    )
+}
+
+/// An accessible-for-notify object (`rgNotifyMainName.0`, ...) with its text.
+fn notify_text(root: &[u32], arc: u32, text: &str) -> (Oid, Value) {
+    (mib::notify_object(root, arc), Value::text(text))
+}
+
+/// `coldStart`.
+pub fn cold_start(snap: &Snapshot) -> Notification {
+    note(Kind::ColdStart, snap, &[], Vec::new())
+}
+
+/// The newest successful event of one of `kinds` whose operation names `member`.
+fn newest_done<'a>(
+    snap: &'a Snapshot,
+    kinds: &[OpKind],
+    member: Option<&str>,
+) -> Option<&'a Event> {
+    snap.events.iter().find(|e| {
+        e.outcome == OutcomeKind::Done
+            && kinds.contains(&e.kind)
+            && member.is_none_or(|m| e.members.iter().any(|n| n == m))
+    })
+}
+
+/// `rgTakeover` / `rgFailover` for the takeover of `main` by `backup`.
+pub fn takeover(
+    snap: &Snapshot,
+    root: &[u32],
+    kind: OpKind,
+    main: &str,
+    backup: &str,
+) -> Notification {
+    let failover = kind == OpKind::Failover;
+    let event = newest_done(snap, &[kind], Some(main)).filter(|e| {
+        matches!(&e.operation, Operation::Takeover { backup: b, .. } | Operation::Failover { backup: b, .. } if b == backup)
+    });
+    let requested_by = match event {
+        Some(e) => e.requested_by.to_string(),
+        None if failover => Requester {
+            interface: "detector".into(),
+            identity: backup.to_string(),
+        }
+        .to_string(),
+        None => String::new(),
+    };
+    let reason = event.and_then(|e| e.reason.clone()).unwrap_or_default();
+    let b = mib::member_index(snap, backup);
+    let m = mib::member_index(snap, main);
+    let current = snap
+        .member(backup)
+        .and_then(|r| r.record.current_address)
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let extra = snap
+        .member(main)
+        .map(|r| r.record.extra_address.to_string())
+        .unwrap_or_default();
+    let varbinds = vec![
+        group_name(snap, root),
+        notify_text(root, notify_arc::MAIN_NAME, main),
+        notify_text(root, notify_arc::BACKUP_NAME, backup),
+        (
+            mib::member_cell(root, member_col::CURRENT_ADDRESS, b),
+            Value::text(&current),
+        ),
+        (
+            mib::member_cell(root, member_col::EXTRA_ADDRESS, m),
+            Value::text(&extra),
+        ),
+        notify_text(root, notify_arc::REQUESTED_BY, &requested_by),
+        notify_text(root, notify_arc::REASON, &reason),
+        redundancy_status(snap, root),
+    ];
+    let kind = if failover {
+        Kind::Failover
+    } else {
+        Kind::Takeover
+    };
+    note(kind, snap, root, varbinds)
+}
+
+/// `rgNoRedundancy` for one alarm (its row in `rgAlarmTable`).
+pub fn no_redundancy(snap: &Snapshot, root: &[u32], alarm: &Alarm) -> Notification {
+    let idx = mib::alarm_index(snap, alarm);
+    let varbinds = vec![
+        group_name(snap, root),
+        redundancy_status(snap, root),
+        (
+            mib::scalar(root, scalar_arc::NO_REDUNDANCY_SINCE),
+            mib::no_redundancy_since(snap),
+        ),
+        (
+            mib::alarm_cell(root, alarm_col::TYPE, idx),
+            Value::Integer(mib::alarm_type_value(alarm.kind)),
+        ),
+        (
+            mib::alarm_cell(root, alarm_col::REASON, idx),
+            Value::text(&alarm.reason),
+        ),
+    ];
+    note(Kind::NoRedundancy, snap, root, varbinds)
+}
+
+/// `rgRedundancyRestored`; `raised` is when the alarm that cleared was raised.
+pub fn restored(snap: &Snapshot, root: &[u32], raised: Option<Millis>) -> Notification {
+    let event = newest_done(
+        snap,
+        &[OpKind::Reverse, OpKind::Reconfigure, OpKind::Replace],
+        None,
+    )
+    .filter(|e| raised.is_none_or(|r| e.at >= r));
+    let (requested_by, reason) = match event {
+        Some(e) => (
+            e.requested_by.to_string(),
+            match &e.reason {
+                Some(r) if !r.is_empty() => format!("{} ({r})", e.message),
+                _ => e.message.clone(),
+            },
+        ),
+        None => (String::new(), "a backup is in standby again".to_string()),
+    };
+    let varbinds = vec![
+        group_name(snap, root),
+        redundancy_status(snap, root),
+        notify_text(root, notify_arc::REQUESTED_BY, &requested_by),
+        notify_text(root, notify_arc::REASON, &reason),
+    ];
+    note(Kind::RedundancyRestored, snap, root, varbinds)
+}
+
+/// `rgReplicationFailed` for the Backup `backup` (its last replication failed).
+pub fn replication_failed(snap: &Snapshot, root: &[u32], backup: &str) -> Option<Notification> {
+    let b = snap.member(backup)?;
+    let rep = b.record.replication.as_ref()?;
+    let idx = mib::member_index(snap, backup);
+    let varbinds = vec![
+        group_name(snap, root),
+        notify_text(root, notify_arc::MAIN_NAME, &rep.main),
+        notify_text(root, notify_arc::BACKUP_NAME, backup),
+        (
+            mib::member_cell(root, member_col::LAST_REPLICATION_TIME, idx),
+            Value::Octets(mib::date_and_time(rep.at)),
+        ),
+        (
+            mib::member_cell(root, member_col::LAST_REPLICATION_RESULT, idx),
+            Value::Integer(mib::replication_value(rep.result)),
+        ),
+        notify_text(root, notify_arc::REASON, rep.error.as_deref().unwrap_or("")),
+    ];
+    Some(note(Kind::ReplicationFailed, snap, root, varbinds))
+}
+
+/// Identifies an alarm across snapshots.
+fn alarm_key(snap: &Snapshot, a: &Alarm) -> (u32, Millis) {
+    (mib::alarm_index(snap, a), a.raised_at)
+}
+
+/// The takeover of Main `name` as `snap` shows it once both records of the pair carry it
+/// (the Main taken over, its Backup acting for it): (kind, main, backup, when).
+fn completed_takeover<'a>(snap: &'a Snapshot, name: &str) -> Option<&'a TakeoverMark> {
+    let r = &snap.member(name)?.record;
+    let mark = r.takeover.as_ref().filter(|_| r.is_taken_over())?;
+    let b = &snap.member(&mark.backup)?.record;
+    let same = b.acting_for.as_deref() == Some(name)
+        && b.takeover.as_ref().is_some_and(|t| t.at == mark.at);
+    same.then_some(mark)
+}
+
+/// The notifications that going from `old` to `new` calls for, in the order to send them.
+/// While the agent is `settling` (just started, peers not all heard from yet) the alarm's
+/// raising and clearing are left out: they are judged once it has settled.
+pub fn transitions(
+    old: &Snapshot,
+    new: &Snapshot,
+    root: &[u32],
+    settling: bool,
+) -> Vec<Notification> {
+    let mut out = Vec::new();
+    for m in &new.members {
+        let Some(mark) = completed_takeover(new, &m.record.name) else {
+            continue;
+        };
+        let before = completed_takeover(old, &m.record.name);
+        if before.is_some_and(|b| b.at == mark.at && b.backup == mark.backup) {
+            continue;
+        }
+        out.push(takeover(new, root, mark.kind, &mark.main, &mark.backup));
+    }
+    if !settling {
+        let known: Vec<(u32, Millis)> = old
+            .redundancy
+            .alarms
+            .iter()
+            .map(|a| alarm_key(old, a))
+            .collect();
+        for a in &new.redundancy.alarms {
+            if !known.contains(&alarm_key(new, a)) {
+                out.push(no_redundancy(new, root, a));
+            }
+        }
+        if !old.redundancy.redundant() && new.redundancy.redundant() {
+            out.push(restored(new, root, old.redundancy.since()));
+        }
+    }
+    for m in &new.members {
+        let Some(rep) = &m.record.replication else {
+            continue;
+        };
+        if rep.result != ReplicationResult::Failed {
+            continue;
+        }
+        let before = old
+            .member(&m.record.name)
+            .and_then(|o| o.record.replication.as_ref())
+            .map(|r| r.at);
+        if before != Some(rep.at) {
+            out.extend(replication_failed(new, root, &m.record.name));
+        }
+    }
+    out
+}
+
+/// Keeps track of when each raised alarm was last announced, to repeat `rgNoRedundancy` every
+/// `every` while it stays raised. Time is a value (milliseconds on any monotonic clock).
+#[derive(Debug, Clone)]
+pub struct Repeater {
+    every: Millis,
+    last: BTreeMap<(u32, Millis), Millis>,
+}
+
+impl Repeater {
+    pub fn new(every: Duration) -> Self {
+        Repeater {
+            every: u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1),
+            last: BTreeMap::new(),
+        }
+    }
+
+    /// Notes that the alarms of `snap` were announced (or are known) at `now`; forgets cleared
+    /// ones.
+    pub fn seen(&mut self, snap: &Snapshot, now: Millis) {
+        let keys: Vec<(u32, Millis)> = snap
+            .redundancy
+            .alarms
+            .iter()
+            .map(|a| alarm_key(snap, a))
+            .collect();
+        self.last.retain(|k, _| keys.contains(k));
+        for k in keys {
+            self.last.entry(k).or_insert(now);
+        }
+    }
+
+    /// The alarms of `snap` due to be announced again at `now` (and marks them announced).
+    pub fn due<'a>(&mut self, snap: &'a Snapshot, now: Millis) -> Vec<&'a Alarm> {
+        let mut out = Vec::new();
+        for a in &snap.redundancy.alarms {
+            let k = alarm_key(snap, a);
+            match self.last.get_mut(&k) {
+                Some(t) if now.saturating_sub(*t) >= self.every => {
+                    *t = now;
+                    out.push(a);
+                }
+                Some(_) => {}
+                None => {
+                    self.last.insert(k, now);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::group::Replication;
+    use crate::snmp::mib::tests::{snapshot, taken_over, ROOT};
+
+    fn vb<'a>(n: &'a Notification, oid: &[u32]) -> Option<&'a Value> {
+        n.varbinds.iter().find(|(o, _)| o == oid).map(|(_, v)| v)
+    }
+
+    fn takeover_event(at: Millis) -> Event {
+        Event {
+            id: format!("backup-1-{at}"),
+            at,
+            kind: OpKind::Manual,
+            operation: Operation::Takeover {
+                backup: "backup-1".into(),
+                main: "main-1".into(),
+            },
+            requested_by: Requester {
+                interface: "snmp".into(),
+                identity: "noc".into(),
+            },
+            members: vec!["backup-1".into(), "main-1".into()],
+            reason: Some("disk failure".into()),
+            coordinator: "backup-1".into(),
+            outcome: OutcomeKind::Done,
+            failed: vec![],
+            message: "backup-1 took over main-1".into(),
+        }
+    }
+
+    #[test]
+    fn a_takeover_sends_rg_takeover_then_rg_no_redundancy() {
+        let mut after = taken_over(100);
+        after.events = Arc::new(vec![takeover_event(100)]);
+        let notes = transitions(&snapshot(), &after, ROOT, false);
+        let kinds: Vec<Kind> = notes.iter().map(|n| n.kind).collect();
+        assert_eq!(kinds, vec![Kind::Takeover, Kind::NoRedundancy]);
+        let t = &notes[0];
+        assert_eq!(t.trap_oid, mib::notification(ROOT, 1));
+        let o = |arc| mib::notify_object(ROOT, arc);
+        assert_eq!(
+            vb(t, &o(notify_arc::MAIN_NAME)),
+            Some(&Value::text("main-1"))
+        );
+        assert_eq!(
+            vb(t, &o(notify_arc::BACKUP_NAME)),
+            Some(&Value::text("backup-1"))
+        );
+        assert_eq!(
+            vb(t, &o(notify_arc::REQUESTED_BY)),
+            Some(&Value::text("snmp:noc"))
+        );
+        assert_eq!(
+            vb(t, &o(notify_arc::REASON)),
+            Some(&Value::text("disk failure"))
+        );
+        assert_eq!(
+            vb(t, &mib::member_cell(ROOT, member_col::CURRENT_ADDRESS, 2)),
+            Some(&Value::text("192.0.2.11")),
+            "the backup's row: the main's address"
+        );
+        assert_eq!(
+            vb(t, &mib::member_cell(ROOT, member_col::EXTRA_ADDRESS, 1)),
+            Some(&Value::text("10.0.3.6")),
+            "the main's row: its extra address"
+        );
+        assert_eq!(
+            vb(t, &mib::scalar(ROOT, scalar_arc::REDUNDANCY_STATUS)),
+            Some(&Value::Integer(2))
+        );
+        assert_eq!(t.varbinds.len(), 9, "8 MIB varbinds and sysName.0");
+        let n = &notes[1];
+        assert_eq!(n.trap_oid, mib::notification(ROOT, 3));
+        assert_eq!(
+            vb(n, &mib::alarm_cell(ROOT, alarm_col::TYPE, 1)),
+            Some(&Value::Integer(1))
+        );
+        assert_eq!(
+            vb(n, &mib::scalar(ROOT, scalar_arc::NO_REDUNDANCY_SINCE)),
+            Some(&Value::Octets(mib::date_and_time(100)))
+        );
+        // nothing new: nothing sent
+        assert!(transitions(&after, &after, ROOT, false).is_empty());
+    }
+
+    #[test]
+    fn a_takeover_is_announced_once_both_records_show_it() {
+        // main-1's agent hears of its own record first: not yet a takeover to announce.
+        let mut half = snapshot();
+        let full = taken_over(100);
+        half.members[0] = full.members[0].clone();
+        assert!(transitions(&snapshot(), &half, ROOT, false)
+            .iter()
+            .all(|n| n.kind != Kind::Takeover));
+        let notes = transitions(&half, &full, ROOT, false);
+        assert_eq!(notes.iter().filter(|n| n.kind == Kind::Takeover).count(), 1);
+    }
+
+    #[test]
+    fn while_settling_only_the_alarm_waits() {
+        let notes = transitions(&snapshot(), &taken_over(100), ROOT, true);
+        let kinds: Vec<Kind> = notes.iter().map(|n| n.kind).collect();
+        assert_eq!(kinds, vec![Kind::Takeover]);
+        let notes = transitions(&taken_over(100), &snapshot(), ROOT, true);
+        assert!(notes.is_empty());
+    }
+
+    #[test]
+    fn a_failover_without_its_event_names_the_detector() {
+        let mut after = taken_over(100);
+        for m in &mut after.members {
+            if let Some(t) = &mut m.record.takeover {
+                t.kind = OpKind::Failover;
+            }
+        }
+        let notes = transitions(&snapshot(), &after, ROOT, false);
+        assert_eq!(notes[0].kind, Kind::Failover);
+        assert_eq!(notes[0].trap_oid, mib::notification(ROOT, 2));
+        assert_eq!(
+            vb(
+                &notes[0],
+                &mib::notify_object(ROOT, notify_arc::REQUESTED_BY)
+            ),
+            Some(&Value::text("detector:backup-1"))
+        );
+    }
+
+    #[test]
+    fn restoring_sends_rg_redundancy_restored_with_who_and_why() {
+        let before = taken_over(100);
+        let mut after = snapshot();
+        let mut ev = takeover_event(200);
+        ev.kind = OpKind::Reverse;
+        ev.operation = Operation::ReverseTakeover {
+            main: "main-1".into(),
+        };
+        ev.requested_by = Requester {
+            interface: "http".into(),
+            identity: "token".into(),
+        };
+        ev.reason = None;
+        ev.message = "main-1 is back on its configured address".into();
+        after.events = Arc::new(vec![ev]);
+        let notes = transitions(&before, &after, ROOT, false);
+        assert_eq!(notes.len(), 1);
+        let r = &notes[0];
+        assert_eq!(r.kind, Kind::RedundancyRestored);
+        assert_eq!(
+            vb(r, &mib::notify_object(ROOT, notify_arc::REQUESTED_BY)),
+            Some(&Value::text("http:token"))
+        );
+        assert_eq!(
+            vb(r, &mib::notify_object(ROOT, notify_arc::REASON)),
+            Some(&Value::text("main-1 is back on its configured address"))
+        );
+        assert_eq!(
+            vb(r, &mib::scalar(ROOT, scalar_arc::REDUNDANCY_STATUS)),
+            Some(&Value::Integer(1))
+        );
+    }
+
+    #[test]
+    fn a_failed_replication_is_announced_once() {
+        let before = snapshot();
+        let mut after = snapshot();
+        after.members[1].record.replication = Some(Replication {
+            at: 1_700_000_030_000,
+            result: ReplicationResult::Failed,
+            main: "main-1".into(),
+            last_success: BTreeMap::new(),
+            error: Some("main-1 unreachable".into()),
+        });
+        let notes = transitions(&before, &after, ROOT, false);
+        assert_eq!(notes.len(), 1);
+        let n = &notes[0];
+        assert_eq!(n.kind, Kind::ReplicationFailed);
+        assert_eq!(
+            vb(
+                n,
+                &mib::member_cell(ROOT, member_col::LAST_REPLICATION_RESULT, 2)
+            ),
+            Some(&Value::Integer(3))
+        );
+        assert_eq!(
+            vb(n, &mib::notify_object(ROOT, notify_arc::REASON)),
+            Some(&Value::text("main-1 unreachable"))
+        );
+        assert!(transitions(&after, &after, ROOT, false).is_empty());
+    }
+
+    #[test]
+    fn the_repeater_repeats_while_raised_and_forgets_cleared_alarms() {
+        let raised = taken_over(100);
+        let mut r = Repeater::new(Duration::from_secs(60));
+        r.seen(&raised, 1_000);
+        assert!(r.due(&raised, 30_000).is_empty());
+        assert_eq!(r.due(&raised, 61_000).len(), 1);
+        assert!(r.due(&raised, 62_000).is_empty());
+        assert_eq!(r.due(&raised, 121_000).len(), 1);
+        let clear = snapshot();
+        r.seen(&clear, 130_000);
+        assert!(r.due(&clear, 400_000).is_empty());
+        // raised again later: a new alarm, counted from when it is seen
+        let again = taken_over(500_000);
+        r.seen(&again, 500_000);
+        assert!(r.due(&again, 520_000).is_empty());
+        assert_eq!(r.due(&again, 560_000).len(), 1);
+    }
+}
