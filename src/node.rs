@@ -26,8 +26,9 @@ use crate::config::Config;
 use crate::snmp::{SnmpError, SnmpServer};
 use crate::store::StoreError;
 
-/// Why a node could not start. Nothing was started; the state file may have been opened (its
-/// start count raised) only when every listener was bound.
+/// Why a node could not start. Nothing was started; the state file was opened (its start
+/// count raised) only if every listener (HTTP, SNMP) was bound and the address backend is
+/// usable.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     #[error("cannot listen on {addr}: {source}")]
@@ -78,8 +79,9 @@ pub struct Node {
 
 impl Node {
     /// Assembles the agent `cfg` describes: binds its HTTP listener (or takes `http`, already
-    /// bound by the caller), builds and checks the configured address backend, opens the
-    /// state, and binds SNMP when configured. Nothing runs until [`Node::run`].
+    /// bound by the caller) and its SNMP socket when configured, builds and checks the
+    /// configured address backend, opens the state, and sets SNMP up on its socket. Nothing
+    /// runs until [`Node::run`].
     pub async fn start(cfg: Config, http: Option<TcpListener>) -> Result<Node, NodeError> {
         let listen = cfg.file.http.listen;
         let http = match http {
@@ -92,14 +94,18 @@ impl Node {
                 })?,
         };
         let http_addr = http.local_addr().unwrap_or(listen);
+        let snmp_socket = match &cfg.file.snmp {
+            Some(c) => Some((SnmpServer::listen(c).await?, c.clone())),
+            None => None,
+        };
         let backend = Configured::from_config(&cfg)?;
         backend.check().await.map_err(NodeError::AddressUnusable)?;
         info!(member = %cfg.file.member, backend = backend.name(), "address backend");
         let grace = grace_period(&cfg);
         let agent = Agent::open(cfg, Arc::new(backend))?;
         info!(member = %agent.name(), http = %http_addr, "listening on {http_addr}");
-        let snmp = match agent.config().file.snmp.clone() {
-            Some(c) => Some(SnmpServer::bind(agent.clone(), &c).await?),
+        let snmp = match snmp_socket {
+            Some((front, c)) => Some(SnmpServer::build(front, agent.clone(), &c).await?),
             None => None,
         };
         Ok(Node {

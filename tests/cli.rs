@@ -194,3 +194,31 @@ fn json_logs_are_one_json_object_per_line() {
         "{err}"
     );
 }
+
+#[test]
+fn a_taken_snmp_port_stops_the_agent_before_its_state_is_touched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let group = write_group(dir.path(), 1, 1);
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
+    let port = taken.local_addr().expect("local address").port();
+    write(&dir.path().join("snmp-community"), "public\n");
+    let text = std::fs::read_to_string(&group[0].config).expect("read config");
+    write(
+        &group[0].config,
+        &format!(
+            "{text}\n[snmp]\nlisten = \"127.0.0.1:{port}\"\n[[snmp.communities]]\n\
+             name = \"read\"\nsecret_file = \"snmp-community\"\naccess = \"read-only\"\n"
+        ),
+    );
+    let o = understudy_on(&["run", "--config"], &group[0].config);
+    assert_eq!(o.status.code(), Some(64), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("127.0.0.1:{port}")),
+        "the error names the address: {}",
+        stderr(&o)
+    );
+    assert!(
+        !dir.path().join("main-1/state/state.json").exists(),
+        "a start that fails leaves no state behind (the start count was not raised)"
+    );
+}

@@ -1,6 +1,7 @@
-//! The SNMP interface of one member put together: [`SnmpServer::bind`] binds the public socket
-//! and sets up the engine, the responder, the gate and the notifiers; [`SnmpServer::run`]
-//! serves until shutdown. Does I/O (sockets, the engine ID file).
+//! The SNMP interface of one member put together: [`SnmpServer::listen`] binds the public
+//! socket (before anything else of the agent starts, so a port conflict changes nothing),
+//! [`SnmpServer::build`] sets up the engine, the responder, the gate and the notifiers on it;
+//! [`SnmpServer::run`] serves until shutdown. Does I/O (sockets, the engine ID file).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -31,19 +32,24 @@ pub struct SnmpServer {
 }
 
 impl SnmpServer {
-    /// Binds the public socket (a port conflict fails here), sets up the engine (ID kept in
-    /// the member's state directory, boots from its start count), the responder and the
-    /// notification targets. Nothing is served until [`SnmpServer::run`].
-    pub async fn bind(
-        agent: crate::agent::Agent,
-        cfg: &SnmpConfig,
-    ) -> Result<SnmpServer, SnmpError> {
-        let front = UdpSocket::bind(cfg.listen)
+    /// Binds the public socket `cfg` names (a port conflict fails here).
+    pub async fn listen(cfg: &SnmpConfig) -> Result<UdpSocket, SnmpError> {
+        UdpSocket::bind(cfg.listen)
             .await
             .map_err(|source| SnmpError::Bind {
                 addr: cfg.listen,
                 source,
-            })?;
+            })
+    }
+
+    /// Sets up the engine (ID kept in the member's state directory, boots from its start
+    /// count), the responder and the notification targets on the public socket `front`.
+    /// Nothing is served until [`SnmpServer::run`].
+    pub async fn build(
+        front: UdpSocket,
+        agent: crate::agent::Agent,
+        cfg: &SnmpConfig,
+    ) -> Result<SnmpServer, SnmpError> {
         let local = front.local_addr().unwrap_or(cfg.listen);
         let state_dir = agent.config().file.state_dir.clone();
         let engine_id = engine::load_or_create_engine_id(&state_dir, agent.name())?;
