@@ -70,22 +70,24 @@ pub fn sign(
     format!("v1={}", hex::encode(m.finalize().into_bytes()))
 }
 
-/// Checks the MAC in constant time and the timestamp against `now_ms`. Pure.
-#[allow(clippy::too_many_arguments)]
+/// Checks the MAC in constant time and the timestamp against `now_ms`; returns the timestamp
+/// and nonce presented. Pure.
 pub fn verify(
     secret: &Secret,
     method: &str,
     path: &str,
-    timestamp: Option<&str>,
-    nonce: Option<&str>,
-    signature: Option<&str>,
+    presented: Presented<'_>,
     body: &[u8],
     now_ms: u64,
     window: Duration,
 ) -> Result<(u64, String), AuthError> {
-    let timestamp = timestamp.ok_or(AuthError::Missing(TIMESTAMP_HEADER))?;
-    let nonce = nonce.ok_or(AuthError::Missing(NONCE_HEADER))?;
-    let signature = signature.ok_or(AuthError::Missing(SIGNATURE_HEADER))?;
+    let timestamp = presented
+        .timestamp
+        .ok_or(AuthError::Missing(TIMESTAMP_HEADER))?;
+    let nonce = presented.nonce.ok_or(AuthError::Missing(NONCE_HEADER))?;
+    let signature = presented
+        .signature
+        .ok_or(AuthError::Missing(SIGNATURE_HEADER))?;
     let ts: u64 = timestamp
         .parse()
         .map_err(|_| AuthError::Malformed(TIMESTAMP_HEADER))?;
@@ -220,9 +222,7 @@ impl Verifier {
             &self.secret,
             method,
             path,
-            presented.timestamp,
-            presented.nonce,
-            presented.signature,
+            presented,
             body,
             now_ms,
             self.window,
@@ -241,16 +241,24 @@ mod tests {
         Secret::new("group-secret")
     }
 
+    /// The headers of a request, each present.
+    fn headers<'a>(timestamp: &'a str, nonce: &'a str, signature: &'a str) -> Presented<'a> {
+        Presented {
+            timestamp: Some(timestamp),
+            nonce: Some(nonce),
+            signature: Some(signature),
+        }
+    }
+
     #[test]
     fn a_signed_request_verifies_and_any_change_breaks_it() {
         let s = sign(&secret(), "POST", "/peer/v1/heartbeat", 1000, "n1", b"{}");
+        let hb = "/peer/v1/heartbeat";
         let ok = verify(
             &secret(),
             "POST",
-            "/peer/v1/heartbeat",
-            Some("1000"),
-            Some("n1"),
-            Some(&s),
+            hb,
+            headers("1000", "n1", &s),
             b"{}",
             1500,
             W,
@@ -258,31 +266,22 @@ mod tests {
         assert_eq!(ok, Ok((1000, "n1".to_string())));
         type Case<'a> = (&'a str, &'a str, &'a str, &'a str, &'a [u8], &'a str);
         let cases: &[Case] = &[
-            ("GET", "/peer/v1/heartbeat", "1000", "n1", b"{}", "method"),
+            ("GET", hb, "1000", "n1", b"{}", "method"),
             ("POST", "/peer/v1/apply", "1000", "n1", b"{}", "path"),
-            (
-                "POST",
-                "/peer/v1/heartbeat",
-                "1001",
-                "n1",
-                b"{}",
-                "timestamp",
-            ),
-            ("POST", "/peer/v1/heartbeat", "1000", "n2", b"{}", "nonce"),
-            ("POST", "/peer/v1/heartbeat", "1000", "n1", b"{ }", "body"),
+            ("POST", hb, "1001", "n1", b"{}", "timestamp"),
+            ("POST", hb, "1000", "n2", b"{}", "nonce"),
+            ("POST", hb, "1000", "n1", b"{ }", "body"),
         ];
         for (m, p, t, n, b, what) in cases {
-            let r = verify(&secret(), m, p, Some(t), Some(n), Some(&s), b, 1500, W);
+            let r = verify(&secret(), m, p, headers(t, n, &s), b, 1500, W);
             assert_eq!(r, Err(AuthError::BadMac), "changed {what}");
         }
         let other = Secret::new("another-secret");
         let r = verify(
             &other,
             "POST",
-            "/peer/v1/heartbeat",
-            Some("1000"),
-            Some("n1"),
-            Some(&s),
+            hb,
+            headers("1000", "n1", &s),
             b"{}",
             1500,
             W,
@@ -293,37 +292,30 @@ mod tests {
     #[test]
     fn stale_missing_and_malformed_are_refused() {
         let s = sign(&secret(), "POST", "/p", 1_000, "n", b"");
-        let at = |now: u64| {
+        let at = |now: u64, window: Duration| {
             verify(
                 &secret(),
                 "POST",
                 "/p",
-                Some("1000"),
-                Some("n"),
-                Some(&s),
+                headers("1000", "n", &s),
                 b"",
                 now,
-                W,
+                window,
             )
         };
-        assert!(at(31_000).is_ok());
-        assert!(matches!(at(31_001), Err(AuthError::Stale { .. })));
+        assert!(at(31_000, W).is_ok());
+        assert!(matches!(at(31_001, W), Err(AuthError::Stale { .. })));
         assert!(matches!(
-            verify(
-                &secret(),
-                "POST",
-                "/p",
-                Some("1000"),
-                Some("n"),
-                Some(&s),
-                b"",
-                0,
-                Duration::from_millis(500)
-            ),
+            at(0, Duration::from_millis(500)),
             Err(AuthError::Stale { .. })
         ));
-        let v = |ts: Option<&str>, n: Option<&str>, sig: Option<&str>| {
-            verify(&secret(), "POST", "/p", ts, n, sig, b"", 1000, W)
+        let v = |timestamp: Option<&str>, nonce: Option<&str>, signature: Option<&str>| {
+            let presented = Presented {
+                timestamp,
+                nonce,
+                signature,
+            };
+            verify(&secret(), "POST", "/p", presented, b"", 1000, W)
         };
         assert_eq!(
             v(None, Some("n"), Some(&s)),
@@ -362,17 +354,7 @@ mod tests {
         let b = s.sign("POST", "/p", b"x");
         assert_ne!(a.nonce, b.nonce);
         let ts = a.timestamp.parse::<u64>().expect("number");
-        assert!(verify(
-            &secret(),
-            "post",
-            "/p",
-            Some(&a.timestamp),
-            Some(&a.nonce),
-            Some(&a.signature),
-            b"x",
-            ts,
-            W
-        )
-        .is_ok());
+        let presented = headers(&a.timestamp, &a.nonce, &a.signature);
+        assert!(verify(&secret(), "post", "/p", presented, b"x", ts, W).is_ok());
     }
 }
