@@ -2,6 +2,7 @@
 
 use super::*;
 use proptest::prelude::*;
+use std::collections::BTreeSet;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("test address")
