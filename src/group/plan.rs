@@ -1,10 +1,11 @@
 //! Planning an operation against a view: its preconditions and the records it writes, in the
-//! order they must be applied. Pure.
+//! order they must be applied (whoever releases an address before whoever takes it). One
+//! function per operation, sharing the precondition checks. Pure.
 
 use std::collections::BTreeSet;
 
 use super::{
-    GroupView, MemberRecord, Millis, OpStamp, OperState, Operation, Plan, Precondition,
+    GroupView, MemberRecord, Millis, OpKind, OpStamp, OperState, Operation, Plan, Precondition,
     Reachability, Refusal, Role, TakeoverMark,
 };
 
@@ -20,19 +21,15 @@ impl GroupView {
         busy: &BTreeSet<String>,
         reach: &dyn Fn(&str) -> Reachability,
     ) -> Result<Plan, Refusal> {
-        for name in op.named_members() {
+        let names = op.named_members();
+        for name in &names {
             self.require(name)?;
         }
-        let names = op.named_members();
         if names.len() == 2 && names[0] == names[1] {
             return Err(Refusal::Invalid(format!(
                 "the operation names {:?} twice",
                 names[0]
             )));
-        }
-        let mut failed = BTreeSet::new();
-        if names.iter().any(|n| busy.contains(*n)) {
-            failed.insert(Precondition::OperationInProgress);
         }
         // Unique per operation: two operations by one coordinator in the same millisecond
         // still differ in kind or in the versions of the records they start from.
@@ -41,188 +38,43 @@ impl GroupView {
             .filter_map(|n| self.member(n))
             .map(|r| r.version)
             .sum();
-        let stamp = OpStamp {
-            id: format!("{writer}-{now}-{}-{versions}", op.kind()),
-            kind: op.kind(),
-            at: now,
+        let mut p = Planning {
+            view: self,
+            writer,
+            stamp: OpStamp {
+                id: format!("{writer}-{now}-{}-{versions}", op.kind()),
+                kind: op.kind(),
+                at: now,
+            },
+            busy,
+            reach,
+            failed: BTreeSet::new(),
         };
-        let bump = |r: &MemberRecord| {
-            let mut r = r.clone();
-            r.version += 1;
-            r.writer = writer.to_string();
-            r.last_op = Some(stamp.clone());
-            r
-        };
+        p.check(
+            names.iter().any(|n| busy.contains(*n)),
+            Precondition::OperationInProgress,
+        );
         let updates = match op {
             Operation::Takeover { backup, main } | Operation::Failover { backup, main } => {
-                let b = self.require(backup)?;
-                let m = self.require(main)?;
-                if b.role != Role::Backup {
-                    failed.insert(Precondition::BackupNotBackup);
-                }
-                if b.state != OperState::Standby || reach(backup) == Reachability::Unreachable {
-                    failed.insert(Precondition::BackupNotStandby);
-                }
-                if b.replicated(main).is_none() {
-                    failed.insert(Precondition::NeverReplicated);
-                }
-                if m.role != Role::Main || m.takeover.is_some() || m.state == OperState::Offline {
-                    failed.insert(Precondition::MainNotMain);
-                }
-                if !b.failing_checks.is_empty() {
-                    failed.insert(Precondition::DeviceCheckFailed);
-                }
-                let mark = TakeoverMark {
-                    kind: op.kind(),
-                    main: main.clone(),
-                    backup: backup.clone(),
-                    at: now,
-                };
-                let mut m2 = bump(m);
-                m2.state = OperState::Offline;
-                m2.current_address = Some(m.extra_address);
-                m2.auto_failover = false;
-                m2.takeover = Some(mark.clone());
-                let mut b2 = bump(b);
-                b2.state = OperState::Online;
-                b2.current_address = Some(m.configured_address);
-                b2.takeover = Some(mark);
-                b2.acting_for = Some(main.clone());
-                vec![m2, b2]
+                p.takeover(op.kind(), backup, main, now)?
             }
-            Operation::ReverseTakeover { main } => {
-                let m = self.require(main)?;
-                if m.role != Role::Main {
-                    failed.insert(Precondition::MainNotMain);
-                }
-                match self.acting_backup(main) {
-                    // An interrupted takeover: the Main released its address, but no Backup
-                    // took it. The Main may take it back if nobody holds it.
-                    None if m.takeover.is_some() => {
-                        let held = self.members.iter().any(|o| {
-                            o.name != m.name && o.current_address == Some(m.configured_address)
-                        });
-                        if held {
-                            failed.insert(Precondition::BackupNotActingForMain);
-                        }
-                        vec![restored_main(bump(m))]
-                    }
-                    None => {
-                        failed.insert(Precondition::MainNotTakenOver);
-                        vec![]
-                    }
-                    Some(b) => {
-                        if reach(&b.name) == Reachability::Unreachable {
-                            failed.insert(Precondition::BackupUnreachable);
-                        }
-                        if busy.contains(&b.name) {
-                            failed.insert(Precondition::OperationInProgress);
-                        }
-                        vec![restored_backup(bump(b)), restored_main(bump(m))]
-                    }
-                }
-            }
-            Operation::Reconfigure { main, backup } => {
-                let m = self.require(main)?;
-                let b = self.require(backup)?;
-                if m.role != Role::Main {
-                    failed.insert(Precondition::MainNotMain);
-                }
-                if b.role != Role::Backup {
-                    failed.insert(Precondition::BackupNotBackup);
-                }
-                if !m.is_taken_over() {
-                    failed.insert(Precondition::MainNotTakenOver);
-                }
-                if b.acting_for.as_deref() != Some(main.as_str()) {
-                    failed.insert(Precondition::BackupNotActingForMain);
-                }
-                // The roles swap: B becomes the configured Main on M's address (which it already
-                // holds); M becomes a configured Backup on B's former address, in standby.
-                let mut b2 = bump(b);
-                b2.role = Role::Main;
-                b2.configured_address = m.configured_address;
-                b2.current_address = Some(m.configured_address);
-                b2.state = OperState::Online;
-                b2.takeover = None;
-                b2.acting_for = None;
-                let mut m2 = bump(m);
-                m2.role = Role::Backup;
-                m2.configured_address = b.configured_address;
-                m2.current_address = Some(b.configured_address);
-                m2.state = OperState::Standby;
-                m2.takeover = None;
-                m2.acting_for = None;
-                m2.auto_failover = false;
-                // B keeps M's address throughout; M only moves from its extra address to B's
-                // former one, which B gave up when it took over. No address is held twice.
-                vec![b2, m2]
-            }
+            Operation::ReverseTakeover { main } => p.reverse_takeover(main)?,
+            Operation::Reconfigure { main, backup } => p.reconfigure(main, backup)?,
             Operation::ReplaceTakeover { main, replacement } => {
-                let m = self.require(main)?;
-                let r = self.require(replacement)?;
-                if m.role != Role::Main {
-                    failed.insert(Precondition::MainNotMain);
-                }
-                let acting = self.acting_backup(main);
-                if acting.is_none() {
-                    failed.insert(Precondition::MainNotTakenOver);
-                }
-                if r.state != OperState::Standby
-                    || r.takeover.is_some()
-                    || reach(replacement) == Reachability::Unreachable
-                {
-                    failed.insert(Precondition::ReplacementNotStandby);
-                }
-                if acting.is_some_and(|b| b.name == *replacement) {
-                    failed.insert(Precondition::ReplacementIsBackup);
-                }
-                match acting {
-                    None => vec![],
-                    Some(b) => {
-                        if reach(&b.name) == Reachability::Unreachable {
-                            failed.insert(Precondition::BackupUnreachable);
-                        }
-                        if busy.contains(&b.name) {
-                            failed.insert(Precondition::OperationInProgress);
-                        }
-                        // B releases M's address first; R takes M's identity (role and
-                        // configured address); the defective M takes R's former identity and
-                        // stays offline on its extra address until repaired.
-                        let mut r2 = bump(r);
-                        r2.role = Role::Main;
-                        r2.configured_address = m.configured_address;
-                        r2.current_address = Some(m.configured_address);
-                        r2.state = OperState::Online;
-                        r2.takeover = None;
-                        r2.acting_for = None;
-                        let mut m2 = bump(m);
-                        m2.role = r.role;
-                        m2.configured_address = r.configured_address;
-                        m2.state = OperState::Offline;
-                        m2.current_address = Some(m.extra_address);
-                        m2.takeover = None;
-                        m2.acting_for = None;
-                        m2.auto_failover = false;
-                        vec![restored_backup(bump(b)), m2, r2]
-                    }
-                }
+                p.replace_takeover(main, replacement)?
             }
             Operation::SetAutoFailover { member, enabled } => {
-                let r = self.require(member)?;
-                let mut r2 = bump(r);
-                r2.auto_failover = *enabled;
-                vec![r2]
+                p.set_auto_failover(member, *enabled)?
             }
         };
-        if failed.is_empty() {
+        if p.failed.is_empty() {
             Ok(Plan {
-                id: stamp.id.clone(),
+                id: p.stamp.id,
                 operation: op.clone(),
                 updates,
             })
         } else {
-            Err(Refusal::Preconditions(failed.into_iter().collect()))
+            Err(Refusal::Preconditions(p.failed.into_iter().collect()))
         }
     }
 
@@ -244,18 +96,225 @@ impl GroupView {
     }
 }
 
-fn restored_backup(mut b: MemberRecord) -> MemberRecord {
-    b.state = OperState::Standby;
-    b.current_address = Some(b.configured_address);
-    b.takeover = None;
-    b.acting_for = None;
-    b
+/// One operation being planned: the view it is planned against, the stamp its records get,
+/// and the preconditions found failing so far.
+struct Planning<'a> {
+    view: &'a GroupView,
+    writer: &'a str,
+    stamp: OpStamp,
+    busy: &'a BTreeSet<String>,
+    reach: &'a dyn Fn(&str) -> Reachability,
+    failed: BTreeSet<Precondition>,
 }
 
-fn restored_main(mut m: MemberRecord) -> MemberRecord {
-    m.state = OperState::Online;
-    m.current_address = Some(m.configured_address);
-    m.takeover = None;
-    m.acting_for = None;
+impl<'a> Planning<'a> {
+    fn member(&self, name: &str) -> Result<&'a MemberRecord, Refusal> {
+        self.view.require(name)
+    }
+
+    fn unreachable(&self, name: &str) -> bool {
+        (self.reach)(name) == Reachability::Unreachable
+    }
+
+    fn check(&mut self, fails: bool, p: Precondition) {
+        if fails {
+            self.failed.insert(p);
+        }
+    }
+
+    /// The next version of `r`, written by this operation.
+    fn bump(&self, r: &MemberRecord) -> MemberRecord {
+        let mut r = r.clone();
+        r.version += 1;
+        r.writer = self.writer.to_string();
+        r.last_op = Some(self.stamp.clone());
+        r
+    }
+
+    /// The Backup acting for a Main must answer, and be free, to hand the address back.
+    fn check_acting_backup(&mut self, b: &MemberRecord) {
+        self.check(self.unreachable(&b.name), Precondition::BackupUnreachable);
+        self.check(
+            self.busy.contains(&b.name),
+            Precondition::OperationInProgress,
+        );
+    }
+
+    /// Takeover and failover: the Main releases its address (offline on its extra address,
+    /// auto-failover off), then the Backup takes it; both carry the takeover mark.
+    fn takeover(
+        &mut self,
+        kind: OpKind,
+        backup: &str,
+        main: &str,
+        now: Millis,
+    ) -> Result<Vec<MemberRecord>, Refusal> {
+        let b = self.member(backup)?;
+        let m = self.member(main)?;
+        self.check(b.role != Role::Backup, Precondition::BackupNotBackup);
+        self.check(
+            b.state != OperState::Standby || self.unreachable(backup),
+            Precondition::BackupNotStandby,
+        );
+        self.check(b.replicated(main).is_none(), Precondition::NeverReplicated);
+        self.check(
+            m.role != Role::Main || m.takeover.is_some() || m.state == OperState::Offline,
+            Precondition::MainNotMain,
+        );
+        self.check(
+            !b.failing_checks.is_empty(),
+            Precondition::DeviceCheckFailed,
+        );
+        let mark = TakeoverMark {
+            kind,
+            main: main.to_string(),
+            backup: backup.to_string(),
+            at: now,
+        };
+        let mut m2 = released(self.bump(m));
+        m2.takeover = Some(mark.clone());
+        let mut b2 = self.bump(b);
+        b2.state = OperState::Online;
+        b2.current_address = Some(m.configured_address);
+        b2.takeover = Some(mark);
+        b2.acting_for = Some(main.to_string());
+        Ok(vec![m2, b2])
+    }
+
+    /// Reverse takeover: the acting Backup returns to standby on its own address, then the
+    /// Main takes its address back.
+    fn reverse_takeover(&mut self, main: &str) -> Result<Vec<MemberRecord>, Refusal> {
+        let m = self.member(main)?;
+        self.check(m.role != Role::Main, Precondition::MainNotMain);
+        Ok(match self.view.acting_backup(main) {
+            // An interrupted takeover: the Main released its address, but no Backup
+            // took it. The Main may take it back if nobody holds it.
+            None if m.takeover.is_some() => {
+                let held =
+                    self.view.members.iter().any(|o| {
+                        o.name != m.name && o.current_address == Some(m.configured_address)
+                    });
+                self.check(held, Precondition::BackupNotActingForMain);
+                vec![restored_main(self.bump(m))]
+            }
+            None => {
+                self.check(true, Precondition::MainNotTakenOver);
+                vec![]
+            }
+            Some(b) => {
+                self.check_acting_backup(b);
+                vec![restored_backup(self.bump(b)), restored_main(self.bump(m))]
+            }
+        })
+    }
+
+    /// Reconfigure: the roles swap. B becomes the configured Main on M's address (which it
+    /// already holds); M becomes a configured Backup on B's former address, in standby.
+    fn reconfigure(&mut self, main: &str, backup: &str) -> Result<Vec<MemberRecord>, Refusal> {
+        let m = self.member(main)?;
+        let b = self.member(backup)?;
+        self.check(m.role != Role::Main, Precondition::MainNotMain);
+        self.check(b.role != Role::Backup, Precondition::BackupNotBackup);
+        self.check(!m.is_taken_over(), Precondition::MainNotTakenOver);
+        self.check(
+            b.acting_for.as_deref() != Some(main),
+            Precondition::BackupNotActingForMain,
+        );
+        let b2 = restored_main(with_identity(
+            self.bump(b),
+            Role::Main,
+            m.configured_address,
+        ));
+        let mut m2 = restored_backup(with_identity(
+            self.bump(m),
+            Role::Backup,
+            b.configured_address,
+        ));
+        m2.auto_failover = false;
+        // B keeps M's address throughout; M only moves from its extra address to B's
+        // former one, which B gave up when it took over. No address is held twice.
+        Ok(vec![b2, m2])
+    }
+
+    /// Replace takeover: the acting Backup releases M's address first; R takes M's identity
+    /// (role and configured address); the defective M takes R's former identity and stays
+    /// offline on its extra address until repaired.
+    fn replace_takeover(
+        &mut self,
+        main: &str,
+        replacement: &str,
+    ) -> Result<Vec<MemberRecord>, Refusal> {
+        let m = self.member(main)?;
+        let r = self.member(replacement)?;
+        self.check(m.role != Role::Main, Precondition::MainNotMain);
+        let acting = self.view.acting_backup(main);
+        self.check(acting.is_none(), Precondition::MainNotTakenOver);
+        self.check(
+            r.state != OperState::Standby || r.takeover.is_some() || self.unreachable(replacement),
+            Precondition::ReplacementNotStandby,
+        );
+        self.check(
+            acting.is_some_and(|b| b.name == replacement),
+            Precondition::ReplacementIsBackup,
+        );
+        let Some(b) = acting else {
+            return Ok(vec![]);
+        };
+        self.check_acting_backup(b);
+        let r2 = restored_main(with_identity(
+            self.bump(r),
+            Role::Main,
+            m.configured_address,
+        ));
+        let mut m2 = released(with_identity(self.bump(m), r.role, r.configured_address));
+        m2.takeover = None;
+        m2.acting_for = None;
+        Ok(vec![restored_backup(self.bump(b)), m2, r2])
+    }
+
+    fn set_auto_failover(
+        &mut self,
+        member: &str,
+        enabled: bool,
+    ) -> Result<Vec<MemberRecord>, Refusal> {
+        let mut r2 = self.bump(self.member(member)?);
+        r2.auto_failover = enabled;
+        Ok(vec![r2])
+    }
+}
+
+/// `r` with another configured role and address (reconfigure and replace takeover).
+fn with_identity(
+    mut r: MemberRecord,
+    role: Role,
+    configured_address: std::net::IpAddr,
+) -> MemberRecord {
+    r.role = role;
+    r.configured_address = configured_address;
+    r
+}
+
+/// A Main that gave its address up: offline on its extra address, auto-failover off.
+fn released(mut m: MemberRecord) -> MemberRecord {
+    m.state = OperState::Offline;
+    m.current_address = Some(m.extra_address);
+    m.auto_failover = false;
     m
+}
+
+/// `r` back on its configured address in `state`, takeover mark and acting-for cleared.
+fn restored(mut r: MemberRecord, state: OperState) -> MemberRecord {
+    r.state = state;
+    r.current_address = Some(r.configured_address);
+    r.takeover = None;
+    r.acting_for = None;
+    r
+}
+
+fn restored_backup(b: MemberRecord) -> MemberRecord {
+    restored(b, OperState::Standby)
+}
+
+fn restored_main(m: MemberRecord) -> MemberRecord {
+    restored(m, OperState::Online)
 }

@@ -66,11 +66,47 @@ fn plan(view: &GroupView, op: Operation) -> Result<Plan, Refusal> {
     view.plan(&op, 1_000, "coordinator", &BTreeSet::new(), &all_reachable)
 }
 
+/// Plans `op` as an agent that cannot reach `unreachable`.
+fn plan_without(view: &GroupView, op: Operation, unreachable: &str) -> Result<Plan, Refusal> {
+    let reach = |m: &str| {
+        if m == unreachable {
+            Reachability::Unreachable
+        } else {
+            Reachability::Reachable
+        }
+    };
+    view.plan(&op, 5, "c", &BTreeSet::new(), &reach)
+}
+
 fn takeover(backup: &str, main: &str) -> Operation {
     Operation::Takeover {
         backup: backup.into(),
         main: main.into(),
     }
+}
+
+fn reconfigure(main: &str, backup: &str) -> Operation {
+    Operation::Reconfigure {
+        main: main.into(),
+        backup: backup.into(),
+    }
+}
+
+fn replace(main: &str, replacement: &str) -> Operation {
+    Operation::ReplaceTakeover {
+        main: main.into(),
+        replacement: replacement.into(),
+    }
+}
+
+fn reverse(main: &str) -> Operation {
+    Operation::ReverseTakeover { main: main.into() }
+}
+
+/// `name`'s operational state and current address in `view`.
+fn placed(view: &GroupView, name: &str) -> (OperState, Option<IpAddr>) {
+    let r = view.member(name).expect("member");
+    (r.state, r.current_address)
 }
 
 fn taken_over_group() -> GroupView {
@@ -200,22 +236,7 @@ fn unknown_member_and_same_member_twice_are_input_errors() {
 fn unreachable_backup_is_not_standby() {
     let mut v = group();
     replicated(&mut v, "backup-1", "main-1", 10);
-    let reach = |m: &str| {
-        if m == "backup-1" {
-            Reachability::Unreachable
-        } else {
-            Reachability::Reachable
-        }
-    };
-    let e = v
-        .plan(
-            &takeover("backup-1", "main-1"),
-            5,
-            "c",
-            &BTreeSet::new(),
-            &reach,
-        )
-        .expect_err("refused");
+    let e = plan_without(&v, takeover("backup-1", "main-1"), "backup-1").expect_err("refused");
     assert_eq!(
         e,
         Refusal::Preconditions(vec![Precondition::BackupNotStandby])
@@ -225,36 +246,25 @@ fn unreachable_backup_is_not_standby() {
 #[test]
 fn reverse_takeover_restores_everything_and_clears_the_alarm() {
     let mut v = taken_over_group();
-    let p = plan(
-        &v,
-        Operation::ReverseTakeover {
-            main: "main-1".into(),
-        },
-    )
-    .expect("accepted");
+    let p = plan(&v, reverse("main-1")).expect("accepted");
     // The backup gives the address back before the main takes it.
     assert_eq!(p.updates[0].name, "backup-1");
     v.apply(&p);
-    let m = v.member("main-1").expect("main");
-    let b = v.member("backup-1").expect("backup");
     assert_eq!(
-        (m.state, m.current_address),
+        placed(&v, "main-1"),
         (OperState::Online, Some(ip("192.0.2.1")))
     );
     assert_eq!(
-        (b.state, b.current_address),
+        placed(&v, "backup-1"),
         (OperState::Standby, Some(ip("192.0.2.101")))
     );
+    let m = v.member("main-1").expect("main");
+    let b = v.member("backup-1").expect("backup");
     assert!(m.takeover.is_none() && b.takeover.is_none() && b.acting_for.is_none());
     assert!(v.alarms(&all_reachable, None, 3_000).is_empty());
     // A second reverse has nothing to reverse.
     assert_eq!(
-        plan(
-            &v,
-            Operation::ReverseTakeover {
-                main: "main-1".into()
-            }
-        ),
+        plan(&v, reverse("main-1")),
         Err(Refusal::Preconditions(vec![Precondition::MainNotTakenOver]))
     );
 }
@@ -271,17 +281,10 @@ fn an_interrupted_takeover_can_be_reversed() {
         !v.alarms(&all_reachable, None, 2_000).is_empty(),
         "the alarm is raised"
     );
-    let p = plan(
-        &v,
-        Operation::ReverseTakeover {
-            main: "main-1".into(),
-        },
-    )
-    .expect("accepted");
+    let p = plan(&v, reverse("main-1")).expect("accepted");
     v.apply(&p);
-    let m = v.member("main-1").expect("main");
     assert_eq!(
-        (m.state, m.current_address),
+        placed(&v, "main-1"),
         (OperState::Online, Some(ip("192.0.2.1")))
     );
     assert!(v.alarms(&all_reachable, None, 3_000).is_empty());
@@ -290,24 +293,7 @@ fn an_interrupted_takeover_can_be_reversed() {
 #[test]
 fn reverse_takeover_refused_while_the_acting_backup_is_unreachable() {
     let v = taken_over_group();
-    let reach = |m: &str| {
-        if m == "backup-1" {
-            Reachability::Unreachable
-        } else {
-            Reachability::Reachable
-        }
-    };
-    let e = v
-        .plan(
-            &Operation::ReverseTakeover {
-                main: "main-1".into(),
-            },
-            5,
-            "c",
-            &BTreeSet::new(),
-            &reach,
-        )
-        .expect_err("refused");
+    let e = plan_without(&v, reverse("main-1"), "backup-1").expect_err("refused");
     assert_eq!(
         e,
         Refusal::Preconditions(vec![Precondition::BackupUnreachable])
@@ -317,14 +303,7 @@ fn reverse_takeover_refused_while_the_acting_backup_is_unreachable() {
 #[test]
 fn reconfigure_swaps_roles_and_addresses() {
     let mut v = taken_over_group();
-    let p = plan(
-        &v,
-        Operation::Reconfigure {
-            main: "main-1".into(),
-            backup: "backup-1".into(),
-        },
-    )
-    .expect("accepted");
+    let p = plan(&v, reconfigure("main-1", "backup-1")).expect("accepted");
     v.apply(&p);
     let old_main = v.member("main-1").expect("m");
     let old_backup = v.member("backup-1").expect("b");
@@ -343,14 +322,7 @@ fn reconfigure_swaps_roles_and_addresses() {
 #[test]
 fn replace_takeover_gives_the_identity_to_the_replacement() {
     let mut v = taken_over_group();
-    let p = plan(
-        &v,
-        Operation::ReplaceTakeover {
-            main: "main-1".into(),
-            replacement: "backup-2".into(),
-        },
-    )
-    .expect("accepted");
+    let p = plan(&v, replace("main-1", "backup-2")).expect("accepted");
     let order: Vec<&str> = p.updates.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(order, ["backup-1", "main-1", "backup-2"]);
     v.apply(&p);
@@ -377,14 +349,7 @@ fn replace_takeover_gives_the_identity_to_the_replacement() {
 #[test]
 fn replace_with_the_acting_backup_is_refused() {
     let v = taken_over_group();
-    let e = plan(
-        &v,
-        Operation::ReplaceTakeover {
-            main: "main-1".into(),
-            replacement: "backup-1".into(),
-        },
-    )
-    .expect_err("refused");
+    let e = plan(&v, replace("main-1", "backup-1")).expect_err("refused");
     assert_eq!(
         e,
         Refusal::Preconditions(vec![
