@@ -3,6 +3,7 @@
 //! acknowledges; whoever releases an address goes first) and the event history. Does I/O.
 
 use super::*;
+use crate::group::coordinator_of;
 
 impl Agent {
     // ---------------------------------------------------------------- the command path
@@ -360,17 +361,6 @@ impl Agent {
             .apply(&t)
             .await
             .map_err(|e| e.to_string())
-    }
-}
-
-/// The agent that carries an operation out.
-pub fn coordinator_of(op: &Operation) -> &str {
-    match op {
-        Operation::Takeover { backup, .. } | Operation::Failover { backup, .. } => backup,
-        Operation::ReverseTakeover { main } => main,
-        Operation::Reconfigure { backup, .. } => backup,
-        Operation::ReplaceTakeover { replacement, .. } => replacement,
-        Operation::SetAutoFailover { member, .. } => member,
     }
 }
 

@@ -20,6 +20,7 @@ mod record;
 
 pub use alarm::{Alarm, AlarmKind};
 pub use operation::{OpKind, Operation, Plan, Precondition, Refusal, Requester};
+pub use plan::coordinator_of;
 pub use record::{
     MemberRecord, OpStamp, OperState, Replication, ReplicationResult, Role, Stamp, TakeoverMark,
     DEFAULT_EXTRA_ADDRESS,

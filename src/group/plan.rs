@@ -96,6 +96,19 @@ impl GroupView {
     }
 }
 
+/// The agent that carries an operation out: the Backup for a takeover, failover or
+/// reconfigure, the Main for a reverse takeover, the replacement for a replace takeover, the
+/// member itself for auto-failover.
+pub fn coordinator_of(op: &Operation) -> &str {
+    match op {
+        Operation::Takeover { backup, .. } | Operation::Failover { backup, .. } => backup,
+        Operation::ReverseTakeover { main } => main,
+        Operation::Reconfigure { backup, .. } => backup,
+        Operation::ReplaceTakeover { replacement, .. } => replacement,
+        Operation::SetAutoFailover { member, .. } => member,
+    }
+}
+
 /// One operation being planned: the view it is planned against, the stamp its records get,
 /// and the preconditions found failing so far.
 struct Planning<'a> {

@@ -189,6 +189,33 @@ fn every_failed_precondition_is_reported_at_once() {
 }
 
 #[test]
+fn the_coordinator_is_the_member_that_takes_or_gives_back() {
+    let rows = [
+        (takeover("backup-1", "main-1"), "backup-1"),
+        (
+            Operation::Failover {
+                backup: "backup-2".into(),
+                main: "main-1".into(),
+            },
+            "backup-2",
+        ),
+        (reverse("main-2"), "main-2"),
+        (reconfigure("main-1", "backup-1"), "backup-1"),
+        (replace("main-1", "backup-2"), "backup-2"),
+        (
+            Operation::SetAutoFailover {
+                member: "main-2".into(),
+                enabled: false,
+            },
+            "main-2",
+        ),
+    ];
+    for (op, coordinator) in rows {
+        assert_eq!(coordinator_of(&op), coordinator, "{op:?}");
+    }
+}
+
+#[test]
 fn precondition_codes_are_the_contract() {
     let codes: Vec<&str> = [
         Precondition::BackupNotBackup,
@@ -499,4 +526,13 @@ fn digests_tell_who_holds_the_newer_record() {
     assert!(old.newer_than(&new.digest()).is_empty());
     // Equal views exchange stamps only.
     assert!(new.newer_than(&new.digest()).is_empty() && new.wanted(&new.digest()).is_empty());
+}
+
+proptest! {
+    #[test]
+    fn the_coordinator_is_a_named_member(s in step()) {
+        if let Step::Op(op) = s {
+            prop_assert!(op.named_members().contains(&coordinator_of(&op)));
+        }
+    }
 }
