@@ -14,11 +14,13 @@
 //! preconditions, `alarm` the alarms derived from the records. All pure.
 
 mod alarm;
+mod liveness;
 mod operation;
 mod plan;
 mod record;
 
 pub use alarm::{Alarm, AlarmKind};
+pub use liveness::{Liveness, Mono};
 pub use operation::{OpKind, Operation, Plan, Precondition, Refusal, Requester};
 pub use plan::coordinator_of;
 pub use record::{
