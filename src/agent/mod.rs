@@ -236,11 +236,6 @@ impl Agent {
             .path_up(member, path, self.mono_now(), window)
     }
 
-    /// How long `member` has been silent on every path (since start if never heard).
-    fn silent_for(&self, member: &str) -> Duration {
-        Duration::from_millis(self.liveness().silent_for(member, self.mono_now(), 0))
-    }
-
     fn mark_seen(&self, member: &str, path: &str) {
         let now = self.mono_now();
         self.liveness().heard(member, path, now);

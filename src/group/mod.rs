@@ -14,12 +14,14 @@
 //! preconditions, `alarm` the alarms derived from the records. All pure.
 
 mod alarm;
+mod failover;
 mod liveness;
 mod operation;
 mod plan;
 mod record;
 
 pub use alarm::{Alarm, AlarmKind};
+pub use failover::{Failover, Sight};
 pub use liveness::{Liveness, Mono};
 pub use operation::{OpKind, Operation, Plan, Precondition, Refusal, Requester};
 pub use plan::coordinator_of;
