@@ -29,7 +29,7 @@ use crate::config::Config;
 use crate::device_check;
 use crate::group::{
     GroupView, Liveness, MemberRecord, Millis, Mono, OperState, Operation, Reachability,
-    Replication, ReplicationResult, Requester, Role,
+    ReplicationResult, Requester, Role,
 };
 use crate::peer::{
     ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, PeerClient, PeerError,

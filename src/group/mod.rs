@@ -19,6 +19,7 @@ mod liveness;
 mod operation;
 mod plan;
 mod record;
+mod status;
 
 pub use alarm::{Alarm, AlarmKind};
 pub use failover::{Failover, Sight};
@@ -29,6 +30,7 @@ pub use record::{
     MemberRecord, OpStamp, OperState, Replication, ReplicationResult, Role, Stamp, TakeoverMark,
     DEFAULT_EXTRA_ADDRESS,
 };
+pub use status::check_failing;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
