@@ -28,8 +28,8 @@ use crate::command::{Event, OutcomeKind};
 use crate::config::Config;
 use crate::device_check;
 use crate::group::{
-    GroupView, Liveness, MemberRecord, Millis, Mono, OperState, Operation, Reachability,
-    ReplicationResult, Requester, Role,
+    AlarmState, GroupView, Liveness, MemberRecord, Millis, Mono, OperState, Operation,
+    Reachability, ReplicationResult, Requester, Role,
 };
 use crate::peer::{
     ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, PeerClient, PeerError,
@@ -310,19 +310,14 @@ impl Agent {
     fn build_snapshot(&self, st: &mut PersistedState) -> Snapshot {
         let now = now_ms();
         let reach = |m: &str| self.reachability(m);
-        let shortfall = st.view.standby_shortfall(&reach).is_some();
-        match (shortfall, st.no_standby_since) {
-            (true, None) => {
-                st.no_standby_since = Some(now);
-                self.persist_or_log(st);
-            }
-            (false, Some(_)) => {
-                st.no_standby_since = None;
-                self.persist_or_log(st);
-            }
-            _ => {}
+        let AlarmState {
+            alarms,
+            no_standby_since,
+        } = st.view.alarm_state(&reach, st.no_standby_since, now);
+        if no_standby_since != st.no_standby_since {
+            st.no_standby_since = no_standby_since;
+            self.persist_or_log(st);
         }
-        let alarms = st.view.alarms(&reach, st.no_standby_since, now);
         let redundancy = Redundancy { alarms };
         let members = st
             .view

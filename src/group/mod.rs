@@ -21,7 +21,7 @@ mod plan;
 mod record;
 mod status;
 
-pub use alarm::{Alarm, AlarmKind};
+pub use alarm::{no_standby_since, Alarm, AlarmKind, AlarmState};
 pub use failover::{Failover, Sight};
 pub use liveness::{Liveness, Mono};
 pub use operation::{OpKind, Operation, Plan, Precondition, Refusal, Requester};
