@@ -2,7 +2,7 @@
 //! back), merging what peers send, and the failover detector. Does network I/O.
 
 use super::*;
-use crate::group::{Failover, Sight};
+use crate::group::{own_record_rewritten, Failover, Sight};
 
 impl Agent {
     /// Merges records a peer sent (heartbeat or reply). If this member's own record changed
@@ -10,23 +10,18 @@ impl Agent {
     pub async fn absorb(&self, records: &[MemberRecord]) {
         let mut st = self.inner.state.lock().await;
         let old_own = st.view.member(&self.inner.name).cloned();
-        let mut changed = false;
-        for r in records {
-            if st.view.merge(r) {
-                changed = true;
-                if let Some(op) = &r.last_op {
-                    st.count_op(&op.id, op.kind);
-                }
-            }
+        let absorbed = st.view.absorb(records);
+        for op in &absorbed.ops {
+            st.count_op(&op.id, op.kind);
         }
-        if !changed {
+        if !absorbed.changed {
             return;
         }
         self.persist_or_log(&st);
         let new_own = st.view.member(&self.inner.name).cloned();
         drop(st);
         if let (Some(old), Some(new)) = (old_own, new_own) {
-            if old != new && old.stamp() != new.stamp() {
+            if own_record_rewritten(&old, &new) {
                 warn!(member = %self.inner.name, writer = %new.writer, to = %new.state,
                     address = ?new.current_address,
                     "this member's record was changed by a peer; adopting it");

@@ -15,6 +15,7 @@
 
 mod alarm;
 mod failover;
+mod handshake;
 mod liveness;
 mod operation;
 mod plan;
@@ -23,6 +24,9 @@ mod status;
 
 pub use alarm::{no_standby_since, Alarm, AlarmKind, AlarmState};
 pub use failover::{Failover, Sight};
+pub use handshake::{
+    after_apply_failure, judge_offer, own_record_rewritten, Absorbed, AfterApplyFailure, Offer,
+};
 pub use liveness::{Liveness, Mono};
 pub use operation::{OpKind, Operation, Plan, Precondition, Refusal, Requester};
 pub use plan::coordinator_of;
