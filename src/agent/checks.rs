@@ -2,6 +2,7 @@
 //! failures in a row, recorded on the member's own record. Does I/O.
 
 use super::*;
+use crate::group::check_failing;
 
 impl Agent {
     pub(super) async fn device_check_loop(&self, index: usize, stop: CancellationToken) {
@@ -26,24 +27,19 @@ impl Agent {
             }
             // A check is reported failing (gating takeover on a Backup, triggering failover
             // from a Main) only once it keeps failing: `fail_after` probes in a row.
-            let failing = consecutive_failures >= check.fail_after.max(1);
+            let failing = check_failing(consecutive_failures, check.fail_after);
             let mut st = self.inner.state.lock().await;
-            let name = self.inner.name.clone();
-            let Some(me) = st.view.members.iter_mut().find(|r| r.name == name) else {
-                return;
-            };
-            let listed = me.failing_checks.contains(&check.name);
-            if failing == listed {
-                continue;
+            match st
+                .view
+                .set_device_check(&self.inner.name, &check.name, failing)
+            {
+                None => return,
+                Some(false) => continue,
+                Some(true) if !failing => {
+                    info!(member = %self.inner.name, check = %check.name, "device check passing");
+                }
+                Some(true) => {}
             }
-            if failing {
-                me.failing_checks.push(check.name.clone());
-                me.failing_checks.sort();
-            } else {
-                me.failing_checks.retain(|c| c != &check.name);
-                info!(member = %self.inner.name, check = %check.name, "device check passing");
-            }
-            me.status_version += 1;
             self.persist_or_log(&st);
             drop(st);
             self.publish().await;

@@ -3,6 +3,7 @@
 //! acknowledges; whoever releases an address goes first) and the event history. Does I/O.
 
 use super::*;
+use crate::group::{after_apply_failure, coordinator_of, judge_offer, AfterApplyFailure, Offer};
 
 impl Agent {
     // ---------------------------------------------------------------- the command path
@@ -168,12 +169,6 @@ impl Agent {
     ) -> CommandResult {
         let mut event = self.event(cmd, plan.id.clone(), now);
         event.message = describe_done(&plan.operation);
-        let (takeover_main, is_takeover) = match &plan.operation {
-            Operation::Takeover { main, .. } | Operation::Failover { main, .. } => {
-                (Some(main.clone()), true)
-            }
-            _ => (None, false),
-        };
         for rec in &plan.updates {
             if rec.name == self.inner.name {
                 if let Err(e) = self.adopt_own(rec.clone(), Some(event.clone())).await {
@@ -193,7 +188,8 @@ impl Agent {
                     self.absorb(std::slice::from_ref(&reply.record)).await;
                 }
                 Err(PeerError::Unreachable { detail, .. })
-                    if is_takeover && takeover_main.as_deref() == Some(rec.name.as_str()) =>
+                    if after_apply_failure(&plan.operation, &rec.name, true)
+                        == AfterApplyFailure::Proceed =>
                 {
                     // The Main cannot release its address: proceed (the seed's failover).
                     // Its new record travels with every heartbeat, so when it returns it
@@ -270,23 +266,12 @@ impl Agent {
         let Some(old) = st.view.member(&self.inner.name).cloned() else {
             return Err("own record missing".into());
         };
-        let same_write = rec.stamp() == old.stamp()
-            && rec.role == old.role
-            && rec.state == old.state
-            && rec.current_address == old.current_address
-            && rec.acting_for == old.acting_for
-            && rec.auto_failover == old.auto_failover;
-        if same_write {
-            // The same write again (a stamp names one write): a coordinator retrying on
-            // another path after a timeout. Already persisted and acted on; acknowledge it.
-            return Ok(());
-        }
-        if rec.stamp() <= old.stamp() {
-            return Err(format!(
-                "{}'s record changed meanwhile (held version {} by {}, offered {} by {}); \
-                 retry the operation",
-                self.inner.name, old.version, old.writer, rec.version, rec.writer
-            ));
+        match judge_offer(&old, &rec) {
+            // A coordinator retrying on another path after a timeout: already persisted and
+            // acted on; acknowledge it.
+            Offer::Repeat => return Ok(()),
+            Offer::Stale(why) => return Err(why),
+            Offer::Newer => {}
         }
         st.view.merge(&rec);
         if let Some(op) = &rec.last_op {
@@ -351,17 +336,6 @@ impl Agent {
             .apply(&t)
             .await
             .map_err(|e| e.to_string())
-    }
-}
-
-/// The agent that carries an operation out.
-pub fn coordinator_of(op: &Operation) -> &str {
-    match op {
-        Operation::Takeover { backup, .. } | Operation::Failover { backup, .. } => backup,
-        Operation::ReverseTakeover { main } => main,
-        Operation::Reconfigure { backup, .. } => backup,
-        Operation::ReplaceTakeover { replacement, .. } => replacement,
-        Operation::SetAutoFailover { member, .. } => member,
     }
 }
 

@@ -2,6 +2,7 @@
 //! back), merging what peers send, and the failover detector. Does network I/O.
 
 use super::*;
+use crate::group::{own_record_rewritten, Failover, Sight};
 
 impl Agent {
     /// Merges records a peer sent (heartbeat or reply). If this member's own record changed
@@ -9,23 +10,18 @@ impl Agent {
     pub async fn absorb(&self, records: &[MemberRecord]) {
         let mut st = self.inner.state.lock().await;
         let old_own = st.view.member(&self.inner.name).cloned();
-        let mut changed = false;
-        for r in records {
-            if st.view.merge(r) {
-                changed = true;
-                if let Some(op) = &r.last_op {
-                    st.count_op(&op.id, op.kind);
-                }
-            }
+        let absorbed = st.view.absorb(records);
+        for op in &absorbed.ops {
+            st.count_op(&op.id, op.kind);
         }
-        if !changed {
+        if !absorbed.changed {
             return;
         }
         self.persist_or_log(&st);
         let new_own = st.view.member(&self.inner.name).cloned();
         drop(st);
         if let (Some(old), Some(new)) = (old_own, new_own) {
-            if old != new && old.stamp() != new.stamp() {
+            if own_record_rewritten(&old, &new) {
                 warn!(member = %self.inner.name, writer = %new.writer, to = %new.state,
                     address = ?new.current_address,
                     "this member's record was changed by a peer; adopting it");
@@ -165,66 +161,44 @@ impl Agent {
     }
 
     /// On a standby Backup: take over a Main with auto-failover on that has been silent on
-    /// every path for `failover_after`, or that reports its device checks failing.
+    /// every path for `failover_after`, or that reports its device checks failing (the core
+    /// decides: [`crate::group::Sight::failover_for_local`]).
     async fn detect_failover(&self) {
         let view = self.inner.state.lock().await.view.clone();
-        let Some(me) = view.member(&self.inner.name) else {
+        let decided = {
+            let liveness = self.liveness();
+            Sight {
+                view: &view,
+                local: &self.inner.name,
+                liveness: &liveness,
+                now: self.mono_now(),
+                started: 0,
+                after: self.inner.cfg.file.failover_after.as_millis() as Millis,
+            }
+            .failover_for_local()
+        };
+        let Some(Failover {
+            main,
+            backup,
+            reason,
+        }) = decided
+        else {
             return;
         };
-        if me.role != Role::Backup || me.state != OperState::Standby {
-            return;
-        }
-        let after = self.inner.cfg.file.failover_after;
-        for m in &view.members {
-            if m.role != Role::Main || !m.auto_failover || m.takeover.is_some() {
-                continue;
-            }
-            let silent = self.silent_for(&m.name);
-            let why = if silent >= after {
-                format!(
-                    "{} unreachable on every heartbeat path for {}",
-                    m.name,
-                    humantime::format_duration(Duration::from_millis(silent.as_millis() as u64))
-                )
-            } else if self.reachability(&m.name) == Reachability::Reachable
-                && !m.failing_checks.is_empty()
-            {
-                format!(
-                    "{} reports failing device checks: {}",
-                    m.name,
-                    m.failing_checks.join(", ")
-                )
-            } else {
-                continue;
-            };
-            // Exactly one Backup acts: the first, in configuration order, that could.
-            let designated = view.members.iter().find(|b| {
-                b.role == Role::Backup
-                    && b.state == OperState::Standby
-                    && self.reachability(&b.name) != Reachability::Unreachable
-                    && b.failing_checks.is_empty()
-                    && b.replicated(&m.name).is_some()
-            });
-            if designated.map(|b| b.name.as_str()) != Some(self.inner.name.as_str()) {
-                continue;
-            }
-            warn!(member = %self.inner.name, main = %m.name, reason = %why, "auto-failover");
-            let cmd = Command {
-                operation: Operation::Failover {
-                    backup: self.inner.name.clone(),
-                    main: m.name.clone(),
-                },
-                requested_by: Requester {
-                    interface: "detector".into(),
-                    identity: self.inner.name.clone(),
-                },
-                reason: Some(why),
-            };
-            if let Err(e) = self.submit(cmd).await {
-                warn!(member = %self.inner.name, main = %m.name, error = %e,
-                    "auto-failover refused");
-            }
-            return;
+        warn!(member = %self.inner.name, %main, %reason, "auto-failover");
+        let cmd = Command {
+            operation: Operation::Failover {
+                backup,
+                main: main.clone(),
+            },
+            requested_by: Requester {
+                interface: "detector".into(),
+                identity: self.inner.name.clone(),
+            },
+            reason: Some(reason),
+        };
+        if let Err(e) = self.submit(cmd).await {
+            warn!(member = %self.inner.name, %main, error = %e, "auto-failover refused");
         }
     }
 }

@@ -29,8 +29,8 @@ use crate::command::{Event, OutcomeKind};
 use crate::config::Config;
 use crate::device_check;
 use crate::group::{
-    GroupView, MemberRecord, Millis, OperState, Operation, Reachability, Replication,
-    ReplicationResult, Requester, Role,
+    AlarmState, GroupView, Liveness, MemberRecord, Millis, Mono, OperState, Operation,
+    Reachability, ReplicationResult, Requester, Role,
 };
 use crate::peer::{
     ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, PeerClient, PeerError,
@@ -46,12 +46,6 @@ pub fn now_ms() -> Millis {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-#[derive(Debug, Default)]
-struct Liveness {
-    /// Last successful exchange with (member, path).
-    last_seen: HashMap<(String, String), Instant>,
 }
 
 #[derive(Debug)]
@@ -183,61 +177,33 @@ impl Agent {
         want.ct_eq(presented.as_bytes()).into()
     }
 
-    fn reachability(&self, member: &str) -> Reachability {
-        if member == self.inner.name {
-            return Reachability::Local;
-        }
-        let live = self
-            .inner
+    /// Monotonic milliseconds since this agent started (what [`Liveness`] counts in).
+    fn mono_now(&self) -> Mono {
+        self.inner.started.elapsed().as_millis() as Mono
+    }
+
+    fn liveness(&self) -> std::sync::MutexGuard<'_, Liveness> {
+        self.inner
             .liveness
             .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let window = self.inner.cfg.file.failover_after;
-        let seen = live
-            .last_seen
-            .iter()
-            .any(|((m, _), t)| m == member && t.elapsed() < window);
-        if seen {
-            Reachability::Reachable
-        } else {
-            Reachability::Unreachable
-        }
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reachability(&self, member: &str) -> Reachability {
+        let window = self.inner.cfg.file.failover_after.as_millis() as Millis;
+        self.liveness()
+            .reachability(&self.inner.name, member, self.mono_now(), window)
     }
 
     fn path_up(&self, member: &str, path: &str) -> bool {
-        let live = self
-            .inner
-            .liveness
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        live.last_seen
-            .get(&(member.to_string(), path.to_string()))
-            .is_some_and(|t| t.elapsed() < self.inner.cfg.file.failover_after)
-    }
-
-    /// How long `member` has been silent on every path (since start if never heard).
-    fn silent_for(&self, member: &str) -> Duration {
-        let live = self
-            .inner
-            .liveness
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        live.last_seen
-            .iter()
-            .filter(|((m, _), _)| m == member)
-            .map(|(_, t)| t.elapsed())
-            .min()
-            .unwrap_or_else(|| self.inner.started.elapsed())
+        let window = self.inner.cfg.file.failover_after.as_millis() as Millis;
+        self.liveness()
+            .path_up(member, path, self.mono_now(), window)
     }
 
     fn mark_seen(&self, member: &str, path: &str) {
-        let mut live = self
-            .inner
-            .liveness
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        live.last_seen
-            .insert((member.to_string(), path.to_string()), Instant::now());
+        let now = self.mono_now();
+        self.liveness().heard(member, path, now);
     }
 
     fn persist_or_log(&self, st: &PersistedState) {
@@ -309,19 +275,14 @@ impl Agent {
     fn build_snapshot(&self, st: &mut PersistedState) -> Snapshot {
         let now = now_ms();
         let reach = |m: &str| self.reachability(m);
-        let shortfall = st.view.standby_shortfall(&reach).is_some();
-        match (shortfall, st.no_standby_since) {
-            (true, None) => {
-                st.no_standby_since = Some(now);
-                self.persist_or_log(st);
-            }
-            (false, Some(_)) => {
-                st.no_standby_since = None;
-                self.persist_or_log(st);
-            }
-            _ => {}
+        let AlarmState {
+            alarms,
+            no_standby_since,
+        } = st.view.alarm_state(&reach, st.no_standby_since, now);
+        if no_standby_since != st.no_standby_since {
+            st.no_standby_since = no_standby_since;
+            self.persist_or_log(st);
         }
-        let alarms = st.view.alarms(&reach, st.no_standby_since, now);
         let redundancy = Redundancy { alarms };
         let members = st
             .view

@@ -132,11 +132,11 @@ impl Agent {
         let _one_at_a_time = self.inner.replicating.lock().await;
         let now = now_ms();
         let res = replication::replicate(&self.inner.peers, main, &self.replica_root(), now).await;
-        let (result, error) = match &res {
+        let error = match &res {
             Ok(stats) => {
                 info!(member = %self.inner.name, %main, files = stats.files,
                     fetched = stats.fetched, bytes = stats.bytes_fetched, "replicated");
-                (ReplicationResult::Success, None)
+                None
             }
             Err(e) => {
                 *self
@@ -145,29 +145,12 @@ impl Agent {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner()) += 1;
                 warn!(member = %self.inner.name, %main, error = %e, "replication failed");
-                (ReplicationResult::Failed, Some(e.to_string()))
+                Some(e.to_string())
             }
         };
         let mut st = self.inner.state.lock().await;
-        let name = self.inner.name.clone();
-        if let Some(me) = st.view.members.iter_mut().find(|r| r.name == name) {
-            let mut rep = me.replication.clone().unwrap_or(Replication {
-                at: now,
-                result,
-                main: main.to_string(),
-                last_success: BTreeMap::new(),
-                error: None,
-            });
-            rep.at = now;
-            rep.result = result;
-            rep.main = main.to_string();
-            rep.error = error;
-            if result == ReplicationResult::Success {
-                rep.last_success.insert(main.to_string(), now);
-            }
-            me.replication = Some(rep);
-            me.status_version += 1;
-        }
+        st.view
+            .record_replication(&self.inner.name, main, now, error);
         self.persist_or_log(&st);
         drop(st);
         self.publish().await;

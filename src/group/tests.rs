@@ -2,6 +2,7 @@
 
 use super::*;
 use proptest::prelude::*;
+use std::collections::BTreeSet;
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("test address")
@@ -65,11 +66,47 @@ fn plan(view: &GroupView, op: Operation) -> Result<Plan, Refusal> {
     view.plan(&op, 1_000, "coordinator", &BTreeSet::new(), &all_reachable)
 }
 
+/// Plans `op` as an agent that cannot reach `unreachable`.
+fn plan_without(view: &GroupView, op: Operation, unreachable: &str) -> Result<Plan, Refusal> {
+    let reach = |m: &str| {
+        if m == unreachable {
+            Reachability::Unreachable
+        } else {
+            Reachability::Reachable
+        }
+    };
+    view.plan(&op, 5, "c", &BTreeSet::new(), &reach)
+}
+
 fn takeover(backup: &str, main: &str) -> Operation {
     Operation::Takeover {
         backup: backup.into(),
         main: main.into(),
     }
+}
+
+fn reconfigure(main: &str, backup: &str) -> Operation {
+    Operation::Reconfigure {
+        main: main.into(),
+        backup: backup.into(),
+    }
+}
+
+fn replace(main: &str, replacement: &str) -> Operation {
+    Operation::ReplaceTakeover {
+        main: main.into(),
+        replacement: replacement.into(),
+    }
+}
+
+fn reverse(main: &str) -> Operation {
+    Operation::ReverseTakeover { main: main.into() }
+}
+
+/// `name`'s operational state and current address in `view`.
+fn placed(view: &GroupView, name: &str) -> (OperState, Option<IpAddr>) {
+    let r = view.member(name).expect("member");
+    (r.state, r.current_address)
 }
 
 fn taken_over_group() -> GroupView {
@@ -152,6 +189,33 @@ fn every_failed_precondition_is_reported_at_once() {
 }
 
 #[test]
+fn the_coordinator_is_the_member_that_takes_or_gives_back() {
+    let rows = [
+        (takeover("backup-1", "main-1"), "backup-1"),
+        (
+            Operation::Failover {
+                backup: "backup-2".into(),
+                main: "main-1".into(),
+            },
+            "backup-2",
+        ),
+        (reverse("main-2"), "main-2"),
+        (reconfigure("main-1", "backup-1"), "backup-1"),
+        (replace("main-1", "backup-2"), "backup-2"),
+        (
+            Operation::SetAutoFailover {
+                member: "main-2".into(),
+                enabled: false,
+            },
+            "main-2",
+        ),
+    ];
+    for (op, coordinator) in rows {
+        assert_eq!(coordinator_of(&op), coordinator, "{op:?}");
+    }
+}
+
+#[test]
 fn precondition_codes_are_the_contract() {
     let codes: Vec<&str> = [
         Precondition::BackupNotBackup,
@@ -199,22 +263,7 @@ fn unknown_member_and_same_member_twice_are_input_errors() {
 fn unreachable_backup_is_not_standby() {
     let mut v = group();
     replicated(&mut v, "backup-1", "main-1", 10);
-    let reach = |m: &str| {
-        if m == "backup-1" {
-            Reachability::Unreachable
-        } else {
-            Reachability::Reachable
-        }
-    };
-    let e = v
-        .plan(
-            &takeover("backup-1", "main-1"),
-            5,
-            "c",
-            &BTreeSet::new(),
-            &reach,
-        )
-        .expect_err("refused");
+    let e = plan_without(&v, takeover("backup-1", "main-1"), "backup-1").expect_err("refused");
     assert_eq!(
         e,
         Refusal::Preconditions(vec![Precondition::BackupNotStandby])
@@ -224,36 +273,25 @@ fn unreachable_backup_is_not_standby() {
 #[test]
 fn reverse_takeover_restores_everything_and_clears_the_alarm() {
     let mut v = taken_over_group();
-    let p = plan(
-        &v,
-        Operation::ReverseTakeover {
-            main: "main-1".into(),
-        },
-    )
-    .expect("accepted");
+    let p = plan(&v, reverse("main-1")).expect("accepted");
     // The backup gives the address back before the main takes it.
     assert_eq!(p.updates[0].name, "backup-1");
     v.apply(&p);
-    let m = v.member("main-1").expect("main");
-    let b = v.member("backup-1").expect("backup");
     assert_eq!(
-        (m.state, m.current_address),
+        placed(&v, "main-1"),
         (OperState::Online, Some(ip("192.0.2.1")))
     );
     assert_eq!(
-        (b.state, b.current_address),
+        placed(&v, "backup-1"),
         (OperState::Standby, Some(ip("192.0.2.101")))
     );
+    let m = v.member("main-1").expect("main");
+    let b = v.member("backup-1").expect("backup");
     assert!(m.takeover.is_none() && b.takeover.is_none() && b.acting_for.is_none());
     assert!(v.alarms(&all_reachable, None, 3_000).is_empty());
     // A second reverse has nothing to reverse.
     assert_eq!(
-        plan(
-            &v,
-            Operation::ReverseTakeover {
-                main: "main-1".into()
-            }
-        ),
+        plan(&v, reverse("main-1")),
         Err(Refusal::Preconditions(vec![Precondition::MainNotTakenOver]))
     );
 }
@@ -270,17 +308,10 @@ fn an_interrupted_takeover_can_be_reversed() {
         !v.alarms(&all_reachable, None, 2_000).is_empty(),
         "the alarm is raised"
     );
-    let p = plan(
-        &v,
-        Operation::ReverseTakeover {
-            main: "main-1".into(),
-        },
-    )
-    .expect("accepted");
+    let p = plan(&v, reverse("main-1")).expect("accepted");
     v.apply(&p);
-    let m = v.member("main-1").expect("main");
     assert_eq!(
-        (m.state, m.current_address),
+        placed(&v, "main-1"),
         (OperState::Online, Some(ip("192.0.2.1")))
     );
     assert!(v.alarms(&all_reachable, None, 3_000).is_empty());
@@ -289,24 +320,7 @@ fn an_interrupted_takeover_can_be_reversed() {
 #[test]
 fn reverse_takeover_refused_while_the_acting_backup_is_unreachable() {
     let v = taken_over_group();
-    let reach = |m: &str| {
-        if m == "backup-1" {
-            Reachability::Unreachable
-        } else {
-            Reachability::Reachable
-        }
-    };
-    let e = v
-        .plan(
-            &Operation::ReverseTakeover {
-                main: "main-1".into(),
-            },
-            5,
-            "c",
-            &BTreeSet::new(),
-            &reach,
-        )
-        .expect_err("refused");
+    let e = plan_without(&v, reverse("main-1"), "backup-1").expect_err("refused");
     assert_eq!(
         e,
         Refusal::Preconditions(vec![Precondition::BackupUnreachable])
@@ -316,14 +330,7 @@ fn reverse_takeover_refused_while_the_acting_backup_is_unreachable() {
 #[test]
 fn reconfigure_swaps_roles_and_addresses() {
     let mut v = taken_over_group();
-    let p = plan(
-        &v,
-        Operation::Reconfigure {
-            main: "main-1".into(),
-            backup: "backup-1".into(),
-        },
-    )
-    .expect("accepted");
+    let p = plan(&v, reconfigure("main-1", "backup-1")).expect("accepted");
     v.apply(&p);
     let old_main = v.member("main-1").expect("m");
     let old_backup = v.member("backup-1").expect("b");
@@ -342,14 +349,7 @@ fn reconfigure_swaps_roles_and_addresses() {
 #[test]
 fn replace_takeover_gives_the_identity_to_the_replacement() {
     let mut v = taken_over_group();
-    let p = plan(
-        &v,
-        Operation::ReplaceTakeover {
-            main: "main-1".into(),
-            replacement: "backup-2".into(),
-        },
-    )
-    .expect("accepted");
+    let p = plan(&v, replace("main-1", "backup-2")).expect("accepted");
     let order: Vec<&str> = p.updates.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(order, ["backup-1", "main-1", "backup-2"]);
     v.apply(&p);
@@ -376,14 +376,7 @@ fn replace_takeover_gives_the_identity_to_the_replacement() {
 #[test]
 fn replace_with_the_acting_backup_is_refused() {
     let v = taken_over_group();
-    let e = plan(
-        &v,
-        Operation::ReplaceTakeover {
-            main: "main-1".into(),
-            replacement: "backup-1".into(),
-        },
-    )
-    .expect_err("refused");
+    let e = plan(&v, replace("main-1", "backup-1")).expect_err("refused");
     assert_eq!(
         e,
         Refusal::Preconditions(vec![
@@ -533,4 +526,13 @@ fn digests_tell_who_holds_the_newer_record() {
     assert!(old.newer_than(&new.digest()).is_empty());
     // Equal views exchange stamps only.
     assert!(new.newer_than(&new.digest()).is_empty() && new.wanted(&new.digest()).is_empty());
+}
+
+proptest! {
+    #[test]
+    fn the_coordinator_is_a_named_member(s in step()) {
+        if let Step::Op(op) = s {
+            prop_assert!(op.named_members().contains(&coordinator_of(&op)));
+        }
+    }
 }

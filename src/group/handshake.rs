@@ -1,0 +1,249 @@
+//! The takeover handshake's decisions, shared by the agent and the simulated network: what a
+//! member does with a record a coordinator offers it (acknowledge a repeat, refuse a stale one,
+//! adopt a newer one), what a coordinator does when a member cannot apply its part, and what
+//! merging peers' records means for the counters and for this member's own address. Pure: the
+//! caller persists, moves addresses and sends.
+
+use super::{GroupView, MemberRecord, OpStamp, Operation};
+
+/// What a member does with the record a coordinator offers it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Offer {
+    /// The same write again (a stamp names one write: a coordinator retrying on another path
+    /// after a timeout). Already persisted and acted on: acknowledge it.
+    Repeat,
+    /// Not newer than the record held: refuse, with the reason for the coordinator.
+    Stale(String),
+    /// Newer: persist it, then move the address, then acknowledge.
+    Newer,
+}
+
+/// Judges `offered` against the record `held` for the same member.
+pub fn judge_offer(held: &MemberRecord, offered: &MemberRecord) -> Offer {
+    let same_write = offered.stamp() == held.stamp()
+        && offered.role == held.role
+        && offered.state == held.state
+        && offered.current_address == held.current_address
+        && offered.acting_for == held.acting_for
+        && offered.auto_failover == held.auto_failover;
+    if same_write {
+        Offer::Repeat
+    } else if offered.stamp() <= held.stamp() {
+        Offer::Stale(format!(
+            "{}'s record changed meanwhile (held version {} by {}, offered {} by {}); \
+             retry the operation",
+            held.name, held.version, held.writer, offered.version, offered.writer
+        ))
+    } else {
+        Offer::Newer
+    }
+}
+
+/// What a coordinator does when `member` did not apply its part of `op`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterApplyFailure {
+    /// The Main of a takeover or failover cannot be reached to release its address: take over
+    /// without its release (the seed's failover). Its new record travels with every heartbeat,
+    /// so when it returns it learns it was taken over and stays offline on its extra address.
+    Proceed,
+    /// Any other failure stops the operation; the records already applied are consistent
+    /// (whoever releases an address comes before whoever takes it).
+    Stop,
+}
+
+/// Decides what follows a failed apply: `unreachable` when `member` could not be reached at
+/// all (as opposed to answering with a refusal).
+pub fn after_apply_failure(op: &Operation, member: &str, unreachable: bool) -> AfterApplyFailure {
+    match op {
+        Operation::Takeover { main, .. } | Operation::Failover { main, .. }
+            if unreachable && main == member =>
+        {
+            AfterApplyFailure::Proceed
+        }
+        _ => AfterApplyFailure::Stop,
+    }
+}
+
+/// What merging a peer's records did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Absorbed {
+    /// Whether any record changed (persist then).
+    pub changed: bool,
+    /// The operations that wrote the records adopted, to count (each id once).
+    pub ops: Vec<OpStamp>,
+}
+
+impl GroupView {
+    /// Merges records a peer sent (heartbeat, reply or acknowledgement).
+    pub fn absorb(&mut self, records: &[MemberRecord]) -> Absorbed {
+        let mut out = Absorbed::default();
+        for r in records {
+            if self.merge(r) {
+                out.changed = true;
+                if let Some(op) = &r.last_op {
+                    out.ops.push(op.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Whether a member whose own record went from `old` to `new` by merging must act on it (move
+/// its address): another agent wrote it, not just its status.
+pub fn own_record_rewritten(old: &MemberRecord, new: &MemberRecord) -> bool {
+    old != new && old.stamp() != new.stamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::{OpKind, OperState, Role, DEFAULT_EXTRA_ADDRESS};
+    use proptest::prelude::*;
+
+    fn main_1() -> MemberRecord {
+        let ip = std::net::IpAddr::from([192, 0, 2, 1]);
+        MemberRecord::initial("main-1", Role::Main, ip, DEFAULT_EXTRA_ADDRESS, true)
+    }
+
+    fn written(version: u64, writer: &str, state: OperState) -> MemberRecord {
+        let mut r = main_1();
+        r.version = version;
+        r.writer = writer.into();
+        r.state = state;
+        r
+    }
+
+    #[test]
+    fn offer_table() {
+        use OperState::{Offline, Online};
+        let held = written(3, "backup-1", Offline);
+        // (offered, expected: 0 repeat, 1 stale, 2 newer)
+        let mut status_only = held.clone();
+        status_only.failing_checks = vec!["router".into()];
+        status_only.status_version = 7;
+        let rows = [
+            (held.clone(), 0),
+            (status_only, 0),
+            (written(3, "backup-1", Online), 1),
+            (written(2, "backup-2", Offline), 1),
+            (written(3, "backup-0", Offline), 1),
+            (written(3, "backup-2", Offline), 2),
+            (written(4, "a", Online), 2),
+        ];
+        for (offered, want) in rows {
+            let got = match judge_offer(&held, &offered) {
+                Offer::Repeat => 0,
+                Offer::Stale(why) => {
+                    assert!(why.contains("changed meanwhile"), "{why}");
+                    1
+                }
+                Offer::Newer => 2,
+            };
+            assert_eq!(got, want, "{} by {}", offered.version, offered.writer);
+        }
+    }
+
+    #[test]
+    fn after_apply_failure_table() {
+        use AfterApplyFailure::{Proceed, Stop};
+        let takeover = Operation::Takeover {
+            backup: "b".into(),
+            main: "m".into(),
+        };
+        let failover = Operation::Failover {
+            backup: "b".into(),
+            main: "m".into(),
+        };
+        let reverse = Operation::ReverseTakeover { main: "m".into() };
+        let replace = Operation::ReplaceTakeover {
+            main: "m".into(),
+            replacement: "r".into(),
+        };
+        // (operation, member that failed, unreachable, expected)
+        let rows = [
+            (&takeover, "m", true, Proceed),
+            (&failover, "m", true, Proceed),
+            (&takeover, "m", false, Stop),
+            (&takeover, "b", true, Stop),
+            (&reverse, "b", true, Stop),
+            (&reverse, "m", true, Stop),
+            (&replace, "m", true, Stop),
+        ];
+        for (op, member, unreachable, want) in rows {
+            assert_eq!(
+                after_apply_failure(op, member, unreachable),
+                want,
+                "{op:?} {member}"
+            );
+        }
+    }
+
+    #[test]
+    fn absorb_reports_the_operations_of_adopted_records() {
+        let mut v = GroupView {
+            group: "g".into(),
+            members: vec![main_1()],
+        };
+        let mut newer = written(1, "backup-1", OperState::Offline);
+        newer.last_op = Some(OpStamp {
+            id: "op-1".into(),
+            kind: OpKind::Manual,
+            at: 5,
+        });
+        let stranger = MemberRecord {
+            name: "nobody".into(),
+            ..newer.clone()
+        };
+        let a = v.absorb(&[newer.clone(), stranger]);
+        assert!(a.changed);
+        assert_eq!(a.ops, newer.last_op.clone().into_iter().collect::<Vec<_>>());
+        assert_eq!(
+            v.absorb(&[newer]),
+            Absorbed::default(),
+            "a repeat changes nothing"
+        );
+    }
+
+    proptest! {
+        /// Exactly one of the three answers, and `Newer` exactly when merging the offer
+        /// replaces the operational part; a repeat or a stale offer leaves it as it is.
+        #[test]
+        fn an_offer_is_adopted_exactly_when_its_stamp_is_higher(
+            hv in 0..4u64, hw in 0..3usize, ov in 0..4u64, ow in 0..3usize,
+            online in any::<bool>(), status in 0..3u64,
+        ) {
+            let writers = ["a", "b", "c"];
+            let held = written(hv, writers[hw], OperState::Offline);
+            let mut offered = written(ov, writers[ow], if online { OperState::Online } else { OperState::Offline });
+            offered.status_version = status;
+            let mut v = GroupView { group: "g".into(), members: vec![held.clone()] };
+            v.merge(&offered);
+            let adopted = v.members[0].stamp() != held.stamp();
+            match judge_offer(&held, &offered) {
+                Offer::Newer => prop_assert!(adopted),
+                Offer::Repeat => {
+                    prop_assert!(!adopted);
+                    prop_assert_eq!(v.members[0].state, held.state);
+                }
+                Offer::Stale(_) => prop_assert!(!adopted),
+            }
+        }
+
+        /// Only the unreachable Main of a takeover or failover lets the operation go on.
+        #[test]
+        fn only_an_unreachable_main_is_passed_over(kind in 0..6usize, who in 0..3usize, unreachable in any::<bool>()) {
+            let names = ["m", "b", "r"];
+            let op = match kind {
+                0 => Operation::Takeover { backup: "b".into(), main: "m".into() },
+                1 => Operation::Failover { backup: "b".into(), main: "m".into() },
+                2 => Operation::ReverseTakeover { main: "m".into() },
+                3 => Operation::Reconfigure { main: "m".into(), backup: "b".into() },
+                4 => Operation::ReplaceTakeover { main: "m".into(), replacement: "r".into() },
+                _ => Operation::SetAutoFailover { member: "m".into(), enabled: true },
+            };
+            let proceed = after_apply_failure(&op, names[who], unreachable) == AfterApplyFailure::Proceed;
+            prop_assert_eq!(proceed, kind < 2 && who == 0 && unreachable);
+        }
+    }
+}
