@@ -118,26 +118,21 @@ impl<T: DeserializeOwned + Envelope> FromRequest<Agent> for Message<T> {
     }
 }
 
-async fn heartbeat(
-    State(agent): State<Agent>,
-    Message(hb): Message<Heartbeat>,
-) -> Result<Response, ApiError> {
-    Ok(Json(agent.handle_heartbeat(hb).await?).into_response())
+/// A route whose message goes to one `Agent` method and whose answer is that method's result.
+macro_rules! to_agent {
+    ($route:ident: $message:ty => $method:ident) => {
+        async fn $route(
+            State(agent): State<Agent>,
+            Message(msg): Message<$message>,
+        ) -> Result<Response, ApiError> {
+            Ok(Json(agent.$method(msg).await?).into_response())
+        }
+    };
 }
 
-async fn apply(
-    State(agent): State<Agent>,
-    Message(req): Message<ApplyRequest>,
-) -> Result<Response, ApiError> {
-    Ok(Json(agent.handle_apply(req).await?).into_response())
-}
-
-async fn command(
-    State(agent): State<Agent>,
-    Message(req): Message<CommandRequest>,
-) -> Result<Response, ApiError> {
-    Ok(Json(agent.handle_forwarded(req).await?).into_response())
-}
+to_agent!(heartbeat: Heartbeat => handle_heartbeat);
+to_agent!(apply: ApplyRequest => handle_apply);
+to_agent!(command: CommandRequest => handle_forwarded);
 
 async fn replicate(
     State(agent): State<Agent>,
