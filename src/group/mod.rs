@@ -20,6 +20,8 @@ mod liveness;
 mod operation;
 mod plan;
 mod record;
+#[cfg(test)]
+mod sim;
 mod status;
 
 pub use alarm::{no_standby_since, Alarm, AlarmKind, AlarmState};
