@@ -13,9 +13,9 @@ use serde::Serialize;
 
 use crate::command::{Command, CommandError, ErrorBody, Event, OutcomeKind};
 use crate::group::{
-    after_apply_failure, coordinator_of, judge_offer, own_record_rewritten, AfterApplyFailure,
-    Alarm, GroupView, Liveness, MemberRecord, Millis, Mono, Offer, Operation, Plan, Reachability,
-    Refusal, Requester, Sight, Stamp,
+    after_apply_failure, coordinator_of, own_record_rewritten, AfterApplyFailure, Alarm, GroupView,
+    Liveness, MemberRecord, Millis, Mono, Operation, Plan, Reachability, Refusal, Requester, Sight,
+    Stamp,
 };
 use crate::peer::{ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, PROTOCOL};
 use crate::store::PersistedState;
@@ -571,24 +571,7 @@ impl Node {
     }
 
     fn event(&self, cmd: &Command, id: String, now: Millis) -> Event {
-        Event {
-            id,
-            at: now,
-            kind: cmd.operation.kind(),
-            operation: cmd.operation.clone(),
-            requested_by: cmd.requested_by.clone(),
-            members: cmd
-                .operation
-                .named_members()
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            reason: cmd.reason.clone(),
-            coordinator: self.name.clone(),
-            outcome: OutcomeKind::Done,
-            failed: Vec::new(),
-            message: String::new(),
-        }
+        Event::of(cmd, id, &self.name, now)
     }
 
     fn record_failure(&mut self, ctx: &Ctx<'_>, mut ev: Event, err: &CommandError) {
@@ -826,16 +809,10 @@ impl Node {
     ) -> Result<(), String> {
         let name = self.name.clone();
         let st = &mut self.mem().st;
-        let Some(old) = st.view.member(&name).cloned() else {
-            return Err("own record missing".into());
+        let Some(adopted) = st.view.adopt_own(&name, &rec)? else {
+            return Ok(());
         };
-        match judge_offer(&old, &rec) {
-            Offer::Repeat => return Ok(()),
-            Offer::Stale(why) => return Err(why),
-            Offer::Newer => {}
-        }
-        st.view.merge(&rec);
-        if let Some(op) = &rec.last_op {
+        if let Some(op) = &adopted.op {
             st.count_op(&op.id, op.kind);
         }
         if let Some(ev) = event {
