@@ -4,8 +4,8 @@
 //! delays, drops, duplicates and reorders messages, cuts and heals the link between two
 //! members, crashes a member (its memory is lost, its state file kept) and restarts it, while a
 //! scripted operator issues one command at a time. After the network heals and goes quiet, the
-//! checker compares every member's view and checks the invariants. Deterministic: one seed,
-//! one run. Test code only.
+//! checker compares every member's view and checks the invariants. Pure and deterministic: no
+//! I/O, no clock, no randomness but the seed's; one seed, one run. Test code only.
 
 mod node;
 mod tests;

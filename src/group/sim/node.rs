@@ -3,6 +3,7 @@
 //! same core functions the agent calls (merge and digests, plan, judge_offer,
 //! after_apply_failure, the failover detector, the alarm bookkeeping) and the agent's durable
 //! state (`PersistedState`), with the sockets, the clock and the disk replaced by values.
+//! Pure.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;

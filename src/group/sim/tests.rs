@@ -1,5 +1,6 @@
 //! Property tests over seeded schedules of the simulated network, and the replay of one seed.
-//! Every failing seed is printed with the command that replays it with its trace.
+//! Every failing seed is printed (stderr) with the command that replays it with its trace; the
+//! replay reads the seed from the environment.
 
 use super::*;
 
