@@ -134,5 +134,30 @@ pub struct Event {
     pub message: String,
 }
 
+impl Event {
+    /// The entry of `cmd` carried out by `coordinator`, as done (the caller sets the message, or
+    /// the outcome when it was not done).
+    pub fn of(cmd: &Command, id: String, coordinator: &str, at: Millis) -> Event {
+        Event {
+            id,
+            at,
+            kind: cmd.operation.kind(),
+            operation: cmd.operation.clone(),
+            requested_by: cmd.requested_by.clone(),
+            members: cmd
+                .operation
+                .named_members()
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            reason: cmd.reason.clone(),
+            coordinator: coordinator.to_string(),
+            outcome: OutcomeKind::Done,
+            failed: Vec::new(),
+            message: String::new(),
+        }
+    }
+}
+
 /// A command's successful result: the event it recorded.
 pub type CommandResult = Result<Event, CommandError>;

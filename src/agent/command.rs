@@ -3,7 +3,7 @@
 //! acknowledges; whoever releases an address goes first) and the event history. Does I/O.
 
 use super::*;
-use crate::group::{after_apply_failure, coordinator_of, judge_offer, AfterApplyFailure, Offer};
+use crate::group::{after_apply_failure, coordinator_of, Adopted, AfterApplyFailure};
 
 impl Agent {
     // ---------------------------------------------------------------- the command path
@@ -120,24 +120,7 @@ impl Agent {
     }
 
     fn event(&self, cmd: &Command, id: String, now: Millis) -> Event {
-        Event {
-            id,
-            at: now,
-            kind: cmd.operation.kind(),
-            operation: cmd.operation.clone(),
-            requested_by: cmd.requested_by.clone(),
-            members: cmd
-                .operation
-                .named_members()
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            reason: cmd.reason.clone(),
-            coordinator: self.inner.name.clone(),
-            outcome: OutcomeKind::Done,
-            failed: Vec::new(),
-            message: String::new(),
-        }
+        Event::of(cmd, id, &self.inner.name, now)
     }
 
     async fn record_refusal(&self, cmd: &Command, now: Millis, err: &CommandError) {
@@ -263,31 +246,22 @@ impl Agent {
     /// Adopts a new record for this member: persist, then move the address.
     async fn adopt_own(&self, rec: MemberRecord, event: Option<Event>) -> Result<(), String> {
         let mut st = self.inner.state.lock().await;
-        let Some(old) = st.view.member(&self.inner.name).cloned() else {
-            return Err("own record missing".into());
+        // None: the same write again (a coordinator retrying on another path after a
+        // timeout), already persisted and acted on; acknowledge it.
+        let Some(Adopted { old, new, op }) = st.view.adopt_own(&self.inner.name, &rec)? else {
+            return Ok(());
         };
-        match judge_offer(&old, &rec) {
-            // A coordinator retrying on another path after a timeout: already persisted and
-            // acted on; acknowledge it.
-            Offer::Repeat => return Ok(()),
-            Offer::Stale(why) => return Err(why),
-            Offer::Newer => {}
-        }
-        st.view.merge(&rec);
-        if let Some(op) = &rec.last_op {
+        if let Some(op) = &op {
             st.count_op(&op.id, op.kind);
         }
         if let Some(ev) = event {
             st.record_event(ev);
         }
         self.inner.store.save(&st).map_err(|e| e.to_string())?;
-        let new = st.view.member(&self.inner.name).cloned();
         drop(st);
-        if let Some(new) = new {
-            self.move_address(&old, &new).await?;
-            info!(member = %self.inner.name, from = %old.state, to = %new.state,
-                address = ?new.current_address, "state changed");
-        }
+        self.move_address(&old, &new).await?;
+        info!(member = %self.inner.name, from = %old.state, to = %new.state,
+            address = ?new.current_address, "state changed");
         self.publish().await;
         Ok(())
     }

@@ -144,7 +144,6 @@ impl GroupView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group::DEFAULT_EXTRA_ADDRESS;
     use proptest::prelude::*;
 
     #[test]
@@ -166,15 +165,7 @@ mod tests {
     }
 
     fn view() -> GroupView {
-        let ip = |n: u8| std::net::IpAddr::from([192, 0, 2, n]);
-        GroupView {
-            group: "g".into(),
-            members: vec![
-                MemberRecord::initial("main-1", Role::Main, ip(1), DEFAULT_EXTRA_ADDRESS, true),
-                MemberRecord::initial("backup-1", Role::Backup, ip(2), ip(3), false),
-                MemberRecord::initial("backup-2", Role::Backup, ip(4), ip(5), false),
-            ],
-        }
+        crate::group::test_view(&["main-1", "backup-1", "backup-2"])
     }
 
     proptest! {

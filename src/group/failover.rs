@@ -92,7 +92,7 @@ impl Sight<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group::{MemberRecord, Replication, ReplicationResult, DEFAULT_EXTRA_ADDRESS};
+    use crate::group::{Replication, ReplicationResult};
     use proptest::prelude::*;
     use std::collections::BTreeMap;
 
@@ -100,15 +100,7 @@ mod tests {
     const AFTER: Millis = 3_000;
 
     fn view() -> GroupView {
-        let rec = |i: usize| {
-            let role = if i < 2 { Role::Main } else { Role::Backup };
-            let addr = std::net::IpAddr::from([192, 0, 2, i as u8 + 1]);
-            MemberRecord::initial(NAMES[i], role, addr, DEFAULT_EXTRA_ADDRESS, i < 2)
-        };
-        let mut v = GroupView {
-            group: "g".into(),
-            members: (0..4).map(rec).collect(),
-        };
+        let mut v = crate::group::test_view(&NAMES);
         for b in &mut v.members[2..] {
             b.replication = Some(Replication {
                 at: 1,

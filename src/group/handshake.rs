@@ -39,6 +39,44 @@ pub fn judge_offer(held: &MemberRecord, offered: &MemberRecord) -> Offer {
     }
 }
 
+/// A newer own record adopted: the record before (to move the address from) and after, and
+/// the operation that wrote it (to count).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adopted {
+    pub old: MemberRecord,
+    pub new: MemberRecord,
+    pub op: Option<OpStamp>,
+}
+
+impl GroupView {
+    /// The receiving side of the handshake on `member`'s view: judges `offered` against the
+    /// record held and merges it when it is newer. `Ok(None)` for a repeat (acknowledge it),
+    /// `Err` with the reason for the coordinator when stale or when the view has no record of
+    /// `member`. The caller then persists, and only then moves the address.
+    pub fn adopt_own(
+        &mut self,
+        member: &str,
+        offered: &MemberRecord,
+    ) -> Result<Option<Adopted>, String> {
+        let old = self
+            .member(member)
+            .cloned()
+            .ok_or_else(|| "own record missing".to_string())?;
+        match judge_offer(&old, offered) {
+            Offer::Repeat => return Ok(None),
+            Offer::Stale(why) => return Err(why),
+            Offer::Newer => {}
+        }
+        self.merge(offered);
+        let new = self.member(member).cloned().unwrap_or_else(|| old.clone());
+        Ok(Some(Adopted {
+            old,
+            new,
+            op: offered.last_op.clone(),
+        }))
+    }
+}
+
 /// What a coordinator does when `member` did not apply its part of `op`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AfterApplyFailure {
@@ -98,12 +136,11 @@ pub fn own_record_rewritten(old: &MemberRecord, new: &MemberRecord) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group::{OpKind, OperState, Role, DEFAULT_EXTRA_ADDRESS};
+    use crate::group::{OpKind, OperState};
     use proptest::prelude::*;
 
     fn main_1() -> MemberRecord {
-        let ip = std::net::IpAddr::from([192, 0, 2, 1]);
-        MemberRecord::initial("main-1", Role::Main, ip, DEFAULT_EXTRA_ADDRESS, true)
+        crate::group::test_view(&["main-1"]).members.remove(0)
     }
 
     fn written(version: u64, writer: &str, state: OperState) -> MemberRecord {
@@ -205,7 +242,98 @@ mod tests {
         );
     }
 
+    #[test]
+    fn own_record_rewritten_table() {
+        let old = written(3, "main-1", OperState::Online);
+        let mut status = old.clone();
+        status.status_version = 4;
+        status.failing_checks = vec!["router".into()];
+        // (new record, whether the member acts on it)
+        let rows = [
+            (old.clone(), false),
+            (status, false),
+            (written(4, "backup-1", OperState::Offline), true),
+            (written(3, "backup-1", OperState::Online), true),
+        ];
+        for (new, want) in rows {
+            assert_eq!(own_record_rewritten(&old, &new), want, "{new:?}");
+        }
+    }
+
+    #[test]
+    fn adopt_own_table() {
+        let held = written(3, "backup-1", OperState::Offline);
+        let mut newer = written(4, "main-1", OperState::Online);
+        newer.last_op = Some(OpStamp {
+            id: "op-4".into(),
+            kind: OpKind::Reverse,
+            at: 9,
+        });
+        // (offered, expected: "repeat", "refused", or the id of the operation to count)
+        let rows = [
+            (held.clone(), "repeat"),
+            (newer.clone(), "op-4"),
+            (written(2, "z", OperState::Online), "refused"),
+        ];
+        for (offered, want) in rows {
+            let mut v = GroupView {
+                group: "g".into(),
+                members: vec![held.clone()],
+            };
+            let got = match v.adopt_own("main-1", &offered) {
+                Ok(None) => "repeat".to_string(),
+                Ok(Some(a)) => {
+                    assert_eq!((&a.old, &a.new), (&held, &offered));
+                    assert_eq!(v.members[0], offered);
+                    a.op.map(|o| o.id).unwrap_or_default()
+                }
+                Err(why) => {
+                    assert!(why.contains("changed meanwhile"), "{why}");
+                    assert_eq!(v.members[0], held, "a refused offer changes nothing");
+                    "refused".to_string()
+                }
+            };
+            assert_eq!(got, want);
+        }
+        let mut empty = GroupView {
+            group: "g".into(),
+            members: vec![],
+        };
+        assert_eq!(
+            empty.adopt_own("main-1", &newer),
+            Err("own record missing".into())
+        );
+    }
+
     proptest! {
+        /// Absorbing records reports a change exactly when the view changed, the operations of
+        /// the records that changed it, and nothing the second time.
+        #[test]
+        fn absorbing_twice_changes_nothing_the_second_time(
+            offers in prop::collection::vec((0..4u64, 0..3usize, 0..3u64, any::<bool>()), 0..6)
+        ) {
+            let writers = ["a", "b", "c"];
+            let mut v = GroupView { group: "g".into(), members: vec![main_1()] };
+            let records: Vec<MemberRecord> = offers
+                .iter()
+                .enumerate()
+                .map(|(i, (version, w, status, op))| {
+                    let mut r = written(*version, writers[*w], OperState::Offline);
+                    r.status_version = *status;
+                    r.last_op = op.then(|| OpStamp { id: format!("op-{i}"), kind: OpKind::Manual, at: 1 });
+                    r
+                })
+                .collect();
+            let before = v.clone();
+            let a = v.absorb(&records);
+            prop_assert_eq!(a.changed, v != before);
+            prop_assert!(a.ops.len() <= records.len());
+            for op in &a.ops {
+                prop_assert!(records.iter().any(|r| r.last_op.as_ref() == Some(op)));
+            }
+            prop_assert_eq!(v.absorb(&records), Absorbed::default());
+        }
+
         /// Exactly one of the three answers, and `Newer` exactly when merging the offer
         /// replaces the operational part; a repeat or a stale offer leaves it as it is.
         #[test]

@@ -20,12 +20,15 @@ mod liveness;
 mod operation;
 mod plan;
 mod record;
+#[cfg(test)]
+mod sim;
 mod status;
 
 pub use alarm::{no_standby_since, Alarm, AlarmKind, AlarmState};
 pub use failover::{Failover, Sight};
 pub use handshake::{
-    after_apply_failure, judge_offer, own_record_rewritten, Absorbed, AfterApplyFailure, Offer,
+    after_apply_failure, judge_offer, own_record_rewritten, Absorbed, Adopted, AfterApplyFailure,
+    Offer,
 };
 pub use liveness::{Liveness, Mono};
 pub use operation::{OpKind, Operation, Plan, Precondition, Refusal, Requester};
@@ -164,6 +167,27 @@ impl GroupView {
             }
         }
         out
+    }
+}
+
+/// A view for tests: the members named, a name starting with "main" a Main with auto-failover
+/// on, any other a Backup; member i on 192.0.2.(i+1), Mains' extra address the default.
+#[cfg(test)]
+pub(crate) fn test_view(names: &[&str]) -> GroupView {
+    let record = |(i, name): (usize, &&str)| {
+        let main = name.starts_with("main");
+        let role = if main { Role::Main } else { Role::Backup };
+        let address = IpAddr::from([192, 0, 2, i as u8 + 1]);
+        let extra = if main {
+            DEFAULT_EXTRA_ADDRESS
+        } else {
+            IpAddr::from([10, 0, 4, i as u8 + 1])
+        };
+        MemberRecord::initial(name, role, address, extra, main)
+    };
+    GroupView {
+        group: "g".into(),
+        members: names.iter().enumerate().map(record).collect(),
     }
 }
 
