@@ -87,9 +87,7 @@ async fn a_backup_whose_device_check_fails_refuses_to_take_over() {
     let flag = dir.path().join("device-ok");
     add_check(&group[1].config, &flag, 1);
     let (main_url, backup_url) = (group[0].url.clone(), group[1].url.clone());
-    let _main = start_agent(&group[0]).await;
-    let _backup = start_agent(&group[1]).await;
-    wait_replicated(&backup_url, "backup-1").await;
+    let _running = Pair::start(group).await;
     wait_for_async(Duration::from_secs(5), "the check to fail", || {
         let backup_url = backup_url.clone();
         async move {

@@ -64,11 +64,12 @@ async fn the_alarm_survives_sigkill_of_the_demo() {
 #[tokio::test]
 async fn a_member_agent_killed_during_no_redundancy_comes_back_with_the_alarm() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let group = write_group(dir.path(), 1, 1);
+    let Pair {
+        members: group,
+        mut main,
+        mut backup,
+    } = Pair::start(write_group(dir.path(), 1, 1)).await;
     let (main_url, backup_url) = (group[0].url.clone(), group[1].url.clone());
-    let mut main = start_agent(&group[0]).await;
-    let mut backup = start_agent(&group[1]).await;
-    wait_replicated(&main_url, "backup-1").await;
     post_ok(
         &format!("{main_url}/api/v1/takeover"),
         GROUP_TOKEN,
@@ -103,11 +104,12 @@ async fn a_member_agent_killed_during_no_redundancy_comes_back_with_the_alarm() 
 #[tokio::test]
 async fn a_main_that_was_down_during_the_takeover_does_not_reclaim_its_address() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let group = write_group(dir.path(), 1, 1);
+    let Pair {
+        members: group,
+        mut main,
+        backup: _backup,
+    } = Pair::start(write_group(dir.path(), 1, 1)).await;
     let (main_url, backup_url) = (group[0].url.clone(), group[1].url.clone());
-    let mut main = start_agent(&group[0]).await;
-    let _backup = start_agent(&group[1]).await;
-    wait_replicated(&backup_url, "backup-1").await;
     // Turn auto-failover off so that only the operator's takeover happens.
     let (status, _) = send(
         reqwest::Method::PUT,

@@ -50,10 +50,12 @@ fn sigterm(p: &Proc) {
 async fn sigterm_during_a_takeover_lets_it_finish_then_exits_0() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (group, marker) = slow_hook_group(dir.path());
+    let Pair {
+        members: group,
+        main: _main,
+        backup: mut coordinator,
+    } = Pair::start(group).await;
     let (main, backup) = (&group[0], &group[1]);
-    let _main = start_agent(main).await;
-    let mut coordinator = start_agent(backup).await;
-    wait_replicated(&main.url, "backup-1").await;
 
     let url = format!("{}/api/v1/takeover", backup.url);
     let request = tokio::spawn(async move {
@@ -103,10 +105,11 @@ async fn sigterm_during_a_takeover_lets_it_finish_then_exits_0() {
 async fn sigterm_during_a_failover_lets_it_finish_then_exits_0() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (group, marker) = slow_hook_group(dir.path());
-    let (main, backup) = (&group[0], &group[1]);
-    let mut main_agent = start_agent(main).await;
-    let mut detector = start_agent(backup).await;
-    wait_replicated(&main.url, "backup-1").await;
+    let Pair {
+        main: mut main_agent,
+        backup: mut detector,
+        ..
+    } = Pair::start(group).await;
     main_agent.kill9();
     // backup-1 fails main-1 over after failover_after (1.5 s): its record says online while
     // its on-online hook still runs.

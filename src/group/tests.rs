@@ -177,16 +177,19 @@ fn every_failed_precondition_is_reported_at_once() {
         .expect_err("refused");
     assert_eq!(
         e,
-        Refusal::Preconditions(vec![
-            Precondition::BackupNotBackup,
-            Precondition::BackupNotStandby,
-            Precondition::NeverReplicated,
-            Precondition::MainNotMain,
-            Precondition::DeviceCheckFailed,
-            Precondition::OperationInProgress,
-        ])
+        Refusal::Preconditions(EVERY_TAKEOVER_PRECONDITION.to_vec())
     );
 }
+
+/// Every precondition of a manual takeover, in the order they are reported.
+const EVERY_TAKEOVER_PRECONDITION: [Precondition; 6] = [
+    Precondition::BackupNotBackup,
+    Precondition::BackupNotStandby,
+    Precondition::NeverReplicated,
+    Precondition::MainNotMain,
+    Precondition::DeviceCheckFailed,
+    Precondition::OperationInProgress,
+];
 
 #[test]
 fn the_coordinator_is_the_member_that_takes_or_gives_back() {
@@ -217,17 +220,10 @@ fn the_coordinator_is_the_member_that_takes_or_gives_back() {
 
 #[test]
 fn precondition_codes_are_the_contract() {
-    let codes: Vec<&str> = [
-        Precondition::BackupNotBackup,
-        Precondition::BackupNotStandby,
-        Precondition::NeverReplicated,
-        Precondition::MainNotMain,
-        Precondition::DeviceCheckFailed,
-        Precondition::OperationInProgress,
-    ]
-    .iter()
-    .map(|p| p.code())
-    .collect();
+    let codes: Vec<&str> = EVERY_TAKEOVER_PRECONDITION
+        .iter()
+        .map(|p| p.code())
+        .collect();
     assert_eq!(
         codes,
         [

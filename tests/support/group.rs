@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use super::http::answers;
+use super::http::{answers, wait_replicated};
 use super::process::Proc;
 use super::wait::wait_for_async;
 
@@ -164,4 +164,36 @@ pub async fn start_agent_logged(m: &GroupMember, log: PathBuf) -> Proc {
     );
     wait_healthy(&m.url).await;
     proc
+}
+
+/// main-1 and backup-1 of a group written by [`write_group`], each a running agent, started
+/// once backup-1 has replicated main-1 as both of them see it (a takeover's precondition).
+#[derive(Debug)]
+pub struct Pair {
+    pub members: Vec<GroupMember>,
+    pub main: Proc,
+    pub backup: Proc,
+}
+
+impl Pair {
+    pub async fn start(members: Vec<GroupMember>) -> Pair {
+        let main = start_agent(&members[0]).await;
+        let backup = start_agent(&members[1]).await;
+        for m in &members[..2] {
+            wait_replicated(&m.url, "backup-1").await;
+        }
+        Pair {
+            members,
+            main,
+            backup,
+        }
+    }
+
+    pub fn main_url(&self) -> String {
+        self.members[0].url.clone()
+    }
+
+    pub fn backup_url(&self) -> String {
+        self.members[1].url.clone()
+    }
 }
