@@ -25,6 +25,35 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
+/// The values of optional keys. serde's `default = "..."` names a function, so each is one.
+mod defaults {
+    use std::time::Duration;
+
+    macro_rules! defaults {
+        ($($(#[$doc:meta])* $name:ident: $t:ty = $value:expr;)*) => {
+            $($(#[$doc])* pub fn $name() -> $t {
+                $value
+            })*
+        };
+    }
+
+    defaults! {
+        heartbeat: Duration = Duration::from_millis(500);
+        failover_after: Duration = Duration::from_secs(2);
+        replay_window: Duration = Duration::from_secs(30);
+        peer_timeout: Duration = Duration::from_millis(1000);
+        /// Five announcements 250 ms apart span a second, so a neighbour that missed the
+        /// first (a lost frame, a port still coming up, an ARP lock time) takes a later one.
+        garp_count: u32 = 5;
+        garp_interval: Duration = Duration::from_millis(250);
+        hook_timeout: Duration = Duration::from_secs(10);
+        replication_interval: Duration = Duration::from_secs(30);
+        fail_after: u32 = 1;
+        check_timeout: Duration = Duration::from_secs(2);
+        check_interval: Duration = Duration::from_secs(5);
+    }
+}
+
 /// The file format, exactly as written by the operator.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,9 +64,9 @@ pub struct ConfigFile {
     pub member: String,
     /// Where the agent keeps its state (created if missing).
     pub state_dir: PathBuf,
-    #[serde(default = "default_heartbeat", with = "humantime_serde")]
+    #[serde(default = "defaults::heartbeat", with = "humantime_serde")]
     pub heartbeat_interval: Duration,
-    #[serde(default = "default_failover_after", with = "humantime_serde")]
+    #[serde(default = "defaults::failover_after", with = "humantime_serde")]
     pub failover_after: Duration,
     pub http: HttpConfig,
     pub peer: PeerConfig,
@@ -55,13 +84,6 @@ pub struct ConfigFile {
     pub snmp: Option<crate::snmp::config::SnmpConfig>,
 }
 
-fn default_heartbeat() -> Duration {
-    Duration::from_millis(500)
-}
-fn default_failover_after() -> Duration {
-    Duration::from_secs(2)
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
@@ -76,20 +98,12 @@ pub struct HttpConfig {
 pub struct PeerConfig {
     /// File holding the group secret shared by every member's agent.
     pub secret_file: PathBuf,
-    #[serde(default = "default_peer_timeout", with = "humantime_serde")]
+    #[serde(default = "defaults::peer_timeout", with = "humantime_serde")]
     pub request_timeout: Duration,
     /// How far a signed peer request's timestamp may be from this agent's clock; older or
     /// newer requests are refused as replays (keep the members' clocks in step, e.g. NTP).
-    #[serde(default = "default_replay_window", with = "humantime_serde")]
+    #[serde(default = "defaults::replay_window", with = "humantime_serde")]
     pub replay_window: Duration,
-}
-
-fn default_replay_window() -> Duration {
-    Duration::from_secs(30)
-}
-
-fn default_peer_timeout() -> Duration {
-    Duration::from_millis(1000)
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -118,10 +132,10 @@ pub struct AddressConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefix_len: Option<u8>,
     /// `linux`: how many gratuitous ARPs / unsolicited NAs announce a taken address.
-    #[serde(default = "default_garp_count")]
+    #[serde(default = "defaults::garp_count")]
     pub garp_count: u32,
     /// `linux`: the time between two announcements.
-    #[serde(default = "default_garp_interval", with = "humantime_serde")]
+    #[serde(default = "defaults::garp_interval", with = "humantime_serde")]
     pub garp_interval: Duration,
 }
 
@@ -131,19 +145,10 @@ impl Default for AddressConfig {
             backend: AddressBackendKind::default(),
             interface: None,
             prefix_len: None,
-            garp_count: default_garp_count(),
-            garp_interval: default_garp_interval(),
+            garp_count: defaults::garp_count(),
+            garp_interval: defaults::garp_interval(),
         }
     }
-}
-
-/// Five announcements 250 ms apart span a second, so a neighbour that missed the first (a lost
-/// frame, a port still coming up, an ARP lock time) still takes a later one.
-fn default_garp_count() -> u32 {
-    5
-}
-fn default_garp_interval() -> Duration {
-    Duration::from_millis(250)
 }
 
 /// Commands run when this member goes online, standby or offline (in every address backend),
@@ -158,7 +163,7 @@ pub struct HooksConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_offline: Option<Vec<String>>,
     /// A hook still running after this is killed (and logged).
-    #[serde(default = "default_hook_timeout", with = "humantime_serde")]
+    #[serde(default = "defaults::hook_timeout", with = "humantime_serde")]
     pub timeout: Duration,
 }
 
@@ -168,13 +173,9 @@ impl Default for HooksConfig {
             on_online: None,
             on_standby: None,
             on_offline: None,
-            timeout: default_hook_timeout(),
+            timeout: defaults::hook_timeout(),
         }
     }
-}
-
-fn default_hook_timeout() -> Duration {
-    Duration::from_secs(10)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -183,7 +184,7 @@ pub struct ReplicationConfig {
     /// The directory this member publishes when it is a Main.
     pub data_dir: Option<PathBuf>,
     /// How often a Backup copies each Main's data.
-    #[serde(default = "default_replication_interval", with = "humantime_serde")]
+    #[serde(default = "defaults::replication_interval", with = "humantime_serde")]
     pub interval: Duration,
 }
 
@@ -191,13 +192,9 @@ impl Default for ReplicationConfig {
     fn default() -> Self {
         ReplicationConfig {
             data_dir: None,
-            interval: default_replication_interval(),
+            interval: defaults::replication_interval(),
         }
     }
-}
-
-fn default_replication_interval() -> Duration {
-    Duration::from_secs(30)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -208,25 +205,14 @@ pub struct DeviceCheckConfig {
     pub tcp: Option<SocketAddr>,
     /// A command (program and arguments) whose exit status 0 means healthy.
     pub command: Option<Vec<String>>,
-    #[serde(default = "default_check_timeout", with = "humantime_serde")]
+    #[serde(default = "defaults::check_timeout", with = "humantime_serde")]
     pub timeout: Duration,
-    #[serde(default = "default_check_interval", with = "humantime_serde")]
+    #[serde(default = "defaults::check_interval", with = "humantime_serde")]
     pub interval: Duration,
     /// How many probes in a row must fail before the check counts as failing (it then gates
     /// takeover on a Backup and, on a Main with auto-failover, triggers failover).
-    #[serde(default = "default_fail_after")]
+    #[serde(default = "defaults::fail_after")]
     pub fail_after: u32,
-}
-
-fn default_fail_after() -> u32 {
-    1
-}
-
-fn default_check_timeout() -> Duration {
-    Duration::from_secs(2)
-}
-fn default_check_interval() -> Duration {
-    Duration::from_secs(5)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

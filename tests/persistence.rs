@@ -64,12 +64,8 @@ async fn the_alarm_survives_sigkill_of_the_demo() {
 #[tokio::test]
 async fn a_member_agent_killed_during_no_redundancy_comes_back_with_the_alarm() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let Pair {
-        members: group,
-        mut main,
-        mut backup,
-    } = Pair::start(write_group(dir.path(), 1, 1)).await;
-    let (main_url, backup_url) = (group[0].url.clone(), group[1].url.clone());
+    let mut pair = Pair::start(write_group(dir.path(), 1, 1)).await;
+    let (main_url, backup_url) = (pair.main_url(), pair.backup_url());
     post_ok(
         &format!("{main_url}/api/v1/takeover"),
         GROUP_TOKEN,
@@ -79,13 +75,13 @@ async fn a_member_agent_killed_during_no_redundancy_comes_back_with_the_alarm() 
     assert_taken_over(&main_url, "the main's view").await;
 
     // SIGKILL the backup (now acting as main-1) and bring it back on the same state.
-    backup.kill9();
-    let _backup = start_agent(&group[1]).await;
+    pair.backup.kill9();
+    pair.backup = start_agent(&pair.members[1]).await;
     assert_taken_over(&backup_url, "the restarted backup's view").await;
 
     // SIGKILL the taken-over main; when it returns it stays offline on its extra address.
-    main.kill9();
-    let _main = start_agent(&group[0]).await;
+    pair.main.kill9();
+    pair.main = start_agent(&pair.members[0]).await;
     assert_taken_over(&main_url, "the restarted main's view").await;
     let g = get_json(&format!("{main_url}/api/v1/group")).await;
     assert_eq!(member(&g, "main-1")["current_address"], "10.0.3.6");
