@@ -591,13 +591,11 @@ peer_urls = { lan = "http://127.0.0.1:9401" }
         let text = GOOD.replace(
             "name = \"backup-1\"\nrole = \"backup\"",
             "name = \"main-2\"\nrole = \"main\"",
-        ) + r#"
-[[members]]
-name = "backup-1"
-role = "backup"
-address = "192.0.2.30"
-peer_urls = { lan = "http://127.0.0.1:9402" }
-"#;
+        )
+            // ... and a Backup again: GOOD's last member on other addresses.
+            + &GOOD[GOOD.rfind("[[members]]").unwrap_or(0)..]
+            .replace("192.0.2.20", "192.0.2.30")
+            .replace(":9401", ":9402");
         let e = ConfigFile::parse(&text).expect_err("two mains default to 10.0.3.6");
         assert!(e.message.contains("10.0.3.6"), "{}", e.message);
     }

@@ -427,41 +427,38 @@ fn snmpset_drives_takeover_and_reverse_takeover_through_the_command_path() {
         assert!(!ok && err.contains(error), "{object} = {value}: {err}");
     }
 
-    // The reverse takeover, by the SNMPv3 user on main-1's agent.
-    set_ok(
-        "reverse takeover",
-        &v3(V3_AUTH),
-        &main.snmp,
-        "UNDERSTUDY-MIB::rgMemberReverseTakeover.1",
-        "1",
-    );
-    wait_value(
-        Duration::from_secs(10),
-        "redundancy restored",
-        (&main.snmp, "UNDERSTUDY-MIB::rgRedundancyStatus.0"),
-        "INTEGER: redundant(1)",
-    );
+    // The reverse takeover, by the SNMPv3 user on main-1's agent; then auto-failover back on,
+    // with the write community over SNMPv1. Each SET, then what main-1's agent shows after it.
+    let steps = [
+        (
+            "reverse takeover",
+            v3(V3_AUTH),
+            &main.snmp,
+            "UNDERSTUDY-MIB::rgMemberReverseTakeover.1",
+            Duration::from_secs(10),
+            "UNDERSTUDY-MIB::rgRedundancyStatus.0",
+            "INTEGER: redundant(1)",
+        ),
+        (
+            "auto-failover on",
+            v1(WRITE),
+            &backup.snmp,
+            "UNDERSTUDY-MIB::rgMemberAutoFailover.1",
+            Duration::from_secs(5),
+            "UNDERSTUDY-MIB::rgMemberAutoFailover.1",
+            "INTEGER: true(1)",
+        ),
+    ];
+    for (what, auth, agent, object, limit, shows, want) in steps {
+        set_ok(what, &auth, agent, object, "1");
+        wait_value(limit, what, (&main.snmp, shows), want);
+    }
     assert_eq!(
         get(&main.snmp, "UNDERSTUDY-MIB::rgMemberOperState.2"),
         "INTEGER: standby(2)"
     );
     let events = http_get(&format!("{}/api/v1/events", main.http));
     assert!(events.contains(r#""identity":"noc""#), "{events}");
-
-    // Auto-failover back on, with the write community over SNMPv1.
-    set_ok(
-        "auto-failover",
-        &v1(WRITE),
-        &backup.snmp,
-        "UNDERSTUDY-MIB::rgMemberAutoFailover.1",
-        "1",
-    );
-    wait_value(
-        Duration::from_secs(5),
-        "auto-failover on",
-        (&main.snmp, "UNDERSTUDY-MIB::rgMemberAutoFailover.1"),
-        "INTEGER: true(1)",
-    );
 }
 
 #[test]

@@ -48,8 +48,8 @@ fn all_heard(snap: &Snapshot) -> bool {
 /// How many notifications wait for one target before new ones are dropped.
 const QUEUE: usize = 256;
 
-/// What the notification loop needs.
-pub struct Setup {
+/// What the notification loop needs (put together by `snmp::server`).
+pub(crate) struct Setup {
     /// Where UNDERSTUDY-MIB is rooted.
     pub root: Oid,
     pub notifiers: Vec<Arc<Notifier>>,
@@ -61,17 +61,8 @@ pub struct Setup {
     pub settle: Duration,
 }
 
-impl std::fmt::Debug for Setup {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Setup")
-            .field("notifiers", &self.notifiers)
-            .field("alarm_repeat", &self.alarm_repeat)
-            .finish_non_exhaustive()
-    }
-}
-
 /// Watches the snapshot and sends notifications until `shutdown` resolves.
-pub async fn run(
+pub(crate) async fn run(
     mut snapshots: watch::Receiver<Arc<Snapshot>>,
     setup: Setup,
     shutdown: impl std::future::Future<Output = ()>,

@@ -532,25 +532,26 @@ mod tests {
     #[test]
     fn rows_show_the_seeds_columns() {
         let html = render(&taken_over());
-        let main = row(&html, "main-1");
-        assert!(main.contains(">Main<"));
-        assert!(main.contains(">Offline<"));
-        assert!(
-            main.contains("192.0.2.111"),
-            "current IP = extra IP: {main}"
-        );
-        assert!(main.contains("Disabled"));
-        assert!(main.contains("taken over by backup-1 (manual takeover"));
-        let backup = row(&html, "backup-1");
-        assert!(backup.contains(">Backup<"));
-        assert!(backup.contains(">Online<"));
-        assert!(
-            backup.contains("<td>192.0.2.11</td>"),
-            "current IP = main's: {backup}"
-        );
-        assert!(backup.contains("acting for main-1"));
-        assert!(backup.contains("Success</span> 1970-01-01T00:00:01.000Z"));
-        assert!(backup.contains("<b>backup-1</b><span class=\"this\">this server</span>"));
+        let table = [
+            ("main-1", ">Main<"),
+            ("main-1", ">Offline<"),
+            ("main-1", "192.0.2.111"), // current IP = extra IP
+            ("main-1", "Disabled"),
+            ("main-1", "taken over by backup-1 (manual takeover"),
+            ("backup-1", ">Backup<"),
+            ("backup-1", ">Online<"),
+            ("backup-1", "<td>192.0.2.11</td>"), // current IP = main's
+            ("backup-1", "acting for main-1"),
+            ("backup-1", "Success</span> 1970-01-01T00:00:01.000Z"),
+            (
+                "backup-1",
+                "<b>backup-1</b><span class=\"this\">this server</span>",
+            ),
+        ];
+        for (member, want) in table {
+            let r = row(&html, member);
+            assert!(r.contains(want), "{member}'s row shows {want:?}: {r}");
+        }
     }
 
     #[test]
