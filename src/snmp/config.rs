@@ -373,17 +373,12 @@ mod tests {
     const GOOD: &str = r#"
 listen = "0.0.0.0:161"
 alarm_repeat = "1m"
+# an array of inline tables: the same users as [[users]] tables would be
+users = [{ name = "noc", access = "read-write", auth = "sha-256", auth_password_file = "noc-auth", privacy = "aes-128", privacy_password_file = "noc-priv" }]
 [[communities]]
 name = "noc-read"
 secret_file = "snmp-read-community"
 access = "read-only"
-[[users]]
-name = "noc"
-access = "read-write"
-auth = "sha-256"
-auth_password_file = "noc-auth"
-privacy = "aes-128"
-privacy_password_file = "noc-priv"
 [[targets]]
 address = "192.0.2.1:162"
 notify = "inform"
@@ -417,7 +412,7 @@ community_file = "trap-community"
     fn cross_field_rules() {
         let e = parse(&GOOD.replace("user = \"noc\"", "user = \"nobody\"")).expect_err("user");
         assert!(e.contains("\"nobody\" is not one of"), "{e}");
-        let e = parse(&GOOD.replace("privacy = \"aes-128\"\n", "")).expect_err("priv file");
+        let e = parse(&GOOD.replace("privacy = \"aes-128\", ", "")).expect_err("priv file");
         assert!(e.contains("privacy is not"), "{e}");
         let e = parse(&GOOD.replace("alarm_repeat = \"1m\"", "alarm_repeat = \"10ms\""))
             .expect_err("repeat");
