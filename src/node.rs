@@ -170,6 +170,8 @@ impl Node {
                     error!(member = %agent.name(), error = %e, "HTTP server failed");
                 }
             }
+            // Operations whose requester has gone run on their own: wait for them too.
+            agent.drain().await;
         })
         .await;
         if drained.is_err() {

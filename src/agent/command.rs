@@ -10,7 +10,31 @@ impl Agent {
 
     /// Carries out a command, wherever it came from: forwarded to the agent that must
     /// coordinate it, or coordinated here.
+    ///
+    /// The command runs as a task of its own: once submitted it runs to its end whatever
+    /// happens to the requester (an HTTP client that hangs up, an SNMP manager that times
+    /// out), and [`Agent::drain`] waits for it at shutdown.
     pub async fn submit(&self, cmd: Command) -> CommandResult {
+        let me = self.clone();
+        self.outlive_requester(async move { me.submit_here(cmd).await })
+            .await
+    }
+
+    /// Runs `work` as a task of its own, tracked for [`Agent::drain`]; its result when the
+    /// caller is still waiting.
+    async fn outlive_requester<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, CommandError>> + Send + 'static,
+    ) -> Result<T, CommandError> {
+        match self.inner.operations.spawn(work).await {
+            Ok(result) => result,
+            Err(e) => Err(CommandError::Unavailable(format!(
+                "the operation's task ended abnormally: {e}"
+            ))),
+        }
+    }
+
+    async fn submit_here(&self, cmd: Command) -> CommandResult {
         {
             let st = self.inner.state.lock().await;
             for name in cmd.operation.named_members() {
@@ -58,7 +82,14 @@ impl Agent {
     }
 
     /// A command forwarded by a peer: this agent must be its coordinator.
+    /// Runs to its end whatever happens to the forwarding agent's request.
     pub async fn handle_forwarded(&self, req: CommandRequest) -> CommandResult {
+        let me = self.clone();
+        self.outlive_requester(async move { me.forwarded_here(req).await })
+            .await
+    }
+
+    async fn forwarded_here(&self, req: CommandRequest) -> CommandResult {
         let coordinator = coordinator_of(&req.command.operation);
         if coordinator != self.inner.name {
             return Err(CommandError::Invalid(format!(
@@ -224,7 +255,15 @@ impl Agent {
 
     /// A coordinator hands this agent its new record (the takeover handshake). The record is
     /// persisted first, then the address is moved, then the new record is acknowledged.
+    /// Runs to its end (persisted, address moved, hook run) whatever happens to the
+    /// coordinator's request.
     pub async fn handle_apply(&self, req: ApplyRequest) -> Result<ApplyReply, CommandError> {
+        let me = self.clone();
+        self.outlive_requester(async move { me.apply_here(req).await })
+            .await
+    }
+
+    async fn apply_here(&self, req: ApplyRequest) -> Result<ApplyReply, CommandError> {
         if req.record.name != self.inner.name {
             return Err(CommandError::Invalid(format!(
                 "record for {} sent to {}",

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{watch, Mutex, Notify};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use crate::address::{AddressBackend, Transition};
@@ -68,6 +69,8 @@ struct Inner {
     gossip_now: Notify,
     /// One replication at a time (the loop and on-demand requests share the replica dirs).
     replicating: Mutex<()>,
+    /// Operations under way, each a task of its own (they outlive their requester).
+    operations: TaskTracker,
 }
 
 /// A handle on the agent; cheap to clone.
@@ -140,6 +143,7 @@ impl Agent {
                 notifications: StdMutex::new(None),
                 gossip_now: Notify::new(),
                 replicating: Mutex::new(()),
+                operations: TaskTracker::new(),
             }),
         };
         // Serve the restored state from the first request on (peers show as unknown until
@@ -363,6 +367,13 @@ impl Agent {
         }
         while tasks.join_next().await.is_some() {}
         debug!(member = %self.inner.name, "agent loops stopped");
+    }
+
+    /// Waits until no operation (command, forwarded command, apply) is running, including
+    /// those whose requester has gone.
+    pub async fn drain(&self) {
+        self.inner.operations.close();
+        self.inner.operations.wait().await;
     }
 
     /// Writes the state once more (the last thing a stopping node does).
