@@ -29,7 +29,8 @@ impl Agent {
             // from a Main) only once it keeps failing: `fail_after` probes in a row.
             let failing = check_failing(consecutive_failures, check.fail_after);
             let mut st = self.inner.state.lock().await;
-            match st
+            let mut next = st.clone();
+            match next
                 .view
                 .set_device_check(&self.inner.name, &check.name, failing)
             {
@@ -40,7 +41,10 @@ impl Agent {
                 }
                 Some(true) => {}
             }
-            self.persist_or_log(&st);
+            // Not persisted, not changed: the next probe tries again.
+            if self.commit(&mut st, next).is_err() {
+                continue;
+            }
             drop(st);
             self.publish().await;
             self.inner.gossip_now.notify_one();

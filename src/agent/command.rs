@@ -285,18 +285,21 @@ impl Agent {
     /// Adopts a new record for this member: persist, then move the address.
     async fn adopt_own(&self, rec: MemberRecord, event: Option<Event>) -> Result<(), String> {
         let mut st = self.inner.state.lock().await;
+        let mut next = st.clone();
         // None: the same write again (a coordinator retrying on another path after a
         // timeout), already persisted and acted on; acknowledge it.
-        let Some(Adopted { old, new, op }) = st.view.adopt_own(&self.inner.name, &rec)? else {
+        let Some(Adopted { old, new, op }) = next.view.adopt_own(&self.inner.name, &rec)? else {
             return Ok(());
         };
         if let Some(op) = &op {
-            st.count_op(&op.id, op.kind);
+            next.count_op(&op.id, op.kind);
         }
         if let Some(ev) = event {
-            st.record_event(ev);
+            next.record_event(ev);
         }
-        self.inner.store.save(&st).map_err(|e| e.to_string())?;
+        // Persist, then change memory, then act: a failed save refuses the step.
+        self.commit(&mut st, next)
+            .map_err(|e| format!("{} cannot persist its new record: {e}", self.inner.name))?;
         drop(st);
         self.move_address(&old, &new).await?;
         info!(member = %self.inner.name, from = %old.state, to = %new.state,

@@ -10,14 +10,14 @@ impl Agent {
     pub async fn absorb(&self, records: &[MemberRecord]) {
         let mut st = self.inner.state.lock().await;
         let old_own = st.view.member(&self.inner.name).cloned();
-        let absorbed = st.view.absorb(records);
+        let mut next = st.clone();
+        let absorbed = next.view.absorb(records);
         for op in &absorbed.ops {
-            st.count_op(&op.id, op.kind);
+            next.count_op(&op.id, op.kind);
         }
-        if !absorbed.changed {
+        if !absorbed.changed || self.commit(&mut st, next).is_err() {
             return;
         }
-        self.persist_or_log(&st);
         let new_own = st.view.member(&self.inner.name).cloned();
         drop(st);
         if let (Some(old), Some(new)) = (old_own, new_own) {

@@ -210,6 +210,22 @@ impl Agent {
         self.liveness().heard(member, path, now);
     }
 
+    /// Persist, then change memory: `next` (a changed copy of `st`) is written, and only then
+    /// becomes the state. A failed save changes nothing; it is logged and returned.
+    fn commit(&self, st: &mut PersistedState, next: PersistedState) -> Result<(), StoreError> {
+        match self.inner.store.save(&next) {
+            Ok(()) => {
+                *st = next;
+                Ok(())
+            }
+            Err(e) => {
+                error!(member = %self.inner.name, error = %e,
+                    "cannot persist state; the change is not made");
+                Err(e)
+            }
+        }
+    }
+
     fn persist_or_log(&self, st: &PersistedState) {
         if let Err(e) = self.inner.store.save(st) {
             error!(member = %self.inner.name, error = %e, "cannot persist state");

@@ -149,9 +149,11 @@ impl Agent {
             }
         };
         let mut st = self.inner.state.lock().await;
-        st.view
+        let mut next = st.clone();
+        next.view
             .record_replication(&self.inner.name, main, now, error);
-        self.persist_or_log(&st);
+        // Not persisted, not recorded: the next replication records its own result.
+        let _ = self.commit(&mut st, next);
         drop(st);
         self.publish().await;
         res.map_err(|e| e.to_string())

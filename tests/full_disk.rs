@@ -1,0 +1,91 @@
+//! Persist, then change memory, then act: main-1's state directory is an 8 MiB tmpfs, filled
+//! up; a takeover then fails at main-1's step (it cannot persist its release) and changes
+//! nothing anywhere — main-1 still online on its address, backup-1 in standby, the group
+//! redundant, on every member's view. Before, main-1 merged its new record in memory before
+//! the save failed and spread it with its heartbeats: every member showed main-1 offline and
+//! backup-1 in standby, so nobody served and the group said the Main was offline. Needs root
+//! (mounts a tmpfs); ./scripts/test runs as root in CI.
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use support::*;
+
+/// A tmpfs of `size` mounted at `dir` for the test's life.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a tmpfs to fill a state disk: run it as root (./scripts/test does, \
+             in CI): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+
+    /// Writes zeros until the file system is full.
+    fn fill(&self) {
+        let mut f = std::fs::File::create(self.0.join("filler")).expect("filler");
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+async fn group_as_seen_by(url: &str) -> serde_json::Value {
+    get_json(&format!("{url}/api/v1/group")).await
+}
+
+#[tokio::test]
+async fn a_save_that_fails_changes_nothing_anywhere() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let group = write_group(dir.path(), 1, 1);
+    let disk = Tmpfs::mount(&dir.path().join("main-1/state"), "8m");
+    let pair = Pair::start(group).await;
+    let urls = [pair.main_url(), pair.backup_url()];
+    disk.fill();
+
+    let (status, body) = post(
+        &format!("{}/api/v1/takeover", pair.backup_url()),
+        Some(GROUP_TOKEN),
+        r#"{"backup":"backup-1","main":"main-1"}"#,
+    )
+    .await;
+    assert_eq!(status, 503, "the takeover cannot be carried out: {body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot persist")),
+        "the refusal says why: {body}"
+    );
+
+    // Long enough for heartbeats to have spread anything that changed.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for url in &urls {
+        let g = group_as_seen_by(url).await;
+        let (m, b) = (member(&g, "main-1"), member(&g, "backup-1"));
+        assert_eq!(m["operational_state"], "online", "as {url} sees it: {g}");
+        assert_eq!(m["current_address"], m["configured_address"], "{g}");
+        assert_eq!(m["takeover_flag"], false, "{g}");
+        assert_eq!(b["operational_state"], "standby", "{g}");
+        assert_eq!(g["redundancy"]["redundant"], true, "{g}");
+    }
+}
