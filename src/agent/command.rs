@@ -3,7 +3,9 @@
 //! acknowledges; whoever releases an address goes first) and the event history. Does I/O.
 
 use super::*;
-use crate::group::{after_apply_failure, coordinator_of, Adopted, AfterApplyFailure};
+use crate::group::{
+    after_apply_failure, coordinator_of, release_not_awaited, Adopted, AfterApplyFailure,
+};
 
 impl Agent {
     // ---------------------------------------------------------------- the command path
@@ -197,7 +199,16 @@ impl Agent {
                 record: rec.clone(),
                 event: Some(event.clone()),
             };
-            match self.inner.peers.apply(&rec.name, &req).await {
+            let reach = self.reachability(&rec.name);
+            let answer = if release_not_awaited(&plan.operation, &rec.name, reach) {
+                Err(PeerError::Unreachable {
+                    member: rec.name.clone(),
+                    detail: "silent on every heartbeat path; its release was not awaited".into(),
+                })
+            } else {
+                self.inner.peers.apply(&rec.name, &req).await
+            };
+            match answer {
                 Ok(reply) => {
                     self.absorb(std::slice::from_ref(&reply.record)).await;
                 }

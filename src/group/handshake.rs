@@ -4,7 +4,7 @@
 //! merging peers' records means for the counters and for this member's own address. Pure: the
 //! caller persists, moves addresses and sends.
 
-use super::{GroupView, MemberRecord, OpStamp, Operation};
+use super::{GroupView, MemberRecord, OpStamp, Operation, Reachability};
 
 /// What a member does with the record a coordinator offers it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +100,16 @@ pub fn after_apply_failure(op: &Operation, member: &str, unreachable: bool) -> A
         }
         _ => AfterApplyFailure::Stop,
     }
+}
+
+/// Whether the coordinator goes on without asking `member` for its part at all: the Main of
+/// a takeover or failover that this agent already judges unreachable on every path. Its
+/// release could not come; asking would only wait for connect and ARP time-outs (a lost
+/// host), which delays the service by seconds. Its record reaches it with the heartbeats when
+/// it returns, as after a failed ask.
+pub fn release_not_awaited(op: &Operation, member: &str, reach: Reachability) -> bool {
+    reach == Reachability::Unreachable
+        && after_apply_failure(op, member, true) == AfterApplyFailure::Proceed
 }
 
 /// What merging a peer's records did.
@@ -212,6 +222,37 @@ mod tests {
                 after_apply_failure(op, member, unreachable),
                 want,
                 "{op:?} {member}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_release_of_an_unreachable_main_is_not_awaited() {
+        use Reachability::{Local, Reachable, Unreachable};
+        let takeover = Operation::Takeover {
+            backup: "b".into(),
+            main: "m".into(),
+        };
+        let failover = Operation::Failover {
+            backup: "b".into(),
+            main: "m".into(),
+        };
+        let reverse = Operation::ReverseTakeover { main: "m".into() };
+        // (operation, member asked, how the coordinator sees it, skip the ask)
+        let rows = [
+            (&failover, "m", Unreachable, true),
+            (&takeover, "m", Unreachable, true),
+            (&failover, "m", Reachable, false),
+            (&takeover, "m", Reachable, false),
+            (&failover, "b", Local, false),
+            (&reverse, "b", Unreachable, false),
+            (&reverse, "m", Unreachable, false),
+        ];
+        for (op, member, reach, want) in rows {
+            assert_eq!(
+                release_not_awaited(op, member, reach),
+                want,
+                "{op:?} {member} {reach:?}"
             );
         }
     }

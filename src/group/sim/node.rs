@@ -14,9 +14,9 @@ use serde::Serialize;
 
 use crate::command::{Command, CommandError, ErrorBody, Event, OutcomeKind};
 use crate::group::{
-    after_apply_failure, coordinator_of, own_record_rewritten, AfterApplyFailure, Alarm, GroupView,
-    Liveness, MemberRecord, Millis, Mono, Operation, Plan, Reachability, Refusal, Requester, Sight,
-    Stamp,
+    after_apply_failure, coordinator_of, own_record_rewritten, release_not_awaited,
+    AfterApplyFailure, Alarm, GroupView, Liveness, MemberRecord, Millis, Mono, Operation, Plan,
+    Reachability, Refusal, Requester, Sight, Stamp,
 };
 use crate::peer::messages::{check_envelope, Envelope};
 use crate::peer::{ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, PROTOCOL};
@@ -669,6 +669,16 @@ impl Node {
                 self.abort(ctx, format!("{} is not a member", rec.name));
                 return;
             };
+            // As the agent: a Main already judged unreachable is not asked to release.
+            let reach = (self.reach_fn(ctx.now))(&rec.name);
+            if release_not_awaited(&run.plan.operation, &rec.name, reach) {
+                if let Some(r) = self.mem().running.as_mut() {
+                    r.event.message.push_str(" (main unreachable)");
+                    r.next += 1;
+                }
+                self.mem().st.view.merge(&rec);
+                continue;
+            }
             let req = ApplyRequest {
                 protocol: PROTOCOL,
                 group: self.group.clone(),
