@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::address::{AddressBackend, AddressError, Configured};
 use crate::agent::Agent;
@@ -83,6 +83,7 @@ impl Node {
     /// configured address backend, opens the state, and sets SNMP up on its socket. Nothing
     /// runs until [`Node::run`].
     pub async fn start(cfg: Config, http: Option<TcpListener>) -> Result<Node, NodeError> {
+        raise_open_file_limit();
         let listen = cfg.file.http.listen;
         let http = match http {
             Some(l) => l,
@@ -182,6 +183,16 @@ impl Node {
         }
         agent.flush().await;
         info!(member = %agent.name(), "agent stopped");
+    }
+}
+
+/// Raises this process's soft limit of open files to its hard limit (the usual soft limit,
+/// 1024, is close to what a burst of SNMP managers, peers and replication can need at once;
+/// an agent that cannot open its state file cannot save).
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => debug!(limit, "open-file limit"),
+        Err(e) => warn!(error = %e, "cannot raise the open-file limit"),
     }
 }
 

@@ -29,8 +29,10 @@ pub struct GateCounters {
 /// A manager address is forgotten after this long without traffic.
 const IDLE: Duration = Duration::from_secs(60);
 /// At most this many manager addresses have a relay socket at once (the least recently used
-/// one is closed to make room).
-const MAX_ROUTES: usize = 4096;
+/// one is closed to make room): well below the usual limit of 1024 open files, so that a
+/// burst of datagrams from many source ports (SNMPv3 ones pass the gate unauthenticated)
+/// cannot take the files the agent needs to save its state and accept connections.
+pub const MAX_ROUTES: usize = 256;
 /// Large enough for any UDP datagram.
 const BUF: usize = 65_536;
 
