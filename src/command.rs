@@ -132,9 +132,31 @@ pub struct Event {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed: Vec<String>,
     pub message: String,
+    /// How many times the same refusal or failure happened again right after this one (same
+    /// operation, requester, coordinator, outcome and message): folded into this entry rather
+    /// than flushing the history. `last_at` is when the last of them happened.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeats: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<Millis>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Event {
+    /// Whether `next` repeats this refusal or failure (a done operation never repeats one).
+    pub fn repeated_by(&self, next: &Event) -> bool {
+        self.outcome != OutcomeKind::Done
+            && self.outcome == next.outcome
+            && self.operation == next.operation
+            && self.requested_by == next.requested_by
+            && self.coordinator == next.coordinator
+            && self.failed == next.failed
+            && self.message == next.message
+    }
+
     /// The entry of `cmd` carried out by `coordinator`, as done (the caller sets the message, or
     /// the outcome when it was not done).
     pub fn of(cmd: &Command, id: String, coordinator: &str, at: Millis) -> Event {
@@ -155,6 +177,8 @@ impl Event {
             outcome: OutcomeKind::Done,
             failed: Vec::new(),
             message: String::new(),
+            repeats: 0,
+            last_at: None,
         }
     }
 }

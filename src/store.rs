@@ -99,9 +99,18 @@ impl PersistedState {
         true
     }
 
+    /// Adds `event` to the history, once per id; a refusal or failure that repeats the newest
+    /// entry is counted on it instead (a retry every heartbeat must not flush the history).
     pub fn record_event(&mut self, event: Event) {
         if self.events.iter().any(|e| e.id == event.id) {
             return;
+        }
+        if let Some(last) = self.events.back_mut() {
+            if last.repeated_by(&event) {
+                last.repeats = last.repeats.saturating_add(1);
+                last.last_at = Some(event.at);
+                return;
+            }
         }
         self.events.push_back(event);
         while self.events.len() > EVENT_HISTORY {
@@ -247,5 +256,49 @@ mod tests {
         s.count_op("b", OpKind::AutoFailover);
         assert_eq!(s.takeovers.get(&OpKind::Manual), Some(&1));
         assert_eq!(s.takeovers.get(&OpKind::AutoFailover), None);
+    }
+
+    /// A failover refused or failed on every heartbeat folds into one entry; anything else
+    /// (another outcome, message or operation, a done one) is an entry of its own.
+    #[test]
+    fn a_repeated_refusal_is_counted_on_one_entry() {
+        use crate::command::{Command, Event, OutcomeKind};
+        use crate::group::{Operation, Requester};
+        let cmd = Command {
+            operation: Operation::Failover {
+                backup: "backup-1".into(),
+                main: "main-1".into(),
+            },
+            requested_by: Requester {
+                interface: "detector".into(),
+                identity: "backup-1".into(),
+            },
+            reason: None,
+        };
+        let failed = |at: u64, message: &str| {
+            let mut e = Event::of(&cmd, format!("e{at}"), "backup-1", at);
+            e.outcome = OutcomeKind::Failed;
+            e.message = message.into();
+            e
+        };
+        let mut s = state();
+        for at in 0..(EVENT_HISTORY as u64 * 3) {
+            s.record_event(failed(at, "backup-1 cannot persist its new record"));
+        }
+        assert_eq!(s.events.len(), 1, "one entry for every identical failure");
+        let e = &s.events[0];
+        assert_eq!((e.id.as_str(), e.at), ("e0", 0));
+        assert_eq!(e.repeats, EVENT_HISTORY as u32 * 3 - 1);
+        assert_eq!(e.last_at, Some(EVENT_HISTORY as u64 * 3 - 1));
+
+        s.record_event(failed(5000, "main-1 did not apply its part"));
+        let mut done = Event::of(&cmd, "d1".into(), "backup-1", 6000);
+        done.message = "backup-1 failed over main-1".into();
+        s.record_event(done.clone());
+        let mut again = done;
+        again.id = "d2".into();
+        s.record_event(again);
+        assert_eq!(s.events.len(), 4, "{:?}", s.events);
+        assert!(s.events.iter().skip(1).all(|e| e.repeats == 0));
     }
 }

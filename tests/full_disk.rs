@@ -89,3 +89,39 @@ async fn a_save_that_fails_changes_nothing_anywhere() {
         assert_eq!(g["redundancy"]["redundant"], true, "{g}");
     }
 }
+
+/// A failover that cannot be carried out (backup-1's state disk is full) is retried less and
+/// less often, and its identical failures are counted on one history entry instead of
+/// flushing the history (before: one attempt and one entry per heartbeat, 200 ms here).
+#[tokio::test]
+async fn a_failover_that_keeps_failing_backs_off_and_is_counted_on_one_entry() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let group = write_group(dir.path(), 1, 1);
+    let disk = Tmpfs::mount(&dir.path().join("backup-1/state"), "8m");
+    let mut pair = Pair::start(group).await;
+    disk.fill();
+    pair.main.kill9();
+    // failover_after is 1.5 s; then 6 s of attempts: 30 at one per heartbeat, 5 backing off.
+    tokio::time::sleep(Duration::from_millis(1500 + 6000)).await;
+    let events = get_json(&format!("{}/api/v1/events", pair.backup_url())).await;
+    let failovers: Vec<&serde_json::Value> = events["events"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["operation"]["op"] == "failover")
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        failovers.len(),
+        1,
+        "one entry for the failing failover: {events}"
+    );
+    let e = failovers[0];
+    assert_eq!(e["outcome"], "failed", "{e}");
+    let attempts = 1 + e["repeats"].as_u64().unwrap_or(0);
+    assert!(
+        (2..=8).contains(&attempts),
+        "{attempts} attempts in 6 s: retried, backing off: {e}"
+    );
+}

@@ -225,8 +225,8 @@ impl Agent {
                         " ({} could not be reached to release its address: {detail})",
                         rec.name
                     ));
-                    let mut st = self.inner.state.lock().await;
-                    st.view.merge(rec);
+                    // Its record is merged with the others once every step is done: an
+                    // operation stopped later leaves this agent's view as it was.
                 }
                 Err(e) => {
                     return self

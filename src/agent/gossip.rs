@@ -2,7 +2,10 @@
 //! back), merging what peers send, and the failover detector. Does network I/O.
 
 use super::*;
-use crate::group::{own_record_rewritten, Failover, Sight};
+use crate::group::{own_record_rewritten, Backoff, Failover, Sight};
+
+/// The longest wait between two failover attempts that were not carried out.
+const FAILOVER_BACKOFF_CAP: Millis = 60_000;
 
 impl Agent {
     /// Merges records a peer sent (heartbeat or reply). If this member's own record changed
@@ -185,6 +188,11 @@ impl Agent {
         else {
             return;
         };
+        let now = self.mono_now();
+        let backoff = self.backoff_of(&main);
+        if !backoff.allows(now) {
+            return;
+        }
         warn!(member = %self.inner.name, %main, %reason, "auto-failover");
         let cmd = Command {
             operation: Operation::Failover {
@@ -197,8 +205,33 @@ impl Agent {
             },
             reason: Some(reason),
         };
-        if let Err(e) = self.submit(cmd).await {
-            warn!(member = %self.inner.name, %main, error = %e, "auto-failover refused");
-        }
+        let mut backoffs = match self.submit(cmd).await {
+            Ok(_) => {
+                let mut b = self.backoffs();
+                b.remove(&main);
+                return;
+            }
+            Err(e) => {
+                warn!(member = %self.inner.name, %main, error = %e, "auto-failover refused");
+                self.backoffs()
+            }
+        };
+        let base = self.inner.cfg.file.heartbeat_interval.as_millis() as Millis;
+        let next = backoff.failed(self.mono_now(), base, FAILOVER_BACKOFF_CAP);
+        debug!(member = %self.inner.name, %main, failures = next.failures,
+            retry_in_ms = next.not_before.saturating_sub(self.mono_now()),
+            "auto-failover backs off");
+        backoffs.insert(main, next);
+    }
+
+    fn backoffs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Backoff>> {
+        self.inner
+            .failover_backoff
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn backoff_of(&self, main: &str) -> Backoff {
+        self.backoffs().get(main).copied().unwrap_or_default()
     }
 }

@@ -30,7 +30,7 @@ use crate::command::{Event, OutcomeKind};
 use crate::config::Config;
 use crate::device_check;
 use crate::group::{
-    AlarmState, GroupView, Liveness, MemberRecord, Millis, Mono, OperState, Operation,
+    AlarmState, Backoff, GroupView, Liveness, MemberRecord, Millis, Mono, OperState, Operation,
     Reachability, ReplicationResult, Requester, Role,
 };
 use crate::peer::{
@@ -58,6 +58,8 @@ struct Inner {
     address: Arc<dyn AddressBackend>,
     state: Mutex<PersistedState>,
     liveness: StdMutex<Liveness>,
+    /// The failover detector's back-off, per Main, after attempts that were not carried out.
+    failover_backoff: StdMutex<BTreeMap<String, Backoff>>,
     busy: StdMutex<BTreeSet<String>>,
     events_cache: StdMutex<(usize, String, Arc<Vec<Event>>)>,
     snapshot: watch::Sender<Arc<Snapshot>>,
@@ -134,6 +136,7 @@ impl Agent {
                 address,
                 state: Mutex::new(state),
                 liveness: StdMutex::new(Liveness::default()),
+                failover_backoff: StdMutex::new(BTreeMap::new()),
                 busy: StdMutex::new(BTreeSet::new()),
                 events_cache: StdMutex::new((usize::MAX, String::new(), Arc::new(Vec::new()))),
                 snapshot,
@@ -333,7 +336,11 @@ impl Agent {
                 .events_cache
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
-            let newest = st.events.back().map(|e| e.id.clone()).unwrap_or_default();
+            let newest = st
+                .events
+                .back()
+                .map(|e| format!("{}#{}", e.id, e.repeats))
+                .unwrap_or_default();
             if cache.0 != st.events.len() || cache.1 != newest {
                 *cache = (
                     st.events.len(),

@@ -89,6 +89,32 @@ impl Sight<'_> {
     }
 }
 
+/// When the detector may try a failover again after attempts that were refused or failed:
+/// the wait doubles from `base` (the heartbeat interval) with every failure in a row, up to
+/// `cap`, so a failover that cannot be carried out (a full disk, a refusing peer) is retried
+/// less and less often instead of on every heartbeat.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Backoff {
+    pub failures: u32,
+    pub not_before: Mono,
+}
+
+impl Backoff {
+    /// May an attempt be made at `now`?
+    pub fn allows(&self, now: Mono) -> bool {
+        now >= self.not_before
+    }
+
+    /// After a refused or failed attempt at `now`.
+    pub fn failed(self, now: Mono, base: Millis, cap: Millis) -> Backoff {
+        let wait = base.saturating_mul(1u64 << self.failures.min(20)).min(cap);
+        Backoff {
+            failures: self.failures.saturating_add(1),
+            not_before: now.saturating_add(wait),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +146,46 @@ mod tests {
             l.heard(n, "lan", at);
         }
         l
+    }
+
+    #[test]
+    fn failed_attempts_back_off_doubling_up_to_the_cap() {
+        let mut b = Backoff::default();
+        assert!(b.allows(0));
+        // (now of the failed attempt, earliest next attempt)
+        let rows = [
+            (0, 500),
+            (500, 1500),
+            (1500, 3500),
+            (3500, 7500),
+            (7500, 15_500),
+            (15_500, 31_500),
+            (31_500, 63_500),
+            (63_500, 123_500),
+            (123_500, 183_500),
+            (183_500, 243_500),
+        ];
+        for (now, next) in rows {
+            assert!(b.allows(now), "{b:?} at {now}");
+            b = b.failed(now, 500, 60_000);
+            assert_eq!(b.not_before, next, "{b:?}");
+            assert!(!b.allows(next - 1));
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_wait_never_exceeds_the_cap_and_never_shrinks(
+            failures in 0u32..100, now in 0u64..1 << 40, base in 1u64..10_000, cap in 1u64..1 << 30,
+        ) {
+            let b = Backoff { failures, not_before: 0 };
+            let next = b.failed(now, base, cap);
+            proptest::prop_assert!(next.not_before - now <= cap);
+            let later = next.failed(next.not_before, base, cap);
+            proptest::prop_assert!(
+                later.not_before - next.not_before >= (next.not_before - now).min(cap)
+            );
+        }
     }
 
     fn decide(v: &GroupView, local: &str, l: &Liveness, now: Mono) -> Option<(String, String)> {

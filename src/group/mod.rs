@@ -25,7 +25,7 @@ mod sim;
 mod status;
 
 pub use alarm::{no_standby_since, Alarm, AlarmKind, AlarmState};
-pub use failover::{Failover, Sight};
+pub use failover::{Backoff, Failover, Sight};
 pub use handshake::{
     after_apply_failure, judge_offer, own_record_rewritten, release_not_awaited, Absorbed, Adopted,
     AfterApplyFailure, Offer,

@@ -396,6 +396,8 @@ mod tests {
             outcome: OutcomeKind::Done,
             failed: vec![],
             message: "backup-1 took over main-1".into(),
+            repeats: 0,
+            last_at: None,
         }
     }
 

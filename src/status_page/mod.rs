@@ -319,9 +319,15 @@ fn render_events(h: &mut String, s: &Snapshot) {
             OutcomeKind::Refused => "refused",
             OutcomeKind::Failed => "failed",
         };
+        let repeated = match e.last_at {
+            Some(last) if e.repeats > 0 => {
+                format!(" (and {} times more, last {})", e.repeats, rfc3339(last))
+            }
+            _ => String::new(),
+        };
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{outcome}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{outcome}{repeated}</td><td>{}</td><td>{}</td></tr>",
             rfc3339(e.at),
             kind_word(e.kind),
             esc(&e.requested_by),
@@ -624,6 +630,32 @@ mod tests {
     }
 
     #[test]
+    fn a_repeated_failure_shows_how_often_and_when_last() {
+        let mut s = healthy();
+        let cmd = crate::command::Command {
+            operation: crate::group::Operation::Failover {
+                backup: "backup-1".into(),
+                main: "main-1".into(),
+            },
+            requested_by: crate::group::Requester {
+                interface: "detector".into(),
+                identity: "backup-1".into(),
+            },
+            reason: None,
+        };
+        let mut e = crate::command::Event::of(&cmd, "e1".into(), "backup-1", 1_000);
+        e.outcome = OutcomeKind::Failed;
+        e.repeats = 2;
+        e.last_at = Some(3_000);
+        s.events = Arc::new(vec![e]);
+        let html = render(&s);
+        assert!(
+            html.contains("failed (and 2 times more, last 1970-01-01T00:00:03.000Z)"),
+            "{html}"
+        );
+    }
+
+    #[test]
     fn unknown_members_and_refused_events_are_shown() {
         let mut s = healthy();
         s.members[0].state = OperState::Unknown;
@@ -645,6 +677,8 @@ mod tests {
             outcome: OutcomeKind::Refused,
             failed: vec!["never_replicated".into()],
             message: "refused: never_replicated (<x>)".into(),
+            repeats: 0,
+            last_at: None,
         }];
         s.events = Arc::new(events);
         let html = render(&s);

@@ -676,7 +676,6 @@ impl Node {
                     r.event.message.push_str(" (main unreachable)");
                     r.next += 1;
                 }
-                self.mem().st.view.merge(&rec);
                 continue;
             }
             let req = ApplyRequest {
@@ -718,7 +717,6 @@ impl Node {
                         if let Some(r) = self.mem().running.as_mut() {
                             r.event.message.push_str(" (main unreachable)");
                         }
-                        self.mem().st.view.merge(&rec);
                     }
                     AfterApplyFailure::Stop => {
                         let why = why.unwrap_or_else(|| "unreachable".into());
