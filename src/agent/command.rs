@@ -185,9 +185,13 @@ impl Agent {
     ) -> CommandResult {
         let mut event = self.event(cmd, plan.id.clone(), now);
         event.message = describe_done(&plan.operation);
-        for rec in &plan.updates {
+        for (rec, from) in plan.updates.iter().zip(&plan.planned_from) {
             if rec.name == self.inner.name {
-                if let Err(e) = self.adopt_own(rec.clone(), Some(event.clone())).await {
+                let planned = Some((from.0, from.1.as_str()));
+                if let Err(e) = self
+                    .adopt_own(rec.clone(), planned, Some(event.clone()))
+                    .await
+                {
                     return self.abort(cmd, now, e).await;
                 }
                 continue;
@@ -197,6 +201,7 @@ impl Agent {
                 group: self.inner.cfg.file.group.clone(),
                 from: self.inner.name.clone(),
                 record: rec.clone(),
+                planned_from: Some(from.clone()),
                 event: Some(event.clone()),
             };
             let reach = self.reachability(&rec.name);
@@ -281,7 +286,8 @@ impl Agent {
                 req.record.name, self.inner.name
             )));
         }
-        self.adopt_own(req.record, req.event)
+        let planned = req.planned_from.as_ref().map(|(v, w)| (*v, w.as_str()));
+        self.adopt_own(req.record, planned, req.event)
             .await
             .map_err(CommandError::Unavailable)?;
         let st = self.inner.state.lock().await;
@@ -294,12 +300,19 @@ impl Agent {
     }
 
     /// Adopts a new record for this member: persist, then move the address.
-    async fn adopt_own(&self, rec: MemberRecord, event: Option<Event>) -> Result<(), String> {
+    async fn adopt_own(
+        &self,
+        rec: MemberRecord,
+        planned_from: Option<(u64, &str)>,
+        event: Option<Event>,
+    ) -> Result<(), String> {
         let mut st = self.inner.state.lock().await;
         let mut next = st.clone();
         // None: the same write again (a coordinator retrying on another path after a
         // timeout), already persisted and acted on; acknowledge it.
-        let Some(Adopted { old, new, op }) = next.view.adopt_own(&self.inner.name, &rec)? else {
+        let Some(Adopted { old, new, op }) =
+            next.view.adopt_own(&self.inner.name, &rec, planned_from)?
+        else {
             return Ok(());
         };
         if let Some(op) = &op {

@@ -18,6 +18,24 @@ pub enum Offer {
     Newer,
 }
 
+/// Judges `offered`, planned from the record stamped `planned_from`, against the record `held`
+/// for the same member: a compare-and-swap — a record changed since the coordinator planned
+/// (another operation got there first) refuses the offer.
+pub fn judge_offer_planned(
+    held: &MemberRecord,
+    offered: &MemberRecord,
+    planned_from: Option<(u64, &str)>,
+) -> Offer {
+    match (judge_offer(held, offered), planned_from) {
+        (Offer::Newer, Some(from)) if from != held.stamp() => Offer::Stale(format!(
+            "{}'s record changed since the operation was planned (planned from version {} by \
+             {}, now version {} by {}): another operation got there first",
+            held.name, from.0, from.1, held.version, held.writer
+        )),
+        (judged, _) => judged,
+    }
+}
+
 /// Judges `offered` against the record `held` for the same member.
 pub fn judge_offer(held: &MemberRecord, offered: &MemberRecord) -> Offer {
     let same_write = offered.stamp() == held.stamp()
@@ -57,12 +75,13 @@ impl GroupView {
         &mut self,
         member: &str,
         offered: &MemberRecord,
+        planned_from: Option<(u64, &str)>,
     ) -> Result<Option<Adopted>, String> {
         let old = self
             .member(member)
             .cloned()
             .ok_or_else(|| "own record missing".to_string())?;
-        match judge_offer(&old, offered) {
+        match judge_offer_planned(&old, offered, planned_from) {
             Offer::Repeat => return Ok(None),
             Offer::Stale(why) => return Err(why),
             Offer::Newer => {}
@@ -226,6 +245,29 @@ mod tests {
         }
     }
 
+    /// Compare-and-swap: an offer planned from a record the member no longer holds is refused,
+    /// whatever its stamp; the same write again is still acknowledged.
+    #[test]
+    fn an_offer_planned_from_another_record_is_refused() {
+        let held = written(2, "backup-1", OperState::Offline);
+        let offered = written(2, "backup-2", OperState::Offline);
+        // (planned from, expected judgement: true = Newer)
+        let rows: [(Option<(u64, &str)>, bool); 4] = [
+            (None, true),
+            (Some((2, "backup-1")), true),
+            (Some((1, "main-1")), false),
+            (Some((2, "backup-2")), false),
+        ];
+        for (from, newer) in rows {
+            let got = judge_offer_planned(&held, &offered, from);
+            assert_eq!(got == Offer::Newer, newer, "{from:?}: {got:?}");
+        }
+        assert_eq!(
+            judge_offer_planned(&held, &held, Some((1, "main-1"))),
+            Offer::Repeat
+        );
+    }
+
     #[test]
     fn the_release_of_an_unreachable_main_is_not_awaited() {
         use Reachability::{Local, Reachable, Unreachable};
@@ -321,7 +363,7 @@ mod tests {
                 group: "g".into(),
                 members: vec![held.clone()],
             };
-            let got = match v.adopt_own("main-1", &offered) {
+            let got = match v.adopt_own("main-1", &offered, None) {
                 Ok(None) => "repeat".to_string(),
                 Ok(Some(a)) => {
                     assert_eq!((&a.old, &a.new), (&held, &offered));
@@ -341,7 +383,7 @@ mod tests {
             members: vec![],
         };
         assert_eq!(
-            empty.adopt_own("main-1", &newer),
+            empty.adopt_own("main-1", &newer, None),
             Err("own record missing".into())
         );
     }

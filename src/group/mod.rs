@@ -27,8 +27,8 @@ mod status;
 pub use alarm::{no_standby_since, Alarm, AlarmKind, AlarmState};
 pub use failover::{Backoff, Failover, Sight};
 pub use handshake::{
-    after_apply_failure, judge_offer, own_record_rewritten, release_not_awaited, Absorbed, Adopted,
-    AfterApplyFailure, Offer,
+    after_apply_failure, judge_offer, judge_offer_planned, own_record_rewritten,
+    release_not_awaited, Absorbed, Adopted, AfterApplyFailure, Offer,
 };
 pub use liveness::{Liveness, Mono};
 pub use operation::{OpKind, Operation, Plan, Precondition, Refusal, Requester};

@@ -184,4 +184,7 @@ pub struct Plan {
     pub id: String,
     pub operation: Operation,
     pub updates: Vec<MemberRecord>,
+    /// For each update, the `(version, writer)` of the record it was planned from: a member
+    /// applies its update only while it still holds that record (compare-and-swap).
+    pub planned_from: Vec<(u64, String)>,
 }

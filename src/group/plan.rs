@@ -68,10 +68,18 @@ impl GroupView {
             }
         };
         if p.failed.is_empty() {
+            let planned_from = updates
+                .iter()
+                .map(|u| {
+                    self.member(&u.name)
+                        .map_or((0, String::new()), |r| (r.version, r.writer.clone()))
+                })
+                .collect();
             Ok(Plan {
                 id: p.stamp.id,
                 operation: op.clone(),
                 updates,
+                planned_from,
             })
         } else {
             Err(Refusal::Preconditions(p.failed.into_iter().collect()))

@@ -42,6 +42,11 @@ pub struct ApplyRequest {
     pub group: String,
     pub from: String,
     pub record: MemberRecord,
+    /// The `(version, writer)` of the record the coordinator planned from: the member applies
+    /// `record` only while it still holds that one (absent from older coordinators: then only
+    /// "newer than held" is checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned_from: Option<(u64, String)>,
     pub event: Option<Event>,
 }
 

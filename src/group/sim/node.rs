@@ -656,7 +656,8 @@ impl Node {
                 return;
             };
             if rec.name == self.name {
-                if let Err(e) = self.adopt_own(ctx, rec, Some(run.event.clone())) {
+                let from = run.plan.planned_from.get(run.next).cloned();
+                if let Err(e) = self.adopt_own(ctx, rec, from, Some(run.event.clone())) {
                     self.abort(ctx, e);
                     return;
                 }
@@ -683,6 +684,7 @@ impl Node {
                 group: self.group.clone(),
                 from: self.name.clone(),
                 record: rec,
+                planned_from: run.plan.planned_from.get(run.next).cloned(),
                 event: Some(run.event.clone()),
             };
             let rpc = ctx.rpc();
@@ -798,7 +800,7 @@ impl Node {
         } else if req.record.name != self.name {
             Err(CommandError::Invalid("record for another member".into()).body())
         } else {
-            match self.adopt_own(ctx, req.record, req.event) {
+            match self.adopt_own(ctx, req.record, req.planned_from, req.event) {
                 Err(e) => Err(CommandError::Unavailable(e).body()),
                 Ok(()) => match self.mem_ref().st.view.member(&self.name).cloned() {
                     Some(record) => Ok(ApplyReply { record }),
@@ -814,11 +816,13 @@ impl Node {
         &mut self,
         ctx: &Ctx<'_>,
         rec: MemberRecord,
+        planned_from: Option<(u64, String)>,
         event: Option<Event>,
     ) -> Result<(), String> {
         let name = self.name.clone();
         let st = &mut self.mem().st;
-        let Some(adopted) = st.view.adopt_own(&name, &rec)? else {
+        let planned = planned_from.as_ref().map(|(v, w)| (*v, w.as_str()));
+        let Some(adopted) = st.view.adopt_own(&name, &rec, planned)? else {
             return Ok(());
         };
         if let Some(op) = &adopted.op {
