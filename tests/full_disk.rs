@@ -63,12 +63,8 @@ async fn a_save_that_fails_changes_nothing_anywhere() {
     let urls = [pair.main_url(), pair.backup_url()];
     disk.fill();
 
-    let (status, body) = post(
-        &format!("{}/api/v1/takeover", pair.backup_url()),
-        Some(GROUP_TOKEN),
-        r#"{"backup":"backup-1","main":"main-1"}"#,
-    )
-    .await;
+    let takeover = r#"{"backup":"backup-1","main":"main-1"}"#;
+    let (status, body) = command(&pair.backup_url(), "takeover", GROUP_TOKEN, takeover).await;
     assert_eq!(status, 503, "the takeover cannot be carried out: {body}");
     assert!(
         body["message"]

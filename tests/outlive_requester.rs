@@ -60,12 +60,8 @@ async fn a_takeover_whose_client_hangs_up_runs_to_its_end() {
     );
 
     // Nothing stays locked: the reverse takeover is accepted and carried out.
-    let (status, body) = post(
-        &format!("{main_url}/api/v1/reverse-takeover"),
-        Some(GROUP_TOKEN),
-        r#"{"main":"main-1"}"#,
-    )
-    .await;
+    let reverse = r#"{"main":"main-1"}"#;
+    let (status, body) = command(&main_url, "reverse-takeover", GROUP_TOKEN, reverse).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["outcome"], "done", "{body}");
 }

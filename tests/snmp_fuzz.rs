@@ -67,19 +67,7 @@ fn seeds() -> Vec<Vec<u8>> {
             pdu(0xa3, 6, 0, 0, &[(manual_takeover_2, int(0))]),
         ),
         // SNMPv3 engine discovery (noAuthNoPriv, reportable, empty engine ID and user).
-        seq(&[
-            int(3),
-            seq(&[int(77), int(65507), octets(&[0x04]), int(3)]),
-            octets(&seq(&[
-                octets(b""),
-                int(0),
-                int(0),
-                octets(b""),
-                octets(b""),
-                octets(b""),
-            ])),
-            seq(&[octets(b""), octets(b""), pdu(0xa0, 8, 0, 0, &[])]),
-        ]),
+        v3_discovery(77, 8),
         // SNMPv3 authPriv-flagged with garbage keys for user noc.
         seq(&[
             int(3),

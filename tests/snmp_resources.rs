@@ -9,26 +9,9 @@ mod support;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use support::ber::{int, octets, pdu, seq};
+use support::ber::v3_discovery;
 use support::*;
 use understudy::snmp::gate::MAX_ROUTES;
-
-/// An SNMPv3 engine discovery request (noAuthNoPriv, reportable, empty engine ID and user).
-fn v3_discovery(id: i64) -> Vec<u8> {
-    seq(&[
-        int(3),
-        seq(&[int(id), int(65507), octets(&[0x04]), int(3)]),
-        octets(&seq(&[
-            octets(b""),
-            int(0),
-            int(0),
-            octets(b""),
-            octets(b""),
-            octets(b""),
-        ])),
-        seq(&[octets(b""), octets(b""), pdu(0xa0, id, 0, 0, &[])]),
-    ])
-}
 
 fn open_files(pid: u32) -> usize {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -48,7 +31,7 @@ async fn a_burst_from_many_source_ports_opens_a_bounded_number_of_sockets() {
     let managers: Vec<UdpSocket> = (0..1000)
         .map(|i| {
             let s = UdpSocket::bind("127.0.0.1:0").expect("bind a manager port");
-            s.send_to(&v3_discovery(i), &target).expect("send");
+            s.send_to(&v3_discovery(i, i), &target).expect("send");
             // Each manager waits for its report (or a moment), as a real one would: the
             // burst is not lost to a full receive buffer before the gate sees it.
             s.set_read_timeout(Some(Duration::from_millis(200)))

@@ -632,17 +632,11 @@ mod tests {
     #[test]
     fn a_repeated_failure_shows_how_often_and_when_last() {
         let mut s = healthy();
-        let cmd = crate::command::Command {
-            operation: crate::group::Operation::Failover {
-                backup: "backup-1".into(),
-                main: "main-1".into(),
-            },
-            requested_by: crate::group::Requester {
-                interface: "detector".into(),
-                identity: "backup-1".into(),
-            },
-            reason: None,
-        };
+        let cmd: crate::command::Command = serde_json::from_str(
+            r#"{"operation": {"op": "failover", "backup": "backup-1", "main": "main-1"},
+                "requested_by": {"interface": "detector", "identity": "backup-1"}}"#,
+        )
+        .expect("a command");
         let mut e = crate::command::Event::of(&cmd, "e1".into(), "backup-1", 1_000);
         e.outcome = OutcomeKind::Failed;
         e.repeats = 2;

@@ -64,3 +64,21 @@ pub fn pdu(tag: u8, id: i64, a: i64, b: i64, varbinds: &[(Vec<u32>, Vec<u8>)]) -
 pub fn community_msg(version: i64, community: &[u8], pdu: Vec<u8>) -> Vec<u8> {
     seq(&[int(version), octets(community), pdu])
 }
+
+/// An SNMPv3 engine discovery request (noAuthNoPriv, reportable, empty engine ID and user),
+/// message id `msg_id`, request id `request_id`.
+pub fn v3_discovery(msg_id: i64, request_id: i64) -> Vec<u8> {
+    seq(&[
+        int(3),
+        seq(&[int(msg_id), int(65507), octets(&[0x04]), int(3)]),
+        octets(&seq(&[
+            octets(b""),
+            int(0),
+            int(0),
+            octets(b""),
+            octets(b""),
+            octets(b""),
+        ])),
+        seq(&[octets(b""), octets(b""), pdu(0xa0, request_id, 0, 0, &[])]),
+    ])
+}

@@ -135,3 +135,9 @@ pub async fn wait_converged(url: &str) {
     )
     .await
 }
+
+/// `POST {url}/api/v1/{operation}` with the JSON `body` and the bearer `token`: the status
+/// and the JSON answer.
+pub async fn command(url: &str, operation: &str, token: &str, body: &str) -> (u16, Value) {
+    post(&format!("{url}/api/v1/{operation}"), Some(token), body).await
+}
