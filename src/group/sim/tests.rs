@@ -95,7 +95,8 @@ fn sim_crashes() {
 /// The failover detector acting while an operator's command runs (concurrent operations).
 #[test]
 #[ignore = "known failure: concurrent operations by different coordinators are not serialised \
-            (no group-wide lock); issue: safe operations"]
+            (no group-wide lock; the compare-and-swap on each apply does not cover two Backups \
+            failing over a Main that neither asks, being unreachable); issue: safe operations"]
 fn sim_concurrent() {
     schedules_of("concurrent");
 }
