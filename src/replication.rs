@@ -32,6 +32,8 @@ pub enum ReplicationError {
     },
     #[error("unsafe path in manifest: {0:?}")]
     UnsafePath(String),
+    #[error("{0}: the name is not UTF-8 and cannot be replicated")]
+    BadName(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +86,31 @@ fn sha256_file(path: &Path) -> Result<String, ReplicationError> {
     Ok(hex::encode(h.finalize()))
 }
 
+/// A relative path as UTF-8, or an error naming it (lossily) when it is not.
+fn utf8_name(rel: &Path) -> Result<&str, ReplicationError> {
+    rel.to_str()
+        .ok_or_else(|| ReplicationError::BadName(rel.to_string_lossy().into_owned()))
+}
+
+/// `rel` as a URL path: every segment percent-encoded (all but RFC 3986's unreserved
+/// characters), so `?`, `#`, `%`, `\` and spaces travel as part of the name.
+pub fn url_path(rel: &str) -> String {
+    let mut out = String::with_capacity(rel.len());
+    for (i, segment) in rel.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        for b in segment.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
 /// Builds the manifest of `dir` (regular files only, sorted by path). Blocking.
 pub fn manifest(dir: &Path) -> Result<Manifest, ReplicationError> {
     let mut files = Vec::new();
@@ -99,7 +126,7 @@ pub fn manifest(dir: &Path) -> Result<Manifest, ReplicationError> {
             } else if ty.is_file() {
                 let path = dir.join(&rel);
                 let size = entry.metadata().map_err(io(&path))?.len();
-                let Some(name) = rel.to_str() else { continue };
+                let name = utf8_name(&rel)?;
                 files.push(FileEntry {
                     path: name.to_string(),
                     size,
@@ -183,7 +210,7 @@ async fn fill_generation(
             continue;
         }
         let data = peers
-            .fetch(main, &format!("replication/file/{}", entry.path))
+            .fetch(main, &format!("replication/file/{}", url_path(&entry.path)))
             .await?;
         let got = hex::encode(Sha256::digest(&data));
         if got != entry.sha256 || data.len() as u64 != entry.size {
@@ -251,5 +278,12 @@ mod tests {
             assert!(safe_relative(bad).is_err(), "{bad}");
         }
         assert!(safe_relative("a/b.txt").is_ok());
+    }
+
+    #[test]
+    fn url_paths_escape_every_reserved_character() {
+        assert_eq!(url_path("a b/c?d#e%f\\g"), "a%20b/c%3Fd%23e%25f%5Cg");
+        assert_eq!(url_path("ü.txt"), "%C3%BC.txt");
+        assert_eq!(url_path("plain-name_1.~"), "plain-name_1.~");
     }
 }
