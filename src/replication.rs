@@ -1,11 +1,16 @@
 //! Replication of a Main's data directory to a Backup. The Main publishes a manifest (relative
-//! path, size, SHA-256 of every regular file); the Backup copies into a fresh generation
-//! directory, reusing unchanged files from its current replica and fetching only changed ones,
-//! verifies every checksum, and then switches the `current` symlink atomically. A failed or
-//! interrupted transfer leaves the previous replica untouched. Does file and network I/O.
+//! path, size, SHA-256 and mode of every regular file; every directory with its mode; every
+//! symbolic link with its target); the Backup copies into a fresh generation directory,
+//! reusing unchanged files from its current replica and streaming only changed ones to disk,
+//! verifies every checksum, recreates directories, modes and links (a link is never followed,
+//! on either side), fsyncs the generation, and then switches the `current` symlink atomically;
+//! older generations are removed only after the switch. A failed or interrupted transfer leaves
+//! the previous replica untouched. A name that cannot be replicated (not UTF-8, or not a file,
+//! directory or link) fails the copy with its name. Does file and network I/O.
 
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -34,18 +39,53 @@ pub enum ReplicationError {
     UnsafePath(String),
     #[error("{0}: the name is not UTF-8 and cannot be replicated")]
     BadName(String),
+    #[error("{0}: not a regular file, directory or symbolic link; cannot be replicated")]
+    Unsupported(String),
+    #[error("{0}: is or passes through a symbolic link; not followed")]
+    ThroughSymlink(String),
+    #[error("{path}: the Main sent {got} bytes, the manifest says {expected}")]
+    Size {
+        path: String,
+        expected: u64,
+        got: u64,
+    },
 }
 
+/// One regular file of a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
     pub path: String,
     pub size: u64,
     pub sha256: String,
+    /// Permission bits (`0o7777`); absent in the manifests of older Mains (left as created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
 
+/// One directory of a manifest (so empty directories and directory modes travel).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+/// One symbolic link of a manifest: replicated as a link with the same target, never followed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkEntry {
+    pub path: String,
+    pub target: String,
+}
+
+/// What a Main publishes. `dirs` and `symlinks` are absent in older Mains' manifests and
+/// ignored by older Backups, so the peer protocol's version is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub files: Vec<FileEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<DirEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub symlinks: Vec<LinkEntry>,
 }
 
 /// What one replication did.
@@ -70,20 +110,6 @@ pub fn safe_relative(path: &str) -> Result<PathBuf, ReplicationError> {
         return Err(ReplicationError::UnsafePath(path.to_string()));
     }
     Ok(p.to_path_buf())
-}
-
-fn sha256_file(path: &Path) -> Result<String, ReplicationError> {
-    let mut f = fs::File::open(path).map_err(io(path))?;
-    let mut h = Sha256::new();
-    let mut buf = [0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
 }
 
 /// A relative path as UTF-8, or an error naming it (lossily) when it is not.
@@ -111,38 +137,106 @@ pub fn url_path(rel: &str) -> String {
     out
 }
 
-/// Builds the manifest of `dir` (regular files only, sorted by path). Blocking.
+fn sha256_of(mut f: impl Read, path: &Path) -> Result<String, ReplicationError> {
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+fn mode_of(meta: &fs::Metadata) -> u32 {
+    meta.permissions().mode() & 0o7777
+}
+
+/// Builds the manifest of `dir` (files, directories and symbolic links, each sorted by path),
+/// never following a link. A name that is not UTF-8, or an entry of another kind (socket,
+/// FIFO, device), is an error naming it. Blocking.
 pub fn manifest(dir: &Path) -> Result<Manifest, ReplicationError> {
-    let mut files = Vec::new();
+    let mut m = Manifest {
+        files: Vec::new(),
+        dirs: Vec::new(),
+        symlinks: Vec::new(),
+    };
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let abs = dir.join(&rel);
         for entry in fs::read_dir(&abs).map_err(io(&abs))? {
             let entry = entry.map_err(io(&abs))?;
-            let ty = entry.file_type().map_err(io(&abs))?;
             let rel = rel.join(entry.file_name());
+            let name = utf8_name(&rel)?.to_string();
+            let path = dir.join(&rel);
+            // symlink_metadata: the entry itself, never what a link points at.
+            let meta = fs::symlink_metadata(&path).map_err(io(&path))?;
+            let ty = meta.file_type();
             if ty.is_dir() {
-                stack.push(rel);
-            } else if ty.is_file() {
-                let path = dir.join(&rel);
-                let size = entry.metadata().map_err(io(&path))?.len();
-                let name = utf8_name(&rel)?;
-                files.push(FileEntry {
-                    path: name.to_string(),
-                    size,
-                    sha256: sha256_file(&path)?,
+                m.dirs.push(DirEntry {
+                    path: name,
+                    mode: Some(mode_of(&meta)),
                 });
+                stack.push(rel);
+            } else if ty.is_symlink() {
+                let target = fs::read_link(&path).map_err(io(&path))?;
+                let target = target.to_str().ok_or_else(|| {
+                    ReplicationError::BadName(format!("{name} -> {}", target.to_string_lossy()))
+                })?;
+                m.symlinks.push(LinkEntry {
+                    path: name,
+                    target: target.to_string(),
+                });
+            } else if ty.is_file() {
+                let (file, size) = open_published(dir, &name)?;
+                m.files.push(FileEntry {
+                    path: name,
+                    size,
+                    sha256: sha256_of(file, &path)?,
+                    mode: Some(mode_of(&meta)),
+                });
+            } else {
+                return Err(ReplicationError::Unsupported(name));
             }
         }
     }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Manifest { files })
+    m.files.sort_by(|a, b| a.path.cmp(&b.path));
+    m.dirs.sort_by(|a, b| a.path.cmp(&b.path));
+    m.symlinks.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(m)
 }
 
-/// Reads one published file for a peer, refusing paths that leave `dir`. Blocking.
-pub fn read_published(dir: &Path, rel: &str) -> Result<Vec<u8>, ReplicationError> {
-    let path = dir.join(safe_relative(rel)?);
-    fs::read(&path).map_err(io(&path))
+/// Opens the regular file `rel` under `dir` for reading, refusing a path that leaves `dir`,
+/// or that is or passes through a symbolic link (checked on every component, and the opened
+/// file checked to be the one looked at). Returns the file and its size. Blocking.
+pub fn open_published(dir: &Path, rel: &str) -> Result<(fs::File, u64), ReplicationError> {
+    let relative = safe_relative(rel)?;
+    let mut path = dir.to_path_buf();
+    let mut meta = None;
+    for part in relative.components() {
+        if let Some(m) = &meta {
+            if !fs::Metadata::is_dir(m) {
+                return Err(ReplicationError::UnsafePath(rel.to_string()));
+            }
+        }
+        path.push(part);
+        let m = fs::symlink_metadata(&path).map_err(io(&path))?;
+        if m.file_type().is_symlink() {
+            return Err(ReplicationError::ThroughSymlink(rel.to_string()));
+        }
+        meta = Some(m);
+    }
+    let Some(meta) = meta.filter(|m| m.file_type().is_file()) else {
+        return Err(ReplicationError::Unsupported(rel.to_string()));
+    };
+    let file = fs::File::open(&path).map_err(io(&path))?;
+    let opened = file.metadata().map_err(io(&path))?;
+    if opened.dev() != meta.dev() || opened.ino() != meta.ino() {
+        return Err(ReplicationError::ThroughSymlink(rel.to_string()));
+    }
+    Ok((file, opened.len()))
 }
 
 /// Where a Backup keeps the replica of one Main: `<root>/<main>/current` (a symlink to the
@@ -151,14 +245,69 @@ pub fn current_dir(root: &Path, main: &str) -> PathBuf {
     root.join(main).join("current")
 }
 
-/// Copies `main`'s published data into `root/<main>`. Only files whose checksum changed are
-/// transferred; the new generation replaces the old one only when it is complete and verified.
+/// A complete, verified and fsynced generation, not yet the replica: [`Prepared::switch`]
+/// makes it `current`, dropping it without switching removes it.
+#[derive(Debug)]
+pub struct Prepared {
+    base: PathBuf,
+    generation: PathBuf,
+    pub stats: Stats,
+    switched: bool,
+}
+
+impl Prepared {
+    /// Points `current` at this generation (one rename, then the directory fsynced); older
+    /// generations are removed only then.
+    pub fn switch(mut self) -> Result<Stats, ReplicationError> {
+        switch_current(&self.base, &self.generation)?;
+        self.switched = true;
+        Ok(self.stats)
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if !self.switched {
+            let _ = remove_generation(&self.generation);
+        }
+    }
+}
+
+/// Removes a generation, even one whose directory modes forbid writing.
+fn remove_generation(generation: &Path) -> std::io::Result<()> {
+    let mut stack = vec![generation.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(meta) = fs::symlink_metadata(&d) else {
+            continue;
+        };
+        if meta.is_dir() {
+            let _ = fs::set_permissions(&d, fs::Permissions::from_mode(0o700));
+            if let Ok(entries) = fs::read_dir(&d) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        }
+    }
+    fs::remove_dir_all(generation)
+}
+
+/// Copies `main`'s published data into `root/<main>` and switches to it.
 pub async fn replicate(
     peers: &PeerClient,
     main: &str,
     root: &Path,
     now_ms: u64,
 ) -> Result<Stats, ReplicationError> {
+    prepare(peers, main, root, now_ms).await?.switch()
+}
+
+/// Copies `main`'s published data into a new generation under `root/<main>`. Only files whose
+/// checksum changed are transferred; the replica is unchanged until the result is switched.
+pub async fn prepare(
+    peers: &PeerClient,
+    main: &str,
+    root: &Path,
+    now_ms: u64,
+) -> Result<Prepared, ReplicationError> {
     let bytes = peers.fetch(main, "replication/manifest").await?;
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| ReplicationError::BadManifest {
@@ -169,20 +318,54 @@ pub async fn replicate(
     fs::create_dir_all(&base).map_err(io(&base))?;
     let current = current_dir(root, main);
     let generation = base.join(format!("gen-{now_ms}"));
-    if generation.exists() {
-        fs::remove_dir_all(&generation).map_err(io(&generation))?;
+    if fs::symlink_metadata(&generation).is_ok() {
+        remove_generation(&generation).map_err(io(&generation))?;
     }
-    let result = fill_generation(peers, main, &manifest, &current, &generation).await;
-    match result {
-        Ok(stats) => {
-            switch_current(&base, &generation)?;
-            Ok(stats)
-        }
-        Err(e) => {
-            let _ = fs::remove_dir_all(&generation);
-            Err(e)
+    let mut prepared = Prepared {
+        base,
+        generation,
+        stats: Stats::default(),
+        switched: false,
+    };
+    prepared.stats =
+        fill_generation(peers, main, &manifest, &current, &prepared.generation).await?;
+    Ok(prepared)
+}
+
+/// Creates the directories of `rel` under `root` that are missing, refusing any component
+/// that exists as something other than a directory (a link is never followed).
+fn real_dirs(root: &Path, rel: &Path) -> Result<(), ReplicationError> {
+    let mut path = root.to_path_buf();
+    for part in rel.components() {
+        path.push(part);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => {
+                return Err(ReplicationError::ThroughSymlink(
+                    rel.to_string_lossy().into_owned(),
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir(&path).map_err(io(&path))?;
+            }
+            Err(e) => return Err(io(&path)(e)),
         }
     }
+    Ok(())
+}
+
+/// Opens a new file (never an existing one, never through a link) in the generation.
+fn create_in(generation: &Path, rel: &Path) -> Result<(fs::File, PathBuf), ReplicationError> {
+    if let Some(parent) = rel.parent() {
+        real_dirs(generation, parent)?;
+    }
+    let target = generation.join(rel);
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&target)
+        .map_err(io(&target))?;
+    Ok((file, target))
 }
 
 async fn fill_generation(
@@ -197,37 +380,118 @@ async fn fill_generation(
         ..Stats::default()
     };
     fs::create_dir_all(generation).map_err(io(generation))?;
+    for d in &manifest.dirs {
+        real_dirs(generation, &safe_relative(&d.path)?)?;
+    }
     for entry in &manifest.files {
         let rel = safe_relative(&entry.path)?;
+        // The current replica's copy, if it is a regular file reached without links and its
+        // content is the same.
+        let reusable = match open_published(current, &entry.path) {
+            Ok((f, size)) if size == entry.size => {
+                sha256_of(f, &current.join(&rel))? == entry.sha256
+            }
+            _ => false,
+        };
+        let (mut out, target) = create_in(generation, &rel)?;
+        if reusable {
+            let (mut f, _) = open_published(current, &entry.path)?;
+            std::io::copy(&mut f, &mut out).map_err(io(&target))?;
+        } else {
+            let got = fetch_into(peers, main, entry, &mut out, &target).await?;
+            stats.fetched += 1;
+            stats.bytes_fetched += got;
+        }
+        if let Some(mode) = entry.mode {
+            out.set_permissions(fs::Permissions::from_mode(mode & 0o7777))
+                .map_err(io(&target))?;
+        }
+        out.sync_all().map_err(io(&target))?;
+    }
+    // Links last: no file is ever written through one.
+    for l in &manifest.symlinks {
+        let rel = safe_relative(&l.path)?;
+        if let Some(parent) = rel.parent() {
+            real_dirs(generation, parent)?;
+        }
         let target = generation.join(&rel);
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(io(parent))?;
+        std::os::unix::fs::symlink(&l.target, &target).map_err(io(&target))?;
+    }
+    sync_dirs(generation)?;
+    // Directory modes last (deepest first): a read-only directory was filled before.
+    for d in manifest.dirs.iter().rev() {
+        if let Some(mode) = d.mode {
+            let path = generation.join(safe_relative(&d.path)?);
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o7777))
+                .map_err(io(&path))?;
+            if let Ok(dir) = fs::File::open(&path) {
+                let _ = dir.sync_all();
+            }
         }
-        let old = current.join(&rel);
-        let unchanged = old.is_file() && sha256_file(&old)? == entry.sha256;
-        if unchanged {
-            fs::copy(&old, &target).map_err(io(&target))?;
-            continue;
-        }
-        let data = peers
-            .fetch(main, &format!("replication/file/{}", url_path(&entry.path)))
-            .await?;
-        let got = hex::encode(Sha256::digest(&data));
-        if got != entry.sha256 || data.len() as u64 != entry.size {
-            return Err(ReplicationError::Checksum {
-                path: entry.path.clone(),
-                expected: entry.sha256.clone(),
-                got,
-            });
-        }
-        fs::write(&target, &data).map_err(io(&target))?;
-        stats.fetched += 1;
-        stats.bytes_fetched += data.len() as u64;
     }
     Ok(stats)
 }
 
-/// Points `base/current` at `generation` with one rename, then removes older generations.
+/// Streams one file from the Main into `out`, hashing as it goes (bounded memory); checks
+/// size and checksum. Returns the bytes transferred.
+async fn fetch_into(
+    peers: &PeerClient,
+    main: &str,
+    entry: &FileEntry,
+    out: &mut fs::File,
+    target: &Path,
+) -> Result<u64, ReplicationError> {
+    let route = format!("replication/file/{}", url_path(&entry.path));
+    let mut resp = peers.fetch_response(main, &route).await?;
+    let mut h = Sha256::new();
+    let mut got: u64 = 0;
+    loop {
+        let chunk = resp.chunk().await.map_err(|e| PeerError::Unreachable {
+            member: main.to_string(),
+            detail: format!("{}: {e}", entry.path),
+        })?;
+        let Some(chunk) = chunk else { break };
+        got += chunk.len() as u64;
+        if got > entry.size {
+            return Err(ReplicationError::Size {
+                path: entry.path.clone(),
+                expected: entry.size,
+                got,
+            });
+        }
+        h.update(&chunk);
+        out.write_all(&chunk).map_err(io(target))?;
+    }
+    let sha = hex::encode(h.finalize());
+    if sha != entry.sha256 || got != entry.size {
+        return Err(ReplicationError::Checksum {
+            path: entry.path.clone(),
+            expected: entry.sha256.clone(),
+            got: sha,
+        });
+    }
+    Ok(got)
+}
+
+/// fsyncs every directory of the tree at `root` (never through a link).
+fn sync_dirs(root: &Path) -> Result<(), ReplicationError> {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).map_err(io(&d))? {
+            let entry = entry.map_err(io(&d))?;
+            if entry.file_type().map_err(io(&d))?.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+        fs::File::open(&d)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&d))?;
+    }
+    Ok(())
+}
+
+/// Points `base/current` at `generation` with one rename, fsyncs `base`, and only then removes
+/// older generations.
 fn switch_current(base: &Path, generation: &Path) -> Result<(), ReplicationError> {
     let link = base.join("current");
     let tmp = base.join("current.tmp");
@@ -238,14 +502,14 @@ fn switch_current(base: &Path, generation: &Path) -> Result<(), ReplicationError
         .unwrap_or_else(|| generation.to_path_buf());
     std::os::unix::fs::symlink(&target, &tmp).map_err(io(&tmp))?;
     fs::rename(&tmp, &link).map_err(io(&link))?;
-    if let Ok(dir) = fs::File::open(base) {
-        let _ = dir.sync_all();
-    }
+    fs::File::open(base)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io(base))?;
     for entry in fs::read_dir(base).map_err(io(base))?.flatten() {
         let name = entry.file_name();
         let keep = Some(name.as_os_str()) == generation.file_name();
         if !keep && name.to_string_lossy().starts_with("gen-") {
-            let _ = fs::remove_dir_all(entry.path());
+            let _ = remove_generation(&entry.path());
         }
     }
     Ok(())
@@ -285,5 +549,63 @@ mod tests {
         assert_eq!(url_path("a b/c?d#e%f\\g"), "a%20b/c%3Fd%23e%25f%5Cg");
         assert_eq!(url_path("ü.txt"), "%C3%BC.txt");
         assert_eq!(url_path("plain-name_1.~"), "plain-name_1.~");
+    }
+
+    #[test]
+    fn manifest_keeps_links_as_links_and_lists_directories_with_modes() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::create_dir_all(dir.path().join("empty")).expect("mkdir");
+        fs::write(dir.path().join("key"), b"k").expect("write");
+        fs::set_permissions(dir.path().join("key"), fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+        symlink("/etc/passwd", dir.path().join("out")).expect("symlink");
+        symlink("/etc", dir.path().join("etc")).expect("symlink");
+        let m = manifest(dir.path()).expect("manifest");
+        assert_eq!(m.files.len(), 1, "{m:?}");
+        assert_eq!(m.files[0].mode, Some(0o600));
+        assert_eq!(m.dirs.len(), 1, "{m:?}");
+        assert_eq!(m.dirs[0].path, "empty");
+        let links: Vec<(&str, &str)> = m
+            .symlinks
+            .iter()
+            .map(|l| (l.path.as_str(), l.target.as_str()))
+            .collect();
+        assert_eq!(links, [("etc", "/etc"), ("out", "/etc/passwd")]);
+        for rel in ["out", "etc/passwd", "empty"] {
+            assert!(open_published(dir.path(), rel).is_err(), "{rel}");
+        }
+        assert!(open_published(dir.path(), "key").is_ok());
+    }
+
+    #[test]
+    fn an_older_manifest_still_reads() {
+        let m: Manifest =
+            serde_json::from_str(r#"{"files":[{"path":"a","size":1,"sha256":"00"}]}"#)
+                .expect("old manifest");
+        assert_eq!(m.files[0].mode, None);
+        assert!(m.dirs.is_empty() && m.symlinks.is_empty());
+    }
+
+    #[test]
+    fn the_switch_keeps_the_new_generation_and_removes_older_ones_after() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path();
+        fs::create_dir_all(base.join("gen-1/ro")).expect("mkdir");
+        switch_current(base, &base.join("gen-1")).expect("first switch");
+        // A generation whose directory is read-only (replicated modes) is removed all the same.
+        fs::write(base.join("gen-1/ro/f"), b"x").expect("write");
+        fs::set_permissions(base.join("gen-1/ro"), fs::Permissions::from_mode(0o500))
+            .expect("chmod");
+        fs::create_dir_all(base.join("gen-2/ro")).expect("mkdir");
+        // Until the switch, the previous generation is the replica.
+        assert!(base.join("current/ro/f").is_file());
+        switch_current(base, &base.join("gen-2")).expect("switch");
+        assert_eq!(
+            fs::read_link(base.join("current")).ok(),
+            Some(PathBuf::from("gen-2"))
+        );
+        assert!(!base.join("gen-1").exists());
+        assert!(base.join("current/ro").is_dir());
     }
 }

@@ -80,3 +80,95 @@ async fn a_name_that_is_not_utf8_fails_the_copy_naming_it() {
     let error = r["error"].as_str().unwrap_or("");
     assert!(error.contains("bad\u{FFFD}.txt"), "{r}");
 }
+
+/// A signed peer GET on `main-1`'s replication routes, as backup-1 would send it: (status,
+/// body).
+async fn peer_get(main_url: &str, route: &str) -> (u16, String) {
+    use understudy::peer::signing::{Signer, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
+    let signer = Signer::new(
+        understudy::secret::Secret::new("test-group-secret"),
+        "backup-1",
+    );
+    let path = format!("/peer/v1/{route}");
+    let h = signer.sign("GET", &path, b"");
+    let resp = client()
+        .get(format!("{main_url}{path}"))
+        .header(TIMESTAMP_HEADER, h.timestamp)
+        .header(NONCE_HEADER, h.nonce)
+        .header(SIGNATURE_HEADER, h.signature)
+        .send()
+        .await
+        .expect("peer GET");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn modes_symlinks_and_empty_directories_replicate() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (group, _main, _backup) = started(dir.path()).await;
+    let data = dir.path().join("main-1/data");
+    let mode = |p: &Path| {
+        std::fs::symlink_metadata(p)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    let set = |p: &Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    write(&data.join("secret.key"), "private\n");
+    set(&data.join("secret.key"), 0o600);
+    write(&data.join("bin/run.sh"), "#!/bin/sh\necho hi\n");
+    set(&data.join("bin/run.sh"), 0o755);
+    std::fs::create_dir_all(data.join("empty/nested")).expect("mkdir");
+    set(&data.join("empty"), 0o750);
+    std::os::unix::fs::symlink("bin/run.sh", data.join("run")).expect("symlink");
+    std::os::unix::fs::symlink("/etc/passwd", data.join("link-to-etc-passwd")).expect("symlink");
+    std::os::unix::fs::symlink("../../..", data.join("bin/up")).expect("symlink");
+
+    let r = replicate_now(&group[1].url).await;
+    assert_eq!(r["result"], "success", "{r}");
+    let rep = replica_dir(dir.path());
+    assert_eq!(mode(&rep.join("secret.key")), 0o600);
+    assert_eq!(mode(&rep.join("bin/run.sh")), 0o755);
+    assert_eq!(mode(&rep.join("empty")), 0o750);
+    assert!(rep.join("empty/nested").is_dir());
+    for (link, target) in [
+        ("run", "bin/run.sh"),
+        ("link-to-etc-passwd", "/etc/passwd"),
+        ("bin/up", "../../.."),
+    ] {
+        let meta = std::fs::symlink_metadata(rep.join(link)).expect(link);
+        assert!(meta.file_type().is_symlink(), "{link} is a link");
+        assert_eq!(
+            std::fs::read_link(rep.join(link)).ok(),
+            Some(PathBuf::from(target)),
+            "{link}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_main_serves_no_file_through_a_symlink() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (group, _main, _backup) = started(dir.path()).await;
+    let data = dir.path().join("main-1/data");
+    write(&data.join("bin/run.sh"), "#!/bin/sh\necho hi\n");
+    std::os::unix::fs::symlink("bin/run.sh", data.join("run")).expect("symlink");
+    std::os::unix::fs::symlink("/etc/passwd", data.join("link-to-etc-passwd")).expect("symlink");
+    std::os::unix::fs::symlink("../../..", data.join("bin/up")).expect("symlink");
+    // The Main serves no file through a link, whether it leaves the data directory or not.
+    let url = &group[0].url;
+    for route in [
+        "replication/file/link-to-etc-passwd",
+        "replication/file/run",
+        "replication/file/bin/up/etc/passwd",
+    ] {
+        let (status, body) = peer_get(url, route).await;
+        assert_eq!(status, 400, "{route}: {body}");
+        assert!(!body.contains("root:"), "{route}: {body}");
+    }
+    let (status, body) = peer_get(url, "replication/file/bin/run.sh").await;
+    assert_eq!((status, body.as_str()), (200, "#!/bin/sh\necho hi\n"));
+}
