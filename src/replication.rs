@@ -43,6 +43,8 @@ pub enum ReplicationError {
     Unsupported(String),
     #[error("{0}: is or passes through a symbolic link; not followed")]
     ThroughSymlink(String),
+    #[error("{0} is taken over: the replica its Backup acts from is not replaced")]
+    TakenOver(String),
     #[error("{path}: the Main sent {got} bytes, the manifest says {expected}")]
     Size {
         path: String,
@@ -256,12 +258,32 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Points `current` at this generation (one rename, then the directory fsynced); older
-    /// generations are removed only then.
-    pub fn switch(mut self) -> Result<Stats, ReplicationError> {
-        switch_current(&self.base, &self.generation)?;
+    /// Points `current` at this generation (one rename, then the directory fsynced). Older
+    /// generations stay until [`Switched::remove_older`].
+    pub fn switch(mut self) -> Result<Switched, ReplicationError> {
+        point_current(&self.base, &self.generation)?;
         self.switched = true;
-        Ok(self.stats)
+        Ok(Switched {
+            base: self.base.clone(),
+            generation: self.generation.clone(),
+            stats: self.stats,
+        })
+    }
+}
+
+/// A generation that is `current`; the older ones are still on disk.
+#[derive(Debug)]
+pub struct Switched {
+    base: PathBuf,
+    generation: PathBuf,
+    pub stats: Stats,
+}
+
+impl Switched {
+    /// Removes the generations older than `current` (blocking; outside any lock).
+    pub fn remove_older(self) -> Stats {
+        remove_older(&self.base, &self.generation);
+        self.stats
     }
 }
 
@@ -297,7 +319,10 @@ pub async fn replicate(
     root: &Path,
     now_ms: u64,
 ) -> Result<Stats, ReplicationError> {
-    prepare(peers, main, root, now_ms).await?.switch()
+    Ok(prepare(peers, main, root, now_ms)
+        .await?
+        .switch()?
+        .remove_older())
 }
 
 /// Copies `main`'s published data into a new generation under `root/<main>`. Only files whose
@@ -492,7 +517,15 @@ fn sync_dirs(root: &Path) -> Result<(), ReplicationError> {
 
 /// Points `base/current` at `generation` with one rename, fsyncs `base`, and only then removes
 /// older generations.
+#[cfg(test)]
 fn switch_current(base: &Path, generation: &Path) -> Result<(), ReplicationError> {
+    point_current(base, generation)?;
+    remove_older(base, generation);
+    Ok(())
+}
+
+/// Points `base/current` at `generation` with one rename and fsyncs `base`.
+fn point_current(base: &Path, generation: &Path) -> Result<(), ReplicationError> {
     let link = base.join("current");
     let tmp = base.join("current.tmp");
     let _ = fs::remove_file(&tmp);
@@ -504,15 +537,21 @@ fn switch_current(base: &Path, generation: &Path) -> Result<(), ReplicationError
     fs::rename(&tmp, &link).map_err(io(&link))?;
     fs::File::open(base)
         .and_then(|dir| dir.sync_all())
-        .map_err(io(base))?;
-    for entry in fs::read_dir(base).map_err(io(base))?.flatten() {
+        .map_err(io(base))
+}
+
+/// Removes every generation in `base` but `generation` (the current one).
+fn remove_older(base: &Path, generation: &Path) {
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
         let name = entry.file_name();
         let keep = Some(name.as_os_str()) == generation.file_name();
         if !keep && name.to_string_lossy().starts_with("gen-") {
             let _ = remove_generation(&entry.path());
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -172,3 +172,42 @@ async fn the_main_serves_no_file_through_a_symlink() {
     let (status, body) = peer_get(url, "replication/file/bin/run.sh").await;
     assert_eq!((status, body.as_str()), (200, "#!/bin/sh\necho hi\n"));
 }
+
+#[tokio::test]
+async fn a_taken_over_main_is_not_replicated_over_the_replica_its_backup_acts_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pair = Pair::start(write_group(dir.path(), 1, 1)).await;
+    let link = dir.path().join("backup-1/state/replicas/main-1/current");
+    let (status, body) = post(
+        &format!("{}/api/v1/takeover", pair.backup_url()),
+        TOKEN,
+        r#"{"backup":"backup-1","main":"main-1"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let before = std::fs::read_link(&link).expect("the replica's current generation");
+
+    // The Main's agent still answers and its data changed: a copy would switch the replica.
+    write(
+        &dir.path().join("main-1/data/sample.txt"),
+        "changed later\n",
+    );
+    for url in [pair.backup_url(), pair.main_url()] {
+        let (status, body) = post(
+            &format!("{url}/api/v1/members/backup-1/replicate"),
+            TOKEN,
+            r#"{"main":"main-1"}"#,
+        )
+        .await;
+        assert_eq!(status, 409, "{body}");
+        let failed = body["failed"].as_array().cloned().unwrap_or_default();
+        assert!(failed.iter().any(|c| c == "main_taken_over"), "{body}");
+    }
+    assert_eq!(std::fs::read_link(&link).ok(), Some(before));
+    assert_eq!(
+        std::fs::read_to_string(link.join("sample.txt"))
+            .ok()
+            .as_deref(),
+        Some("data of main-1\n")
+    );
+}
