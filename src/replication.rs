@@ -43,6 +43,14 @@ pub enum ReplicationError {
     Unsupported(String),
     #[error("{0}: is or passes through a symbolic link; not followed")]
     ThroughSymlink(String),
+    #[error(
+        "not enough free space in {path}: the copy needs {needed} bytes, {available} are free"
+    )]
+    NoSpace {
+        path: PathBuf,
+        needed: u64,
+        available: u64,
+    },
     #[error("{0} is taken over: the replica its Backup acts from is not replaced")]
     TakenOver(String),
     #[error("{path}: the Main sent {got} bytes, the manifest says {expected}")]
@@ -346,6 +354,7 @@ pub async fn prepare(
     if fs::symlink_metadata(&generation).is_ok() {
         remove_generation(&generation).map_err(io(&generation))?;
     }
+    check_space(&base, &manifest)?;
     let mut prepared = Prepared {
         base,
         generation,
@@ -355,6 +364,33 @@ pub async fn prepare(
     prepared.stats =
         fill_generation(peers, main, &manifest, &current, &prepared.generation).await?;
     Ok(prepared)
+}
+
+/// Every file of the new generation is written anew (unchanged ones copied from the current
+/// replica): the file system must have room for all of them (plus 4 KiB per entry and 1 MiB),
+/// checked before anything is written.
+fn check_space(base: &Path, manifest: &Manifest) -> Result<(), ReplicationError> {
+    let entries = (manifest.files.len() + manifest.dirs.len() + manifest.symlinks.len()) as u64;
+    let needed = manifest
+        .files
+        .iter()
+        .fold(0u64, |n, f| n.saturating_add(f.size))
+        .saturating_add(entries.saturating_mul(4096))
+        .saturating_add(1 << 20);
+    let st = nix::sys::statvfs::statvfs(base).map_err(|e| ReplicationError::Io {
+        path: base.to_path_buf(),
+        source: std::io::Error::from(e),
+    })?;
+    #[allow(clippy::useless_conversion)]
+    let available = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
+    if available < needed {
+        return Err(ReplicationError::NoSpace {
+            path: base.to_path_buf(),
+            needed,
+            available,
+        });
+    }
+    Ok(())
 }
 
 /// Creates the directories of `rel` under `root` that are missing, refusing any component

@@ -211,3 +211,64 @@ async fn a_taken_over_main_is_not_replicated_over_the_replica_its_backup_acts_fr
         Some("data of main-1\n")
     );
 }
+
+/// A tmpfs of `size` mounted on `dir` (root only, as tests/full_disk.rs), unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "this test mounts a tmpfs as the replica disk: run it as root: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[tokio::test]
+async fn a_copy_that_cannot_fit_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let group = write_group(dir.path(), 1, 1);
+    let replicas = dir.path().join("backup-1/state/replicas");
+    let _disk = Tmpfs::mount(&replicas, "8m");
+    let _main = start_agent(&group[0]).await;
+    let _backup = start_agent(&group[1]).await;
+    wait_replicated(&group[1].url, "backup-1").await;
+    let link = replicas.join("main-1/current");
+    let before = std::fs::read_link(&link).expect("current generation");
+
+    let big = vec![b'x'; 12 * 1024 * 1024];
+    std::fs::write(dir.path().join("main-1/data/big.bin"), &big).expect("write");
+    let r = replicate_now(&group[1].url).await;
+    assert_eq!(r["result"], "failed", "{r}");
+    assert!(
+        r["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not enough free space")),
+        "{r}"
+    );
+    assert_eq!(r["fetched"], 0, "{r}");
+    assert_eq!(std::fs::read_link(&link).ok(), Some(before));
+    let gens = std::fs::read_dir(replicas.join("main-1"))
+        .expect("replica dir")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("gen-"))
+        .count();
+    assert_eq!(gens, 1, "only the current generation");
+}
