@@ -1,11 +1,16 @@
 //! Replication of a Main's data directory to a Backup. The Main publishes a manifest (relative
-//! path, size, SHA-256 of every regular file); the Backup copies into a fresh generation
-//! directory, reusing unchanged files from its current replica and fetching only changed ones,
-//! verifies every checksum, and then switches the `current` symlink atomically. A failed or
-//! interrupted transfer leaves the previous replica untouched. Does file and network I/O.
+//! path, size, SHA-256 and mode of every regular file; every directory with its mode; every
+//! symbolic link with its target); the Backup copies into a fresh generation directory,
+//! reusing unchanged files from its current replica and streaming only changed ones to disk,
+//! verifies every checksum, recreates directories, modes and links (a link is never followed,
+//! on either side), fsyncs the generation, and then switches the `current` symlink atomically;
+//! older generations are removed only after the switch. A failed or interrupted transfer leaves
+//! the previous replica untouched. A name that cannot be replicated (not UTF-8, or not a file,
+//! directory or link) fails the copy with its name. Does file and network I/O.
 
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -32,18 +37,65 @@ pub enum ReplicationError {
     },
     #[error("unsafe path in manifest: {0:?}")]
     UnsafePath(String),
+    #[error("{0}: the name is not UTF-8 and cannot be replicated")]
+    BadName(String),
+    #[error("{0}: not a regular file, directory or symbolic link; cannot be replicated")]
+    Unsupported(String),
+    #[error("{0}: is or passes through a symbolic link; not followed")]
+    ThroughSymlink(String),
+    #[error(
+        "not enough free space in {path}: the copy needs {needed} bytes, {available} are free"
+    )]
+    NoSpace {
+        path: PathBuf,
+        needed: u64,
+        available: u64,
+    },
+    #[error("{0} is taken over: the replica its Backup acts from is not replaced")]
+    TakenOver(String),
+    #[error("{path}: the Main sent {got} bytes, the manifest says {expected}")]
+    Size {
+        path: String,
+        expected: u64,
+        got: u64,
+    },
 }
 
+/// One regular file of a manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileEntry {
     pub path: String,
     pub size: u64,
     pub sha256: String,
+    /// Permission bits (`0o7777`); absent in the manifests of older Mains (left as created).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
 }
 
+/// One directory of a manifest (so empty directories and directory modes travel).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<u32>,
+}
+
+/// One symbolic link of a manifest: replicated as a link with the same target, never followed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkEntry {
+    pub path: String,
+    pub target: String,
+}
+
+/// What a Main publishes. `dirs` and `symlinks` are absent in older Mains' manifests and
+/// ignored by older Backups, so the peer protocol's version is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Manifest {
     pub files: Vec<FileEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dirs: Vec<DirEntry>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub symlinks: Vec<LinkEntry>,
 }
 
 /// What one replication did.
@@ -70,10 +122,34 @@ pub fn safe_relative(path: &str) -> Result<PathBuf, ReplicationError> {
     Ok(p.to_path_buf())
 }
 
-fn sha256_file(path: &Path) -> Result<String, ReplicationError> {
-    let mut f = fs::File::open(path).map_err(io(path))?;
+/// A relative path as UTF-8, or an error naming it (lossily) when it is not.
+fn utf8_name(rel: &Path) -> Result<&str, ReplicationError> {
+    rel.to_str()
+        .ok_or_else(|| ReplicationError::BadName(rel.to_string_lossy().into_owned()))
+}
+
+/// `rel` as a URL path: every segment percent-encoded (all but RFC 3986's unreserved
+/// characters), so `?`, `#`, `%`, `\` and spaces travel as part of the name.
+pub fn url_path(rel: &str) -> String {
+    let mut out = String::with_capacity(rel.len());
+    for (i, segment) in rel.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        for b in segment.bytes() {
+            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        }
+    }
+    out
+}
+
+fn sha256_of(mut f: impl Read, path: &Path) -> Result<String, ReplicationError> {
     let mut h = Sha256::new();
-    let mut buf = [0u8; 64 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = f.read(&mut buf).map_err(io(path))?;
         if n == 0 {
@@ -84,38 +160,93 @@ fn sha256_file(path: &Path) -> Result<String, ReplicationError> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// Builds the manifest of `dir` (regular files only, sorted by path). Blocking.
+fn mode_of(meta: &fs::Metadata) -> u32 {
+    meta.permissions().mode() & 0o7777
+}
+
+/// Builds the manifest of `dir` (files, directories and symbolic links, each sorted by path),
+/// never following a link. A name that is not UTF-8, or an entry of another kind (socket,
+/// FIFO, device), is an error naming it. Blocking.
 pub fn manifest(dir: &Path) -> Result<Manifest, ReplicationError> {
-    let mut files = Vec::new();
+    let mut m = Manifest {
+        files: Vec::new(),
+        dirs: Vec::new(),
+        symlinks: Vec::new(),
+    };
     let mut stack = vec![PathBuf::new()];
     while let Some(rel) = stack.pop() {
         let abs = dir.join(&rel);
         for entry in fs::read_dir(&abs).map_err(io(&abs))? {
             let entry = entry.map_err(io(&abs))?;
-            let ty = entry.file_type().map_err(io(&abs))?;
             let rel = rel.join(entry.file_name());
+            let name = utf8_name(&rel)?.to_string();
+            let path = dir.join(&rel);
+            // symlink_metadata: the entry itself, never what a link points at.
+            let meta = fs::symlink_metadata(&path).map_err(io(&path))?;
+            let ty = meta.file_type();
             if ty.is_dir() {
-                stack.push(rel);
-            } else if ty.is_file() {
-                let path = dir.join(&rel);
-                let size = entry.metadata().map_err(io(&path))?.len();
-                let Some(name) = rel.to_str() else { continue };
-                files.push(FileEntry {
-                    path: name.to_string(),
-                    size,
-                    sha256: sha256_file(&path)?,
+                m.dirs.push(DirEntry {
+                    path: name,
+                    mode: Some(mode_of(&meta)),
                 });
+                stack.push(rel);
+            } else if ty.is_symlink() {
+                let target = fs::read_link(&path).map_err(io(&path))?;
+                let target = target.to_str().ok_or_else(|| {
+                    ReplicationError::BadName(format!("{name} -> {}", target.to_string_lossy()))
+                })?;
+                m.symlinks.push(LinkEntry {
+                    path: name,
+                    target: target.to_string(),
+                });
+            } else if ty.is_file() {
+                let (file, size) = open_published(dir, &name)?;
+                m.files.push(FileEntry {
+                    path: name,
+                    size,
+                    sha256: sha256_of(file, &path)?,
+                    mode: Some(mode_of(&meta)),
+                });
+            } else {
+                return Err(ReplicationError::Unsupported(name));
             }
         }
     }
-    files.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(Manifest { files })
+    m.files.sort_by(|a, b| a.path.cmp(&b.path));
+    m.dirs.sort_by(|a, b| a.path.cmp(&b.path));
+    m.symlinks.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(m)
 }
 
-/// Reads one published file for a peer, refusing paths that leave `dir`. Blocking.
-pub fn read_published(dir: &Path, rel: &str) -> Result<Vec<u8>, ReplicationError> {
-    let path = dir.join(safe_relative(rel)?);
-    fs::read(&path).map_err(io(&path))
+/// Opens the regular file `rel` under `dir` for reading, refusing a path that leaves `dir`,
+/// or that is or passes through a symbolic link (checked on every component, and the opened
+/// file checked to be the one looked at). Returns the file and its size. Blocking.
+pub fn open_published(dir: &Path, rel: &str) -> Result<(fs::File, u64), ReplicationError> {
+    let relative = safe_relative(rel)?;
+    let mut path = dir.to_path_buf();
+    let mut meta = None;
+    for part in relative.components() {
+        if let Some(m) = &meta {
+            if !fs::Metadata::is_dir(m) {
+                return Err(ReplicationError::UnsafePath(rel.to_string()));
+            }
+        }
+        path.push(part);
+        let m = fs::symlink_metadata(&path).map_err(io(&path))?;
+        if m.file_type().is_symlink() {
+            return Err(ReplicationError::ThroughSymlink(rel.to_string()));
+        }
+        meta = Some(m);
+    }
+    let Some(meta) = meta.filter(|m| m.file_type().is_file()) else {
+        return Err(ReplicationError::Unsupported(rel.to_string()));
+    };
+    let file = fs::File::open(&path).map_err(io(&path))?;
+    let opened = file.metadata().map_err(io(&path))?;
+    if opened.dev() != meta.dev() || opened.ino() != meta.ino() {
+        return Err(ReplicationError::ThroughSymlink(rel.to_string()));
+    }
+    Ok((file, opened.len()))
 }
 
 /// Where a Backup keeps the replica of one Main: `<root>/<main>/current` (a symlink to the
@@ -124,14 +255,92 @@ pub fn current_dir(root: &Path, main: &str) -> PathBuf {
     root.join(main).join("current")
 }
 
-/// Copies `main`'s published data into `root/<main>`. Only files whose checksum changed are
-/// transferred; the new generation replaces the old one only when it is complete and verified.
+/// A complete, verified and fsynced generation, not yet the replica: [`Prepared::switch`]
+/// makes it `current`, dropping it without switching removes it.
+#[derive(Debug)]
+pub struct Prepared {
+    base: PathBuf,
+    generation: PathBuf,
+    pub stats: Stats,
+    switched: bool,
+}
+
+impl Prepared {
+    /// Points `current` at this generation (one rename, then the directory fsynced). Older
+    /// generations stay until [`Switched::remove_older`].
+    pub fn switch(mut self) -> Result<Switched, ReplicationError> {
+        point_current(&self.base, &self.generation)?;
+        self.switched = true;
+        Ok(Switched {
+            base: self.base.clone(),
+            generation: self.generation.clone(),
+            stats: self.stats,
+        })
+    }
+}
+
+/// A generation that is `current`; the older ones are still on disk.
+#[derive(Debug)]
+pub struct Switched {
+    base: PathBuf,
+    generation: PathBuf,
+    pub stats: Stats,
+}
+
+impl Switched {
+    /// Removes the generations older than `current` (blocking; outside any lock).
+    pub fn remove_older(self) -> Stats {
+        remove_older(&self.base, &self.generation);
+        self.stats
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if !self.switched {
+            let _ = remove_generation(&self.generation);
+        }
+    }
+}
+
+/// Removes a generation, even one whose directory modes forbid writing.
+fn remove_generation(generation: &Path) -> std::io::Result<()> {
+    let mut stack = vec![generation.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(meta) = fs::symlink_metadata(&d) else {
+            continue;
+        };
+        if meta.is_dir() {
+            let _ = fs::set_permissions(&d, fs::Permissions::from_mode(0o700));
+            if let Ok(entries) = fs::read_dir(&d) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        }
+    }
+    fs::remove_dir_all(generation)
+}
+
+/// Copies `main`'s published data into `root/<main>` and switches to it.
 pub async fn replicate(
     peers: &PeerClient,
     main: &str,
     root: &Path,
     now_ms: u64,
 ) -> Result<Stats, ReplicationError> {
+    Ok(prepare(peers, main, root, now_ms)
+        .await?
+        .switch()?
+        .remove_older())
+}
+
+/// Copies `main`'s published data into a new generation under `root/<main>`. Only files whose
+/// checksum changed are transferred; the replica is unchanged until the result is switched.
+pub async fn prepare(
+    peers: &PeerClient,
+    main: &str,
+    root: &Path,
+    now_ms: u64,
+) -> Result<Prepared, ReplicationError> {
     let bytes = peers.fetch(main, "replication/manifest").await?;
     let manifest: Manifest =
         serde_json::from_slice(&bytes).map_err(|e| ReplicationError::BadManifest {
@@ -142,20 +351,82 @@ pub async fn replicate(
     fs::create_dir_all(&base).map_err(io(&base))?;
     let current = current_dir(root, main);
     let generation = base.join(format!("gen-{now_ms}"));
-    if generation.exists() {
-        fs::remove_dir_all(&generation).map_err(io(&generation))?;
+    if fs::symlink_metadata(&generation).is_ok() {
+        remove_generation(&generation).map_err(io(&generation))?;
     }
-    let result = fill_generation(peers, main, &manifest, &current, &generation).await;
-    match result {
-        Ok(stats) => {
-            switch_current(&base, &generation)?;
-            Ok(stats)
-        }
-        Err(e) => {
-            let _ = fs::remove_dir_all(&generation);
-            Err(e)
+    check_space(&base, &manifest)?;
+    let mut prepared = Prepared {
+        base,
+        generation,
+        stats: Stats::default(),
+        switched: false,
+    };
+    prepared.stats =
+        fill_generation(peers, main, &manifest, &current, &prepared.generation).await?;
+    Ok(prepared)
+}
+
+/// Every file of the new generation is written anew (unchanged ones copied from the current
+/// replica): the file system must have room for all of them (plus 4 KiB per entry and 1 MiB),
+/// checked before anything is written.
+fn check_space(base: &Path, manifest: &Manifest) -> Result<(), ReplicationError> {
+    let entries = (manifest.files.len() + manifest.dirs.len() + manifest.symlinks.len()) as u64;
+    let needed = manifest
+        .files
+        .iter()
+        .fold(0u64, |n, f| n.saturating_add(f.size))
+        .saturating_add(entries.saturating_mul(4096))
+        .saturating_add(1 << 20);
+    let st = nix::sys::statvfs::statvfs(base).map_err(|e| ReplicationError::Io {
+        path: base.to_path_buf(),
+        source: std::io::Error::from(e),
+    })?;
+    #[allow(clippy::useless_conversion)]
+    let available = u64::from(st.blocks_available()).saturating_mul(u64::from(st.fragment_size()));
+    if available < needed {
+        return Err(ReplicationError::NoSpace {
+            path: base.to_path_buf(),
+            needed,
+            available,
+        });
+    }
+    Ok(())
+}
+
+/// Creates the directories of `rel` under `root` that are missing, refusing any component
+/// that exists as something other than a directory (a link is never followed).
+fn real_dirs(root: &Path, rel: &Path) -> Result<(), ReplicationError> {
+    let mut path = root.to_path_buf();
+    for part in rel.components() {
+        path.push(part);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.file_type().is_dir() => {}
+            Ok(_) => {
+                return Err(ReplicationError::ThroughSymlink(
+                    rel.to_string_lossy().into_owned(),
+                ))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                fs::create_dir(&path).map_err(io(&path))?;
+            }
+            Err(e) => return Err(io(&path)(e)),
         }
     }
+    Ok(())
+}
+
+/// Opens a new file (never an existing one, never through a link) in the generation.
+fn create_in(generation: &Path, rel: &Path) -> Result<(fs::File, PathBuf), ReplicationError> {
+    if let Some(parent) = rel.parent() {
+        real_dirs(generation, parent)?;
+    }
+    let target = generation.join(rel);
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&target)
+        .map_err(io(&target))?;
+    Ok((file, target))
 }
 
 async fn fill_generation(
@@ -170,38 +441,127 @@ async fn fill_generation(
         ..Stats::default()
     };
     fs::create_dir_all(generation).map_err(io(generation))?;
+    for d in &manifest.dirs {
+        real_dirs(generation, &safe_relative(&d.path)?)?;
+    }
     for entry in &manifest.files {
         let rel = safe_relative(&entry.path)?;
+        // The current replica's copy, if it is a regular file reached without links and its
+        // content is the same.
+        let reusable = match open_published(current, &entry.path) {
+            Ok((f, size)) if size == entry.size => {
+                sha256_of(f, &current.join(&rel))? == entry.sha256
+            }
+            _ => false,
+        };
+        let (mut out, target) = create_in(generation, &rel)?;
+        if reusable {
+            let (mut f, _) = open_published(current, &entry.path)?;
+            std::io::copy(&mut f, &mut out).map_err(io(&target))?;
+        } else {
+            let got = fetch_into(peers, main, entry, &mut out, &target).await?;
+            stats.fetched += 1;
+            stats.bytes_fetched += got;
+        }
+        if let Some(mode) = entry.mode {
+            out.set_permissions(fs::Permissions::from_mode(mode & 0o7777))
+                .map_err(io(&target))?;
+        }
+        out.sync_all().map_err(io(&target))?;
+    }
+    // Links last: no file is ever written through one.
+    for l in &manifest.symlinks {
+        let rel = safe_relative(&l.path)?;
+        if let Some(parent) = rel.parent() {
+            real_dirs(generation, parent)?;
+        }
         let target = generation.join(&rel);
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(io(parent))?;
+        std::os::unix::fs::symlink(&l.target, &target).map_err(io(&target))?;
+    }
+    sync_dirs(generation)?;
+    // Directory modes last (deepest first): a read-only directory was filled before.
+    for d in manifest.dirs.iter().rev() {
+        if let Some(mode) = d.mode {
+            let path = generation.join(safe_relative(&d.path)?);
+            fs::set_permissions(&path, fs::Permissions::from_mode(mode & 0o7777))
+                .map_err(io(&path))?;
+            if let Ok(dir) = fs::File::open(&path) {
+                let _ = dir.sync_all();
+            }
         }
-        let old = current.join(&rel);
-        let unchanged = old.is_file() && sha256_file(&old)? == entry.sha256;
-        if unchanged {
-            fs::copy(&old, &target).map_err(io(&target))?;
-            continue;
-        }
-        let data = peers
-            .fetch(main, &format!("replication/file/{}", entry.path))
-            .await?;
-        let got = hex::encode(Sha256::digest(&data));
-        if got != entry.sha256 || data.len() as u64 != entry.size {
-            return Err(ReplicationError::Checksum {
-                path: entry.path.clone(),
-                expected: entry.sha256.clone(),
-                got,
-            });
-        }
-        fs::write(&target, &data).map_err(io(&target))?;
-        stats.fetched += 1;
-        stats.bytes_fetched += data.len() as u64;
     }
     Ok(stats)
 }
 
-/// Points `base/current` at `generation` with one rename, then removes older generations.
+/// Streams one file from the Main into `out`, hashing as it goes (bounded memory); checks
+/// size and checksum. Returns the bytes transferred.
+async fn fetch_into(
+    peers: &PeerClient,
+    main: &str,
+    entry: &FileEntry,
+    out: &mut fs::File,
+    target: &Path,
+) -> Result<u64, ReplicationError> {
+    let route = format!("replication/file/{}", url_path(&entry.path));
+    let mut resp = peers.fetch_response(main, &route).await?;
+    let mut h = Sha256::new();
+    let mut got: u64 = 0;
+    loop {
+        let chunk = resp.chunk().await.map_err(|e| PeerError::Unreachable {
+            member: main.to_string(),
+            detail: format!("{}: {e}", entry.path),
+        })?;
+        let Some(chunk) = chunk else { break };
+        got += chunk.len() as u64;
+        if got > entry.size {
+            return Err(ReplicationError::Size {
+                path: entry.path.clone(),
+                expected: entry.size,
+                got,
+            });
+        }
+        h.update(&chunk);
+        out.write_all(&chunk).map_err(io(target))?;
+    }
+    let sha = hex::encode(h.finalize());
+    if sha != entry.sha256 || got != entry.size {
+        return Err(ReplicationError::Checksum {
+            path: entry.path.clone(),
+            expected: entry.sha256.clone(),
+            got: sha,
+        });
+    }
+    Ok(got)
+}
+
+/// fsyncs every directory of the tree at `root` (never through a link).
+fn sync_dirs(root: &Path) -> Result<(), ReplicationError> {
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).map_err(io(&d))? {
+            let entry = entry.map_err(io(&d))?;
+            if entry.file_type().map_err(io(&d))?.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+        fs::File::open(&d)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&d))?;
+    }
+    Ok(())
+}
+
+/// Points `base/current` at `generation` with one rename, fsyncs `base`, and only then removes
+/// older generations.
+#[cfg(test)]
 fn switch_current(base: &Path, generation: &Path) -> Result<(), ReplicationError> {
+    point_current(base, generation)?;
+    remove_older(base, generation);
+    Ok(())
+}
+
+/// Points `base/current` at `generation` with one rename and fsyncs `base`.
+fn point_current(base: &Path, generation: &Path) -> Result<(), ReplicationError> {
     let link = base.join("current");
     let tmp = base.join("current.tmp");
     let _ = fs::remove_file(&tmp);
@@ -211,17 +571,23 @@ fn switch_current(base: &Path, generation: &Path) -> Result<(), ReplicationError
         .unwrap_or_else(|| generation.to_path_buf());
     std::os::unix::fs::symlink(&target, &tmp).map_err(io(&tmp))?;
     fs::rename(&tmp, &link).map_err(io(&link))?;
-    if let Ok(dir) = fs::File::open(base) {
-        let _ = dir.sync_all();
-    }
-    for entry in fs::read_dir(base).map_err(io(base))?.flatten() {
+    fs::File::open(base)
+        .and_then(|dir| dir.sync_all())
+        .map_err(io(base))
+}
+
+/// Removes every generation in `base` but `generation` (the current one).
+fn remove_older(base: &Path, generation: &Path) {
+    let Ok(entries) = fs::read_dir(base) else {
+        return;
+    };
+    for entry in entries.flatten() {
         let name = entry.file_name();
         let keep = Some(name.as_os_str()) == generation.file_name();
         if !keep && name.to_string_lossy().starts_with("gen-") {
-            let _ = fs::remove_dir_all(entry.path());
+            let _ = remove_generation(&entry.path());
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -251,5 +617,70 @@ mod tests {
             assert!(safe_relative(bad).is_err(), "{bad}");
         }
         assert!(safe_relative("a/b.txt").is_ok());
+    }
+
+    #[test]
+    fn url_paths_escape_every_reserved_character() {
+        assert_eq!(url_path("a b/c?d#e%f\\g"), "a%20b/c%3Fd%23e%25f%5Cg");
+        assert_eq!(url_path("ü.txt"), "%C3%BC.txt");
+        assert_eq!(url_path("plain-name_1.~"), "plain-name_1.~");
+    }
+
+    #[test]
+    fn manifest_keeps_links_as_links_and_lists_directories_with_modes() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::create_dir_all(dir.path().join("empty")).expect("mkdir");
+        fs::write(dir.path().join("key"), b"k").expect("write");
+        fs::set_permissions(dir.path().join("key"), fs::Permissions::from_mode(0o600))
+            .expect("chmod");
+        symlink("/etc/passwd", dir.path().join("out")).expect("symlink");
+        symlink("/etc", dir.path().join("etc")).expect("symlink");
+        let m = manifest(dir.path()).expect("manifest");
+        assert_eq!(m.files.len(), 1, "{m:?}");
+        assert_eq!(m.files[0].mode, Some(0o600));
+        assert_eq!(m.dirs.len(), 1, "{m:?}");
+        assert_eq!(m.dirs[0].path, "empty");
+        let links: Vec<(&str, &str)> = m
+            .symlinks
+            .iter()
+            .map(|l| (l.path.as_str(), l.target.as_str()))
+            .collect();
+        assert_eq!(links, [("etc", "/etc"), ("out", "/etc/passwd")]);
+        for rel in ["out", "etc/passwd", "empty"] {
+            assert!(open_published(dir.path(), rel).is_err(), "{rel}");
+        }
+        assert!(open_published(dir.path(), "key").is_ok());
+    }
+
+    #[test]
+    fn an_older_manifest_still_reads() {
+        let m: Manifest =
+            serde_json::from_str(r#"{"files":[{"path":"a","size":1,"sha256":"00"}]}"#)
+                .expect("old manifest");
+        assert_eq!(m.files[0].mode, None);
+        assert!(m.dirs.is_empty() && m.symlinks.is_empty());
+    }
+
+    #[test]
+    fn the_switch_keeps_the_new_generation_and_removes_older_ones_after() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let base = dir.path();
+        fs::create_dir_all(base.join("gen-1/ro")).expect("mkdir");
+        switch_current(base, &base.join("gen-1")).expect("first switch");
+        // A generation whose directory is read-only (replicated modes) is removed all the same.
+        fs::write(base.join("gen-1/ro/f"), b"x").expect("write");
+        fs::set_permissions(base.join("gen-1/ro"), fs::Permissions::from_mode(0o500))
+            .expect("chmod");
+        fs::create_dir_all(base.join("gen-2/ro")).expect("mkdir");
+        // Until the switch, the previous generation is the replica.
+        assert!(base.join("current/ro/f").is_file());
+        switch_current(base, &base.join("gen-2")).expect("switch");
+        assert_eq!(
+            fs::read_link(base.join("current")).ok(),
+            Some(PathBuf::from("gen-2"))
+        );
+        assert!(!base.join("gen-1").exists());
+        assert!(base.join("current/ro").is_dir());
     }
 }

@@ -36,6 +36,16 @@ impl Agent {
                         "{m} is not a configured main"
                     )))
                 }
+                Some(_) if taken_over(&view, &req.backup, m) => {
+                    return Err(CommandError::Refused {
+                        failed: vec![MAIN_TAKEN_OVER.to_string()],
+                        message: format!(
+                            "{m} is taken over: the replica {} acts from is not replaced \
+                             (reverse the takeover first)",
+                            req.backup
+                        ),
+                    })
+                }
                 Some(_) => {}
             }
         }
@@ -48,7 +58,7 @@ impl Agent {
             .filter(|m| m.role == Role::Main)
             .filter(|m| match &req.main {
                 Some(only) => &m.name == only,
-                None => m.takeover.is_none(),
+                None => !taken_over(&view, &req.backup, &m.name),
             })
             .map(|m| m.name.clone())
             .collect();
@@ -91,7 +101,7 @@ impl Agent {
                 .is_some_and(|me| me.role == Role::Backup && me.state == OperState::Standby);
             if standby_backup {
                 for m in &view.members {
-                    if m.role != Role::Main || m.takeover.is_some() {
+                    if m.role != Role::Main || taken_over(&view, &self.inner.name, &m.name) {
                         continue;
                     }
                     if due.get(&m.name).is_some_and(|t| Instant::now() < *t) {
@@ -127,11 +137,33 @@ impl Agent {
         self.replicate_with_stats(main).await.is_ok()
     }
 
-    /// As [`Agent::replicate_one`], with what was transferred (or why it failed).
+    /// As [`Agent::replicate_one`], with what was transferred (or why it failed). A Main that
+    /// is taken over is refused (nothing recorded): the new generation is switched to only
+    /// under the state lock, after checking again that nobody took the Main over meanwhile,
+    /// so the replica a Backup acts from is never switched or deleted.
     pub async fn replicate_with_stats(&self, main: &str) -> Result<replication::Stats, String> {
         let _one_at_a_time = self.inner.replicating.lock().await;
+        let refused = || replication::ReplicationError::TakenOver(main.to_string()).to_string();
+        if taken_over(&self.inner.state.lock().await.view, &self.inner.name, main) {
+            return Err(refused());
+        }
         let now = now_ms();
-        let res = replication::replicate(&self.inner.peers, main, &self.replica_root(), now).await;
+        let res =
+            match replication::prepare(&self.inner.peers, main, &self.replica_root(), now).await {
+                Ok(prepared) => {
+                    let st = self.inner.state.lock().await;
+                    if taken_over(&st.view, &self.inner.name, main) {
+                        drop(st);
+                        // Dropping the generation removes it; current is untouched.
+                        drop(prepared);
+                        return Err(refused());
+                    }
+                    let switched = prepared.switch();
+                    drop(st);
+                    switched.map(replication::Switched::remove_older)
+                }
+                Err(e) => Err(e),
+            };
         let error = match &res {
             Ok(stats) => {
                 info!(member = %self.inner.name, %main, files = stats.files,
@@ -158,4 +190,16 @@ impl Agent {
         self.publish().await;
         res.map_err(|e| e.to_string())
     }
+}
+
+/// The precondition code of an on-demand replication of a Main that is taken over.
+pub const MAIN_TAKEN_OVER: &str = "main_taken_over";
+
+/// Whether `main`'s replica on `backup` may be what a Backup acts from: `main` carries a
+/// takeover mark, or `backup` acts for it.
+fn taken_over(view: &GroupView, backup: &str, main: &str) -> bool {
+    view.member(main).is_some_and(|m| m.takeover.is_some())
+        || view
+            .member(backup)
+            .is_some_and(|b| b.acting_for.as_deref() == Some(main))
 }

@@ -231,8 +231,23 @@ impl PeerClient {
         }
     }
 
-    /// GET a replication resource from `member`'s agent.
+    /// GET a replication resource from `member`'s agent, read whole (the manifest).
     pub async fn fetch(&self, member: &str, route: &str) -> Result<bytes::Bytes, PeerError> {
+        let resp = self.fetch_response(member, route).await?;
+        resp.bytes().await.map_err(|e| PeerError::Unreachable {
+            member: member.into(),
+            detail: e.to_string(),
+        })
+    }
+
+    /// GET a replication resource from `member`'s agent, trying every path in turn until one
+    /// answers: the successful answer, its body not yet read (a file is streamed by the
+    /// caller, in bounded memory), or the error the agent answered.
+    pub async fn fetch_response(
+        &self,
+        member: &str,
+        route: &str,
+    ) -> Result<reqwest::Response, PeerError> {
         let mut last = None;
         for (_, base) in self.paths(member) {
             let url = format!("{}/peer/v1/{route}", base.trim_end_matches('/'));
@@ -247,15 +262,7 @@ impl PeerClient {
                 }
             };
             match res {
-                Ok(resp) if resp.status().is_success() => match resp.bytes().await {
-                    Ok(b) => return Ok(b),
-                    Err(e) => {
-                        last = Some(PeerError::Unreachable {
-                            member: member.into(),
-                            detail: e.to_string(),
-                        })
-                    }
-                },
+                Ok(resp) if resp.status().is_success() => return Ok(resp),
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let text = resp.text().await.unwrap_or_default();

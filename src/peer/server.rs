@@ -169,16 +169,42 @@ async fn manifest(State(agent): State<Agent>) -> Result<Response, ApiError> {
     Ok(Json(m).into_response())
 }
 
+/// Streams one published file (bounded memory). A path that leaves the data directory, or
+/// that is or passes through a symbolic link, is refused: the Main never follows a link.
 async fn file(State(agent): State<Agent>, Path(path): Path<String>) -> Result<Response, ApiError> {
     let dir = agent.data_dir().ok_or_else(|| no_data(&agent))?;
-    let data = tokio::task::spawn_blocking(move || replication::read_published(&dir, &path))
-        .await
-        .map_err(|e| internal("internal", e))?
-        .map_err(|e| match e {
-            replication::ReplicationError::UnsafePath(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+    let (file, size) =
+        tokio::task::spawn_blocking(move || replication::open_published(&dir, &path))
+            .await
+            .map_err(|e| internal("internal", e))?
+            .map_err(|e| match e {
+                replication::ReplicationError::UnsafePath(_)
+                | replication::ReplicationError::ThroughSymlink(_)
+                | replication::ReplicationError::Unsupported(_) => {
+                    ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string())
+                }
+                _ => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
+            })?;
+    let file = tokio::fs::File::from_std(file);
+    let chunks = futures_util::stream::unfold(Some(file), |file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut file = file?;
+        let mut buf = vec![0u8; 64 * 1024];
+        match file.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(Bytes::from(buf)), Some(file)))
             }
-            _ => ApiError::new(StatusCode::NOT_FOUND, "not_found", e.to_string()),
-        })?;
-    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], data).into_response())
+            Err(e) => Some((Err::<Bytes, std::io::Error>(e), None)),
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (header::CONTENT_LENGTH, size.to_string()),
+        ],
+        Body::from_stream(chunks),
+    )
+        .into_response())
 }
