@@ -8,6 +8,7 @@ mod support;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+use support::tmpfs::Tmpfs;
 use support::*;
 
 const TOKEN: Option<&str> = Some(GROUP_TOKEN);
@@ -210,35 +211,6 @@ async fn a_taken_over_main_is_not_replicated_over_the_replica_its_backup_acts_fr
             .as_deref(),
         Some("data of main-1\n")
     );
-}
-
-/// A tmpfs of `size` mounted on `dir` (root only, as tests/full_disk.rs), unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(dir).expect("mount point");
-        let out = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "this test mounts a tmpfs as the replica disk: run it as root: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ pub mod metric_names;
 pub mod netns;
 pub mod process;
 pub mod snmp;
+pub mod tmpfs;
 pub mod wait;
 
 use std::path::{Path, PathBuf};
