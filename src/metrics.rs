@@ -22,6 +22,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "understudy_peer_up",
     "understudy_replication_failures_total",
     "understudy_snmp_notifications_total",
+    "understudy_state_writable",
 ];
 
 fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -199,6 +200,15 @@ pub fn render(snap: &Snapshot) -> String {
             notes.with_label_values(&[g, kind, outcome]).inc_by(*n);
         }
     }
+    gauge(
+        &reg,
+        "understudy_state_writable",
+        "1 while this agent can write its state; 0 when its last write failed (full or \
+         read-only disk): it then takes part in no operation until a write succeeds.",
+        &["group"],
+    )
+    .with_label_values(&[g])
+    .set(f64::from(u8::from(snap.state_error.is_none())));
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&reg.gather(), &mut out)

@@ -63,6 +63,9 @@ pub struct Snapshot {
     pub replication_failures: u64,
     /// `None` when this agent sends no SNMP notifications.
     pub notifications: Option<NotificationCounts>,
+    /// Why this agent's state cannot be written, while it cannot (it then takes part in no
+    /// operation).
+    pub state_error: Option<String>,
     pub boots: u32,
     pub started_at: Millis,
 }

@@ -47,10 +47,48 @@ async fn a_save_that_fails_changes_nothing_anywhere() {
         assert_eq!(b["operational_state"], "standby", "{g}");
         assert_eq!(g["redundancy"]["redundant"], true, "{g}");
     }
+
+    // main-1 says it cannot write its state: /healthz 503, understudy_state_writable 0.
+    let main_url = pair.main_url();
+    let (status, health) = send(
+        reqwest::Method::GET,
+        &format!("{main_url}/healthz"),
+        None,
+        "",
+    )
+    .await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "state_not_writable", "{health}");
+    let metrics = get_text(&format!("{main_url}/metrics")).await;
+    assert!(
+        metrics.contains("understudy_state_writable{group=\"test\"} 0"),
+        "{metrics}"
+    );
+
+    // Room again: main-1 saves at its next heartbeat, says so, and the takeover is done.
+    disk.free();
+    wait_for_async(Duration::from_secs(5), "main-1 to save again", || async {
+        let (status, _) = send(
+            reqwest::Method::GET,
+            &format!("{main_url}/healthz"),
+            None,
+            "",
+        )
+        .await;
+        (status == 200).then_some(())
+    })
+    .await;
+    let metrics = get_text(&format!("{main_url}/metrics")).await;
+    assert!(
+        metrics.contains("understudy_state_writable{group=\"test\"} 1"),
+        "{metrics}"
+    );
+    let (status, body) = command(&pair.backup_url(), "takeover", GROUP_TOKEN, takeover).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// A failover that cannot be carried out (backup-1's state disk is full) is retried less and
-/// less often, and its identical failures are counted on one history entry instead of
+/// less often, and its identical refusals are counted on one history entry instead of
 /// flushing the history (before: one attempt and one entry per heartbeat, 200 ms here).
 #[tokio::test]
 async fn a_failover_that_keeps_failing_backs_off_and_is_counted_on_one_entry() {
@@ -71,16 +109,23 @@ async fn a_failover_that_keeps_failing_backs_off_and_is_counted_on_one_entry() {
                 .collect()
         })
         .unwrap_or_default();
+    // The first attempt fails at its save; the later ones are refused at once (the state
+    // cannot be written) and are counted on one entry.
     assert_eq!(
         failovers.len(),
-        1,
-        "one entry for the failing failover: {events}"
+        2,
+        "two entries for the failing failover: {events}"
     );
-    let e = failovers[0];
-    assert_eq!(e["outcome"], "failed", "{e}");
-    let attempts = 1 + e["repeats"].as_u64().unwrap_or(0);
+    assert!(
+        failovers.iter().all(|e| e["outcome"] == "failed"),
+        "{events}"
+    );
+    let attempts: u64 = failovers
+        .iter()
+        .map(|e| 1 + e["repeats"].as_u64().unwrap_or(0))
+        .sum();
     assert!(
         (2..=8).contains(&attempts),
-        "{attempts} attempts in 6 s: retried, backing off: {e}"
+        "{attempts} attempts in 6 s: retried, backing off: {events}"
     );
 }

@@ -104,6 +104,14 @@ impl Agent {
 
     async fn coordinate(&self, cmd: Command) -> CommandResult {
         let now = now_ms();
+        if let Some(why) = self.state_error() {
+            let err = CommandError::Unavailable(format!(
+                "{} cannot write its state ({why}); it takes part in no operation until it can",
+                self.inner.name
+            ));
+            self.record_refusal(&cmd, now, &err).await;
+            return Err(err);
+        }
         let op = cmd.operation.clone();
         let busy = self
             .inner

@@ -59,6 +59,7 @@ impl Agent {
                 _ = stop.cancelled() => return,
             }
             self.gossip_round().await;
+            self.retry_save().await;
             self.publish().await;
             self.detect_failover().await;
         }

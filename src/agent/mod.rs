@@ -58,6 +58,8 @@ struct Inner {
     address: Arc<dyn AddressBackend>,
     state: Mutex<PersistedState>,
     liveness: StdMutex<Liveness>,
+    /// Why the last write of the state failed (None once a write succeeds).
+    state_error: StdMutex<Option<String>>,
     /// The failover detector's back-off, per Main, after attempts that were not carried out.
     failover_backoff: StdMutex<BTreeMap<String, Backoff>>,
     busy: StdMutex<BTreeSet<String>>,
@@ -123,6 +125,7 @@ impl Agent {
             events: Arc::new(Vec::new()),
             replication_failures: 0,
             notifications: None,
+            state_error: None,
             boots: state.boots,
             started_at,
         });
@@ -136,6 +139,7 @@ impl Agent {
                 address,
                 state: Mutex::new(state),
                 liveness: StdMutex::new(Liveness::default()),
+                state_error: StdMutex::new(None),
                 failover_backoff: StdMutex::new(BTreeMap::new()),
                 busy: StdMutex::new(BTreeSet::new()),
                 events_cache: StdMutex::new((usize::MAX, String::new(), Arc::new(Vec::new()))),
@@ -216,7 +220,7 @@ impl Agent {
     /// Persist, then change memory: `next` (a changed copy of `st`) is written, and only then
     /// becomes the state. A failed save changes nothing; it is logged and returned.
     fn commit(&self, st: &mut PersistedState, next: PersistedState) -> Result<(), StoreError> {
-        match self.inner.store.save(&next) {
+        match self.save(&next) {
             Ok(()) => {
                 *st = next;
                 Ok(())
@@ -230,8 +234,40 @@ impl Agent {
     }
 
     fn persist_or_log(&self, st: &PersistedState) {
-        if let Err(e) = self.inner.store.save(st) {
+        if let Err(e) = self.save(st) {
             error!(member = %self.inner.name, error = %e, "cannot persist state");
+        }
+    }
+
+    /// Writes `st`, remembering whether the state directory can be written (the snapshot,
+    /// `/healthz` and `understudy_state_writable` show it).
+    fn save(&self, st: &PersistedState) -> Result<(), StoreError> {
+        let result = self.inner.store.save(st);
+        *self
+            .inner
+            .state_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = result.as_ref().err().map(|e| e.to_string());
+        result
+    }
+
+    /// Why the last write of the state failed, while it keeps failing.
+    pub fn state_error(&self) -> Option<String> {
+        self.inner
+            .state_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// While the state cannot be written, tries again (a round of the heartbeat loop): the
+    /// agent takes part in operations again as soon as it can save.
+    async fn retry_save(&self) {
+        if self.state_error().is_some() {
+            let st = self.inner.state.lock().await;
+            if self.save(&st).is_ok() {
+                info!(member = %self.inner.name, "the state can be written again");
+            }
         }
     }
 
@@ -363,6 +399,7 @@ impl Agent {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()),
             notifications: None, // filled in by send_snapshot
+            state_error: self.state_error(),
             boots: st.boots,
             started_at: self.inner.started_at,
         }

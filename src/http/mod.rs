@@ -66,8 +66,22 @@ async fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
 }
 
+/// 200 while the agent can act; 503 while it cannot write its state (it then takes part in no
+/// operation), with the reason.
 async fn healthz(State(agent): State<Agent>) -> impl IntoResponse {
-    Json(json!({"status": "ok", "member": agent.name(), "version": VERSION}))
+    match agent.state_error() {
+        None => (
+            StatusCode::OK,
+            Json(json!({"status": "ok", "member": agent.name(), "version": VERSION})),
+        ),
+        Some(why) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(
+                json!({"status": "state_not_writable", "member": agent.name(),
+                "version": VERSION, "message": why}),
+            ),
+        ),
+    }
 }
 
 async fn metrics_text(State(agent): State<Agent>) -> impl IntoResponse {

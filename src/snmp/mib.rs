@@ -598,6 +598,7 @@ pub(crate) mod tests {
             events: Arc::new(Vec::new()),
             replication_failures: 0,
             notifications: None,
+            state_error: None,
             boots: 3,
             started_at: 1_700_000_000_000,
         }

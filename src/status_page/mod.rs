@@ -405,6 +405,7 @@ mod tests {
             events: Arc::new(Vec::new()),
             replication_failures: 0,
             notifications: None,
+            state_error: None,
             boots: 1,
             started_at: 0,
         }

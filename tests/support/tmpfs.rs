@@ -35,6 +35,13 @@ impl Tmpfs {
     }
 }
 
+impl Tmpfs {
+    /// Removes what [`Tmpfs::fill`] wrote.
+    pub fn free(&self) {
+        let _ = std::fs::remove_file(self.0.join("filler"));
+    }
+}
+
 impl Drop for Tmpfs {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
