@@ -50,15 +50,11 @@ async fn a_save_that_fails_changes_nothing_anywhere() {
 
     // main-1 says it cannot write its state: /healthz 503, understudy_state_writable 0.
     let main_url = pair.main_url();
-    let (status, health) = send(
-        reqwest::Method::GET,
-        &format!("{main_url}/healthz"),
-        None,
-        "",
-    )
-    .await;
-    assert_eq!(status, 503, "{health}");
-    assert_eq!(health["status"], "state_not_writable", "{health}");
+    let health_url = format!("{main_url}/healthz");
+    let health = || send(reqwest::Method::GET, &health_url, None, "");
+    let (status, health_now) = health().await;
+    assert_eq!(status, 503, "{health_now}");
+    assert_eq!(health_now["status"], "state_not_writable", "{health_now}");
     let metrics = get_text(&format!("{main_url}/metrics")).await;
     assert!(
         metrics.contains("understudy_state_writable{group=\"test\"} 0"),
@@ -68,13 +64,7 @@ async fn a_save_that_fails_changes_nothing_anywhere() {
     // Room again: main-1 saves at its next heartbeat, says so, and the takeover is done.
     disk.free();
     wait_for_async(Duration::from_secs(5), "main-1 to save again", || async {
-        let (status, _) = send(
-            reqwest::Method::GET,
-            &format!("{main_url}/healthz"),
-            None,
-            "",
-        )
-        .await;
+        let (status, _) = health().await;
         (status == 200).then_some(())
     })
     .await;
