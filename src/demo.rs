@@ -417,6 +417,7 @@ fn demo_snmp(listen: SocketAddr, targets: &[SocketAddr]) -> crate::snmp::config:
 /// Returns the process exit status.
 pub async fn run(args: DemoArgs) -> i32 {
     let signal = node::shutdown_signal();
+    node::raise_open_file_limit();
     let demo = match Demo::start(&args).await {
         Ok(d) => d,
         Err(e) => {

@@ -72,7 +72,6 @@ impl NodeError {
 pub struct Node {
     agent: Agent,
     http: TcpListener,
-    http_addr: SocketAddr,
     snmp: Option<SnmpServer>,
     grace: Duration,
 }
@@ -83,7 +82,6 @@ impl Node {
     /// configured address backend, opens the state, and sets SNMP up on its socket. Nothing
     /// runs until [`Node::run`].
     pub async fn start(cfg: Config, http: Option<TcpListener>) -> Result<Node, NodeError> {
-        raise_open_file_limit();
         let listen = cfg.file.http.listen;
         let http = match http {
             Some(l) => l,
@@ -112,7 +110,6 @@ impl Node {
         Ok(Node {
             agent,
             http,
-            http_addr,
             snmp,
             grace,
         })
@@ -120,11 +117,6 @@ impl Node {
 
     pub fn agent(&self) -> &Agent {
         &self.agent
-    }
-
-    /// Where the HTTP API (and the peer protocol) listens.
-    pub fn http_addr(&self) -> SocketAddr {
-        self.http_addr
     }
 
     /// Where SNMP listens, when configured.
@@ -189,7 +181,8 @@ impl Node {
 /// Raises this process's soft limit of open files to its hard limit (the usual soft limit,
 /// 1024, is close to what a burst of SNMP managers, peers and replication can need at once;
 /// an agent that cannot open its state file cannot save).
-fn raise_open_file_limit() {
+/// Called once per process, by the `run` and `demo` entry points.
+pub fn raise_open_file_limit() {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => debug!(limit, "open-file limit"),
         Err(e) => warn!(error = %e, "cannot raise the open-file limit"),
@@ -208,6 +201,7 @@ pub fn grace_period(cfg: &Config) -> Duration {
 /// Returns the process exit status.
 pub async fn run(cfg: Config) -> i32 {
     let signal = shutdown_signal();
+    raise_open_file_limit();
     let node = match Node::start(cfg, None).await {
         Ok(n) => n,
         Err(e) => {

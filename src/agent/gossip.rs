@@ -11,14 +11,24 @@ impl Agent {
     /// Merges records a peer sent (heartbeat or reply). If this member's own record changed
     /// (another agent wrote it while this one was away), the change is persisted and acted on.
     pub async fn absorb(&self, records: &[MemberRecord]) {
+        if records.is_empty() {
+            return; // a quiet group's heartbeats carry digests only
+        }
         let mut st = self.inner.state.lock().await;
+        // Merge into a copy of the view first: the whole state (events included) is copied
+        // only when something changed, to be saved before it replaces the state.
+        let mut view = st.view.clone();
+        let absorbed = view.absorb(records);
+        if !absorbed.changed {
+            return;
+        }
         let old_own = st.view.member(&self.inner.name).cloned();
         let mut next = st.clone();
-        let absorbed = next.view.absorb(records);
+        next.view = view;
         for op in &absorbed.ops {
             next.count_op(&op.id, op.kind);
         }
-        if !absorbed.changed || self.commit(&mut st, next).is_err() {
+        if self.commit(&mut st, next).is_err() {
             return;
         }
         let new_own = st.view.member(&self.inner.name).cloned();
