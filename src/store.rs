@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::command::Event;
-use crate::group::{GroupView, Millis, OpKind};
+use crate::group::{Claims, GroupView, MemberRecord, Millis, OpKind, Plan};
 
 /// Bump when the file's meaning changes; an agent refuses a file of another format.
 pub const FORMAT: u32 = 1;
@@ -67,6 +67,23 @@ pub struct PersistedState {
     pub events: VecDeque<Event>,
     /// Incremented at every start (SNMP engine boots use it too).
     pub boots: u32,
+    /// Operations this member has claimed members for, its own included (`group::claims`).
+    #[serde(default, skip_serializing_if = "Claims::is_empty")]
+    pub claims: Claims,
+    /// The operation this member coordinates, written with its claim before the first step
+    /// and cleared when the operation has ended: what a restart carries to an end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intent: Option<Intent>,
+}
+
+/// An operation under way, as its coordinator persisted it before the first step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    pub plan: Plan,
+    /// The records the plan was planned from, in the order of its updates (to roll back).
+    pub before: Vec<MemberRecord>,
+    /// The event recorded when the operation ends (who asked, why).
+    pub event: Event,
 }
 
 impl PersistedState {
@@ -81,6 +98,8 @@ impl PersistedState {
             seen_ops: VecDeque::new(),
             events: VecDeque::new(),
             boots: 0,
+            claims: Claims::default(),
+            intent: None,
         }
     }
 

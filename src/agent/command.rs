@@ -4,8 +4,15 @@
 
 use super::*;
 use crate::group::{
-    after_apply_failure, coordinator_of, release_not_awaited, Adopted, AfterApplyFailure,
+    after_apply_failure, claim_verdict, claimed_members, coordinator_of, release_not_awaited,
+    resolve, Adopted, AfterApplyFailure, Claim, ClaimAnswer, ClaimRefused, Precondition,
+    Resolution,
 };
+use crate::peer::ClaimRequest;
+use crate::store::Intent;
+
+/// The longest claim a peer may ask this agent to hold.
+const MAX_CLAIM: Duration = Duration::from_secs(600);
 
 impl Agent {
     // ---------------------------------------------------------------- the command path
@@ -112,52 +119,219 @@ impl Agent {
             self.record_refusal(&cmd, now, &err).await;
             return Err(err);
         }
-        let op = cmd.operation.clone();
-        let busy = self
-            .inner
-            .busy
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let planned = {
-            let st = self.inner.state.lock().await;
-            st.view
-                .plan(&op, now, &self.inner.name, &busy, &|m| self.reachability(m))
-        };
-        let plan = match planned {
-            Ok(p) => p,
-            Err(refusal) => {
-                let err = CommandError::from(refusal);
+        // Plan, claim the members here and persist the intent: one write, before any step.
+        let started = self.start_here(&cmd, now).await;
+        let (plan, members, event) = match started {
+            Ok(s) => s,
+            Err(err) => {
                 self.record_refusal(&cmd, now, &err).await;
                 return Err(err);
             }
         };
-        let involved: Vec<String> = plan.updates.iter().map(|r| r.name.clone()).collect();
-        let claimed = {
-            let mut b = self.inner.busy.lock().unwrap_or_else(|p| p.into_inner());
-            let free = !involved.iter().any(|m| b.contains(m));
-            if free {
-                b.extend(involved.iter().cloned());
-            }
-            free
+        // Then on every peer: of two overlapping operations, one finds the other's claim.
+        let answers = self
+            .claim_round(&plan.id, &members, self.claim_duration(&plan), now)
+            .await;
+        if let Err(why) = claim_verdict(&plan, &self.inner.name, &answers) {
+            self.end_intent(&plan.id).await;
+            let err = match why {
+                ClaimRefused::InProgress { at, by } => CommandError::Refused {
+                    failed: vec![Precondition::OperationInProgress.code().to_string()],
+                    message: format!(
+                        "refused: operation_in_progress ({} holds a claim of operation {by} on \
+                         these members)",
+                        at
+                    ),
+                },
+                ClaimRefused::Unable { member, why } => CommandError::Unavailable(format!(
+                    "{member} cannot take part in the operation: {why}"
+                )),
+            };
+            self.record_refusal(&cmd, now, &err).await;
+            return Err(err);
+        }
+        self.execute(&cmd, &plan, event).await
+    }
+
+    /// Plans `cmd` against this view and, if it may run, claims its members here and persists
+    /// the intent (in one write): the plan, the members claimed and the event it will record.
+    async fn start_here(
+        &self,
+        cmd: &Command,
+        now: Millis,
+    ) -> Result<(crate::group::Plan, Vec<String>, Event), CommandError> {
+        let mut st = self.inner.state.lock().await;
+        let busy = st.claims.busy(now);
+        let plan = st
+            .view
+            .plan(&cmd.operation, now, &self.inner.name, &busy, &|m| {
+                self.reachability(m)
+            })?;
+        let members = claimed_members(&plan);
+        let claim = Claim {
+            op: plan.id.clone(),
+            coordinator: self.inner.name.clone(),
+            members: members.clone(),
+            until: now + self.claim_duration(&plan),
+            since: now,
         };
-        {
-            if !claimed {
-                let err = CommandError::from(crate::group::Refusal::Preconditions(vec![
-                    crate::group::Precondition::OperationInProgress,
-                ]));
-                self.record_refusal(&cmd, now, &err).await;
-                return Err(err);
+        let mut next = st.clone();
+        next.claims.expire(now);
+        if let Err(held) = next.claims.grant(claim, now) {
+            return Err(CommandError::Refused {
+                failed: vec![Precondition::OperationInProgress.code().to_string()],
+                message: format!(
+                    "refused: operation_in_progress (operation {} coordinated by {} holds these \
+                     members)",
+                    held.op, held.coordinator
+                ),
+            });
+        }
+        let before = plan
+            .updates
+            .iter()
+            .filter_map(|u| st.view.member(&u.name).cloned())
+            .collect();
+        let mut event = self.event(cmd, plan.id.clone(), now);
+        event.message = describe_done(&plan.operation);
+        next.intent = Some(Intent {
+            plan: plan.clone(),
+            before,
+            event: event.clone(),
+        });
+        self.commit(&mut st, next).map_err(|e| {
+            CommandError::Unavailable(format!(
+                "{} cannot persist the operation's intent: {e}",
+                self.inner.name
+            ))
+        })?;
+        Ok((plan, members, event))
+    }
+
+    /// How long a claim holds: longer than an operation of the plan's steps can take (each
+    /// step is one apply, bounded by the apply time-out), plus the claim and release rounds.
+    fn claim_duration(&self, plan: &crate::group::Plan) -> Millis {
+        let p = &self.inner.cfg.file;
+        let step = p.peer.request_timeout + p.hooks.timeout + Duration::from_secs(2);
+        (step * (plan.updates.len() as u32 + 2)).as_millis() as Millis
+    }
+
+    /// Sends a claim (or, with `release`, its release) to every peer at once; each peer's
+    /// answer. Peers this agent judges unreachable are not waited for.
+    async fn claim_round(
+        &self,
+        op: &str,
+        members: &[String],
+        duration: Millis,
+        since: Millis,
+    ) -> Vec<(String, ClaimAnswer)> {
+        self.claim_requests(op, members, (duration, since), false)
+            .await
+    }
+
+    /// Releases operation `op`'s claims on every peer.
+    async fn release_round(&self, op: &str) {
+        self.claim_requests(op, &[], (0, 0), true).await;
+    }
+
+    async fn claim_requests(
+        &self,
+        op: &str,
+        members: &[String],
+        (duration, since): (Millis, Millis),
+        release: bool,
+    ) -> Vec<(String, ClaimAnswer)> {
+        let mut set = JoinSet::new();
+        let mut answers = Vec::new();
+        for m in &self.inner.cfg.file.members {
+            if m.name == self.inner.name {
+                continue;
+            }
+            if !release && self.reachability(&m.name) == Reachability::Unreachable {
+                answers.push((m.name.clone(), ClaimAnswer::Unreachable));
+                continue;
+            }
+            let req = ClaimRequest {
+                protocol: PROTOCOL,
+                group: self.inner.cfg.file.group.clone(),
+                from: self.inner.name.clone(),
+                op: op.to_string(),
+                members: members.to_vec(),
+                duration_ms: duration,
+                since,
+                release,
+            };
+            let peers = self.inner.peers.clone();
+            let name = m.name.clone();
+            set.spawn(async move {
+                let a = peers.claim(&name, &req).await;
+                (name, a)
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            if let Ok(answer) = joined {
+                answers.push(answer);
             }
         }
-        let result = self.execute(&cmd, &plan, now).await;
+        answers
+    }
+
+    /// Ends this agent's operation `op`: its intent cleared and its claim released here (one
+    /// write), then its claims released on every peer.
+    async fn end_intent(&self, op: &str) {
         {
-            let mut b = self.inner.busy.lock().unwrap_or_else(|p| p.into_inner());
-            for m in &involved {
-                b.remove(m);
+            let mut st = self.inner.state.lock().await;
+            let mut next = st.clone();
+            next.claims.release(op);
+            if next.intent.as_ref().is_some_and(|i| i.plan.id == op) {
+                next.intent = None;
+            }
+            if next != *st && self.commit(&mut st, next).is_err() {
+                // The intent stays; the next heartbeat round resolves it again.
+                return;
             }
         }
-        result
+        self.release_round(op).await;
+    }
+
+    /// A peer claims members for an operation, or releases its claim.
+    pub async fn handle_claim(&self, req: ClaimRequest) -> Result<ClaimAnswer, CommandError> {
+        let now = now_ms();
+        let mut st = self.inner.state.lock().await;
+        let mut next = st.clone();
+        next.claims.expire(now);
+        if req.release {
+            next.claims.release(&req.op);
+        } else {
+            if let Some(why) = self.state_error() {
+                return Ok(ClaimAnswer::Refused {
+                    message: format!("{} cannot write its state ({why})", self.inner.name),
+                });
+            }
+            // Bounded: a claim never outlives the longest operation this agent allows.
+            let duration = req.duration_ms.min(MAX_CLAIM.as_millis() as Millis);
+            let claim = Claim {
+                op: req.op.clone(),
+                coordinator: req.from.clone(),
+                members: req.members.clone(),
+                until: now + duration,
+                since: req.since,
+            };
+            if let Err(held) = next.claims.grant(claim, now) {
+                return Ok(ClaimAnswer::Held {
+                    op: held.op,
+                    coordinator: held.coordinator,
+                });
+            }
+        }
+        if next != *st {
+            if let Err(e) = self.commit(&mut st, next) {
+                return Ok(ClaimAnswer::Refused {
+                    message: format!("{} cannot persist the claim: {e}", self.inner.name),
+                });
+            }
+        }
+        Ok(ClaimAnswer::Granted)
     }
 
     fn event(&self, cmd: &Command, id: String, now: Millis) -> Event {
@@ -189,10 +363,8 @@ impl Agent {
         &self,
         cmd: &Command,
         plan: &crate::group::Plan,
-        now: Millis,
+        mut event: Event,
     ) -> CommandResult {
-        let mut event = self.event(cmd, plan.id.clone(), now);
-        event.message = describe_done(&plan.operation);
         for (rec, from) in plan.updates.iter().zip(&plan.planned_from) {
             if rec.name == self.inner.name {
                 let planned = Some((from.0, from.1.as_str()));
@@ -200,7 +372,7 @@ impl Agent {
                     .adopt_own(rec.clone(), planned, Some(event.clone()))
                     .await
                 {
-                    return self.abort(cmd, now, e).await;
+                    return self.stopped(cmd, e, true).await;
                 }
                 continue;
             }
@@ -238,43 +410,178 @@ impl Agent {
                         " ({} could not be reached to release its address: {detail})",
                         rec.name
                     ));
-                    // Its record is merged with the others once every step is done: an
-                    // operation stopped later leaves this agent's view as it was.
                 }
                 Err(e) => {
-                    return self
-                        .abort(
-                            cmd,
-                            now,
-                            format!("{} did not apply its part: {e}", rec.name),
-                        )
-                        .await;
+                    // A refusal is definite (nothing changed there); a request that got no
+                    // answer may or may not have been applied.
+                    let definite = matches!(e, PeerError::Rejected { .. });
+                    let why = format!("{} did not apply its part: {e}", rec.name);
+                    return self.stopped(cmd, why, definite).await;
                 }
             }
         }
         {
             let mut st = self.inner.state.lock().await;
+            let mut next = st.clone();
             for rec in &plan.updates {
-                st.view.merge(rec);
+                next.view.merge(rec);
             }
-            st.count_op(&plan.id, plan.operation.kind());
-            st.record_event(event.clone());
-            self.persist_or_log(&st);
+            next.count_op(&plan.id, plan.operation.kind());
+            next.record_event(event.clone());
+            next.intent = None;
+            next.claims.release(&plan.id);
+            if let Err(e) = self.commit(&mut st, next) {
+                // Every member holds its part; only this closing write failed. The intent
+                // stays, and the next heartbeat round finishes the operation from it.
+                error!(member = %self.inner.name, error = %e,
+                    "operation done; its closing write failed and is retried");
+            }
         }
         info!(member = %self.inner.name, op = %event.kind, requested_by = %event.requested_by,
             members = ?event.members, reason = ?event.reason, "{}", event.message);
+        self.release_round(&plan.id).await;
         self.publish().await;
         self.gossip_round().await;
         Ok(event)
     }
 
-    async fn abort(&self, cmd: &Command, now: Millis, why: String) -> CommandResult {
-        let err = CommandError::Unavailable(format!("operation stopped: {why}"));
+    /// An operation stopped part way: carried to a consistent end now when every step's
+    /// outcome is known (`definite`), else left to the heartbeat rounds, which resolve the
+    /// persisted intent once the member that did not answer is heard from again.
+    async fn stopped(&self, cmd: &Command, why: String, definite: bool) -> CommandResult {
         error!(member = %self.inner.name, op = %cmd.operation.kind(), error = %why,
-            "operation stopped part way; the records already applied are consistent");
-        self.record_refusal(cmd, now, &err).await;
-        self.gossip_round().await;
-        Err(err)
+            "operation stopped part way");
+        let ending = if definite {
+            self.resolve_intent(None).await
+        } else {
+            Some(
+                "its outcome on that member is unknown; the operation is rolled back or \
+                 finished once the member is heard from again"
+                    .to_string(),
+            )
+        };
+        Err(CommandError::Unavailable(match ending {
+            Some(end) => format!("operation stopped: {why}; {end}"),
+            None => format!("operation stopped: {why}"),
+        }))
+    }
+
+    /// Carries this agent's persisted intent, if any, to an end against its view now
+    /// (`group::resolve`): finished, abandoned, rolled back or left to a newer operation, and
+    /// recorded; or left for a later round while a member whose step is unknown cannot be
+    /// judged. `answered`: the peers that answered the heartbeat round just ended (their
+    /// records are current in this view); None right after a definite refusal, when every
+    /// step's outcome is known. What happened, for the requester.
+    pub(super) async fn resolve_intent(
+        &self,
+        answered: Option<&BTreeSet<String>>,
+    ) -> Option<String> {
+        let (intent, view) = {
+            let st = self.inner.state.lock().await;
+            (st.intent.clone()?, st.view.clone())
+        };
+        let me = self.inner.name.clone();
+        let reach = |m: &str| {
+            if m == me {
+                Reachability::Local
+            } else {
+                match answered {
+                    Some(a) if !a.contains(m) => Reachability::Unreachable,
+                    _ => self.reachability(m),
+                }
+            }
+        };
+        let now = now_ms();
+        let plan = &intent.plan;
+        let resolution = resolve(&view, plan, &intent.before, &reach, &self.inner.name, now);
+        let mut event = intent.event.clone();
+        let (outcome, message) = match resolution {
+            Resolution::Wait(why) => {
+                debug!(member = %self.inner.name, op = %plan.id, %why, "operation not resolved yet");
+                return Some(why);
+            }
+            Resolution::Finish => (OutcomeKind::Done, event.message.clone()),
+            Resolution::Abandon => (
+                OutcomeKind::Failed,
+                "operation stopped before any member changed; nothing to undo".to_string(),
+            ),
+            Resolution::Superseded(why) => (
+                OutcomeKind::Failed,
+                format!("operation stopped part way and not rolled back: {why}"),
+            ),
+            Resolution::RollBack(undo) => match self.roll_back(&undo).await {
+                Ok(names) => (
+                    OutcomeKind::Failed,
+                    format!(
+                        "operation stopped part way; rolled back on {}",
+                        names.join(", ")
+                    ),
+                ),
+                Err(why) => {
+                    warn!(member = %self.inner.name, op = %plan.id, %why,
+                        "rollback not done yet; retried next round");
+                    return Some(format!("rollback not done yet: {why}"));
+                }
+            },
+        };
+        event.outcome = outcome;
+        event.message = message.clone();
+        if outcome == OutcomeKind::Failed {
+            event.id = format!("{}-stopped", plan.id);
+        }
+        {
+            let mut st = self.inner.state.lock().await;
+            let mut next = st.clone();
+            if outcome == OutcomeKind::Done {
+                for rec in &plan.updates {
+                    next.view.merge(rec);
+                }
+                next.count_op(&plan.id, plan.operation.kind());
+            }
+            next.record_event(event);
+            next.intent = None;
+            next.claims.release(&plan.id);
+            if self.commit(&mut st, next).is_err() {
+                return Some("its end could not be persisted; retried next round".into());
+            }
+        }
+        info!(member = %self.inner.name, op = %plan.id, "{message}");
+        self.release_round(&plan.id).await;
+        self.publish().await;
+        Some(message)
+    }
+
+    /// Writes the compensating records of a rollback, in order (each a compare-and-swap over
+    /// the step it undoes); the members rolled back.
+    async fn roll_back(
+        &self,
+        undo: &[(MemberRecord, (u64, String))],
+    ) -> Result<Vec<String>, String> {
+        let mut names = Vec::new();
+        for (rec, from) in undo {
+            if rec.name == self.inner.name {
+                self.adopt_own(rec.clone(), Some((from.0, from.1.as_str())), None)
+                    .await?;
+            } else {
+                let req = ApplyRequest {
+                    protocol: PROTOCOL,
+                    group: self.inner.cfg.file.group.clone(),
+                    from: self.inner.name.clone(),
+                    record: rec.clone(),
+                    planned_from: Some(from.clone()),
+                    event: None,
+                };
+                let reply = self
+                    .inner
+                    .peers
+                    .apply(&rec.name, &req)
+                    .await
+                    .map_err(|e| format!("{} did not take its record back: {e}", rec.name))?;
+                self.absorb(std::slice::from_ref(&reply.record)).await;
+            }
+            names.push(rec.name.clone());
+        }
+        Ok(names)
     }
 
     /// A coordinator hands this agent its new record (the takeover handshake). The record is

@@ -50,6 +50,7 @@ impl Agent {
     pub async fn handle_heartbeat(&self, hb: Heartbeat) -> Result<HeartbeatReply, CommandError> {
         self.mark_seen(&hb.from, &hb.path);
         self.absorb(&hb.records).await;
+        self.forget_ended_claims(&hb).await;
         let st = self.inner.state.lock().await;
         Ok(HeartbeatReply {
             protocol: PROTOCOL,
@@ -68,17 +69,49 @@ impl Agent {
                 _ = self.inner.gossip_now.notified() => {}
                 _ = stop.cancelled() => return,
             }
-            self.gossip_round().await;
+            let answered = self.gossip_round().await;
             self.retry_save().await;
+            self.expire_claims().await;
+            self.resolve_intent(Some(&answered)).await;
             self.publish().await;
             self.detect_failover().await;
         }
     }
 
+    /// Drops the claims of a peer's operations that its heartbeat shows ended.
+    async fn forget_ended_claims(&self, hb: &Heartbeat) {
+        if hb.sent_at == 0 {
+            return; // a push of records, not a round's heartbeat
+        }
+        let mut st = self.inner.state.lock().await;
+        let mut claims = st.claims.clone();
+        if claims.forget_ended(&hb.from, &hb.operations, hb.sent_at) {
+            let mut next = st.clone();
+            next.claims = claims;
+            let _ = self.commit(&mut st, next);
+        }
+    }
+
+    /// Drops the claims that lapsed (their operation's coordinator is gone or done).
+    async fn expire_claims(&self) {
+        let now = now_ms();
+        let mut st = self.inner.state.lock().await;
+        if st.claims.0.iter().any(|c| c.until <= now) {
+            let mut next = st.clone();
+            next.claims.expire(now);
+            let _ = self.commit(&mut st, next);
+        }
+    }
+
     /// One state exchange with every peer on every path, concurrently: stamps out, newer
-    /// records back, and the records a peer asked for pushed right after.
-    pub async fn gossip_round(&self) {
-        let digest = self.inner.state.lock().await.view.digest();
+    /// records back, and the records a peer asked for pushed right after. The peers that
+    /// answered (their records are current in this view now).
+    pub async fn gossip_round(&self) -> BTreeSet<String> {
+        let (digest, operations) = {
+            let st = self.inner.state.lock().await;
+            (st.view.digest(), st.claims.coordinated_by(&self.inner.name))
+        };
+        let sent_at = now_ms();
         let mut set = JoinSet::new();
         for m in &self.inner.cfg.file.members {
             if m.name == self.inner.name {
@@ -92,6 +125,8 @@ impl Agent {
                     path: path.clone(),
                     records: Vec::new(),
                     digest: digest.clone(),
+                    operations: operations.clone(),
+                    sent_at,
                 };
                 let peers = self.inner.peers.clone();
                 let (member, path, url) = (m.name.clone(), path.clone(), url.clone());
@@ -102,6 +137,7 @@ impl Agent {
             }
         }
         let mut pushed = BTreeSet::new();
+        let mut answered = BTreeSet::new();
         while let Some(joined) = set.join_next().await {
             let Ok((member, path, url, res)) = joined else {
                 continue;
@@ -112,6 +148,7 @@ impl Agent {
                         && self.inner.started.elapsed() > self.inner.cfg.file.failover_after;
                     self.mark_seen(&member, &path);
                     self.absorb(&reply.records).await;
+                    answered.insert(member.clone());
                     if !reply.want.is_empty() && pushed.insert(member.clone()) {
                         self.push(&member, &path, &url, &reply.want).await;
                     }
@@ -129,6 +166,7 @@ impl Agent {
                     "heartbeat failed"),
             }
         }
+        answered
     }
 
     /// A peer answers again after being unreachable (a healed partition, a restarted server):
@@ -166,6 +204,8 @@ impl Agent {
             path: path.to_string(),
             records,
             digest: Vec::new(),
+            operations: Vec::new(),
+            sent_at: 0,
         };
         match self.inner.peers.heartbeat(member, url, &hb).await {
             Ok(reply) => self.absorb(&reply.records).await,

@@ -62,7 +62,6 @@ struct Inner {
     state_error: StdMutex<Option<String>>,
     /// The failover detector's back-off, per Main, after attempts that were not carried out.
     failover_backoff: StdMutex<BTreeMap<String, Backoff>>,
-    busy: StdMutex<BTreeSet<String>>,
     events_cache: StdMutex<(usize, String, Arc<Vec<Event>>)>,
     snapshot: watch::Sender<Arc<Snapshot>>,
     started: Instant,
@@ -141,7 +140,6 @@ impl Agent {
                 liveness: StdMutex::new(Liveness::default()),
                 state_error: StdMutex::new(None),
                 failover_backoff: StdMutex::new(BTreeMap::new()),
-                busy: StdMutex::new(BTreeSet::new()),
                 events_cache: StdMutex::new((usize::MAX, String::new(), Arc::new(Vec::new()))),
                 snapshot,
                 started: Instant::now(),
@@ -413,8 +411,11 @@ impl Agent {
         // Learn from the peers before acting on the persisted record: a Main that was taken
         // over while it was down must not reclaim its address.
         let first = tokio::time::timeout(self.inner.cfg.file.failover_after, self.gossip_round());
-        let _ = first.await;
+        let answered = first.await.unwrap_or_default();
         self.take_own_address().await;
+        // An operation this agent coordinated when it stopped is carried to an end from its
+        // persisted intent (now if every member it involves answered, else in a later round).
+        self.resolve_intent(Some(&answered)).await;
         self.publish().await;
         let mut tasks = JoinSet::new();
         let (me, s) = (self.clone(), stop.clone());

@@ -46,7 +46,7 @@ pub fn judge_offer(held: &MemberRecord, offered: &MemberRecord) -> Offer {
         && offered.auto_failover == held.auto_failover;
     if same_write {
         Offer::Repeat
-    } else if offered.stamp() <= held.stamp() {
+    } else if offered.precedence() <= held.precedence() {
         Offer::Stale(format!(
             "{}'s record changed meanwhile (held version {} by {}, offered {} by {}); \
              retry the operation",

@@ -14,6 +14,7 @@
 //! preconditions, `alarm` the alarms derived from the records. All pure.
 
 mod alarm;
+mod claims;
 mod failover;
 mod handshake;
 mod liveness;
@@ -25,6 +26,10 @@ mod sim;
 mod status;
 
 pub use alarm::{no_standby_since, Alarm, AlarmKind, AlarmState};
+pub use claims::{
+    claim_verdict, claimed_members, resolve, step_state, Claim, ClaimAnswer, ClaimRefused, Claims,
+    Resolution, StepState,
+};
 pub use failover::{Backoff, Failover, Sight};
 pub use handshake::{
     after_apply_failure, judge_offer, judge_offer_planned, own_record_rewritten,
@@ -34,8 +39,8 @@ pub use liveness::{Liveness, Mono};
 pub use operation::{OpKind, Operation, Plan, Precondition, Refusal, Requester};
 pub use plan::coordinator_of;
 pub use record::{
-    MemberRecord, OpStamp, OperState, Replication, ReplicationResult, Role, Stamp, TakeoverMark,
-    DEFAULT_EXTRA_ADDRESS,
+    precedence, MemberRecord, OpStamp, OperState, Replication, ReplicationResult, Role, Stamp,
+    TakeoverMark, DEFAULT_EXTRA_ADDRESS,
 };
 pub use status::check_failing;
 
@@ -82,7 +87,7 @@ impl GroupView {
         };
         let mut changed = false;
         let newer_status = incoming.status_version > held.status_version;
-        if incoming.stamp() > held.stamp() {
+        if incoming.precedence() > held.precedence() {
             let mut next = incoming.clone();
             if !newer_status {
                 next.replication = held.replication.clone();
@@ -119,7 +124,7 @@ impl GroupView {
             .iter()
             .filter_map(|d| {
                 let r = self.member(&d.name)?;
-                let newer = r.stamp() > (d.version, d.writer.as_str())
+                let newer = r.precedence() > record::precedence(&d.name, d.version, &d.writer)
                     || r.status_version > d.status_version;
                 newer.then(|| r.clone())
             })
@@ -132,7 +137,7 @@ impl GroupView {
             .iter()
             .filter(|d| {
                 self.member(&d.name).is_some_and(|r| {
-                    (d.version, d.writer.as_str()) > r.stamp()
+                    record::precedence(&d.name, d.version, &d.writer) > r.precedence()
                         || d.status_version > r.status_version
                 })
             })

@@ -179,7 +179,7 @@ fn codes(p: &[Precondition]) -> String {
 
 /// What an accepted operation does: the new records, in the order they must be applied
 /// (whoever releases an address comes before whoever takes it).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub id: String,
     pub operation: Operation,

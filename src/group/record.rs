@@ -178,6 +178,11 @@ impl MemberRecord {
         (self.version, self.writer.as_str())
     }
 
+    /// The order in which writes of this record win: see [`precedence`].
+    pub fn precedence(&self) -> (u64, bool, &str) {
+        precedence(&self.name, self.version, &self.writer)
+    }
+
     pub fn is_taken_over(&self) -> bool {
         self.role == Role::Main && self.takeover.is_some() && self.acting_for.is_none()
     }
@@ -204,4 +209,16 @@ pub struct Stamp {
     pub version: u64,
     pub writer: String,
     pub status_version: u64,
+}
+
+/// The order in which two writes of `member`'s record win: the higher version, then — of two
+/// writes of the same version, planned from the same record by two agents that did not see
+/// each other's (a member that wrote its own record from a view that missed an operation on
+/// it, while the operation's other members were down) — the write by another member's
+/// operation over the member's own, then the writer's name. Another member writes this record
+/// only as the coordinator of a takeover, reverse takeover, reconfiguration or replacement that
+/// this member was part of; its own write (auto-failover, its own step) must not undo such an
+/// operation by the tie. A total order on one member's records, so every view converges.
+pub fn precedence<'a>(member: &str, version: u64, writer: &'a str) -> (u64, bool, &'a str) {
+    (version, writer != member, writer)
 }

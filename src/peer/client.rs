@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::messages::{
-    ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, ReplicateReply,
-    ReplicateRequest,
+    ApplyReply, ApplyRequest, ClaimAnswer, ClaimRequest, CommandRequest, Heartbeat, HeartbeatReply,
+    ReplicateReply, ReplicateRequest,
 };
 use super::signing::{Signer, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::command::{CommandError, ErrorBody, Event};
@@ -204,6 +204,18 @@ impl PeerClient {
                 status: 0,
                 message: body.message,
             })
+    }
+
+    /// Claims members for an operation on `member`, or releases the claim: its answer, or
+    /// `Unreachable` when no path answers.
+    pub async fn claim(&self, member: &str, req: &ClaimRequest) -> ClaimAnswer {
+        match self.post_any_path(member, "claim", req, None).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(body)) => ClaimAnswer::Refused {
+                message: body.message,
+            },
+            Err(_) => ClaimAnswer::Unreachable,
+        }
     }
 
     /// Forwards a command to the agent that must carry it out.

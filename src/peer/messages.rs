@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, CommandError, Event};
-use crate::group::{MemberRecord, Stamp};
+pub use crate::group::ClaimAnswer;
+use crate::group::{MemberRecord, Millis, Stamp};
 
 /// Version of the peer protocol; a peer speaking another one is refused. Version 2 signs
 /// every request (HMAC-SHA256) instead of sending the group secret in a header.
@@ -23,6 +24,13 @@ pub struct Heartbeat {
     /// and asks for those it holds older, so a quiet group exchanges stamps only.
     #[serde(default)]
     pub digest: Vec<Stamp>,
+    /// The operations the sender coordinates and holds claims for, and when it sent this
+    /// (its clock): a peer drops the sender's claims made before `sent_at` that are not
+    /// listed (the operation ended; its release was lost).
+    #[serde(default)]
+    pub operations: Vec<String>,
+    #[serde(default)]
+    pub sent_at: Millis,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +61,26 @@ pub struct ApplyRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ApplyReply {
     pub record: MemberRecord,
+}
+
+/// Claims `members` for operation `op` until `duration_ms` from its arrival (the group-wide
+/// serialization of operations, `group::claims`), or releases the claim.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaimRequest {
+    pub protocol: u32,
+    pub group: String,
+    pub from: String,
+    pub op: String,
+    #[serde(default)]
+    pub members: Vec<String>,
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// When the coordinator made the claim (its clock).
+    #[serde(default)]
+    pub since: Millis,
+    /// Release the claim of `op` instead.
+    #[serde(default)]
+    pub release: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -120,7 +148,13 @@ macro_rules! envelope {
     )*};
 }
 
-envelope!(Heartbeat, ApplyRequest, CommandRequest, ReplicateRequest);
+envelope!(
+    Heartbeat,
+    ApplyRequest,
+    ClaimRequest,
+    CommandRequest,
+    ReplicateRequest
+);
 
 /// Accepts a request only from a configured member (`members`) of this agent's `group`
 /// speaking this protocol version. Checked once, by the server, for every message.
@@ -156,6 +190,8 @@ mod tests {
             path: "lan".into(),
             records: Vec::new(),
             digest: Vec::new(),
+            operations: Vec::new(),
+            sent_at: 0,
         }
     }
 

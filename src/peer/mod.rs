@@ -18,6 +18,6 @@ pub mod signing;
 
 pub use client::{PeerClient, PeerError};
 pub use messages::{
-    ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, ReplicateReply,
-    ReplicateRequest, ReplicateResult, PROTOCOL,
+    ApplyReply, ApplyRequest, ClaimAnswer, ClaimRequest, CommandRequest, Heartbeat, HeartbeatReply,
+    ReplicateReply, ReplicateRequest, ReplicateResult, PROTOCOL,
 };

@@ -17,7 +17,8 @@ use serde::de::DeserializeOwned;
 use tracing::warn;
 
 use super::messages::{
-    check_envelope, ApplyRequest, CommandRequest, Envelope, Heartbeat, ReplicateRequest,
+    check_envelope, ApplyRequest, ClaimRequest, CommandRequest, Envelope, Heartbeat,
+    ReplicateRequest,
 };
 use super::signing::{Presented, Verifier, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::agent::Agent;
@@ -39,6 +40,7 @@ pub fn routes(agent: Agent) -> Router {
     Router::new()
         .route("/peer/v1/heartbeat", post(heartbeat))
         .route("/peer/v1/apply", post(apply))
+        .route("/peer/v1/claim", post(claim))
         .route("/peer/v1/command", post(command))
         .route("/peer/v1/replicate", post(replicate))
         .route("/peer/v1/replication/manifest", get(manifest))
@@ -132,6 +134,7 @@ macro_rules! to_agent {
 
 to_agent!(heartbeat: Heartbeat => handle_heartbeat);
 to_agent!(apply: ApplyRequest => handle_apply);
+to_agent!(claim: ClaimRequest => handle_claim);
 to_agent!(command: CommandRequest => handle_forwarded);
 
 async fn replicate(
