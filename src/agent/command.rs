@@ -121,16 +121,18 @@ impl Agent {
         }
         // Plan, claim the members here and persist the intent: one write, before any step.
         let started = self.start_here(&cmd, now).await;
-        let (plan, members, event) = match started {
+        let (plan, members, event, since) = match started {
             Ok(s) => s,
             Err(err) => {
                 self.record_refusal(&cmd, now, &err).await;
                 return Err(err);
             }
         };
+        // Runs here now: the heartbeat rounds leave its intent alone until it ends.
+        let _running = Running::mark(self, &plan.id);
         // Then on every peer: of two overlapping operations, one finds the other's claim.
         let answers = self
-            .claim_round(&plan.id, &members, self.claim_duration(&plan), now)
+            .claim_round(&plan.id, &members, self.claim_duration(&plan), since)
             .await;
         if let Err(why) = claim_verdict(&plan, &self.inner.name, &answers) {
             self.end_intent(&plan.id).await;
@@ -159,7 +161,7 @@ impl Agent {
         &self,
         cmd: &Command,
         now: Millis,
-    ) -> Result<(crate::group::Plan, Vec<String>, Event), CommandError> {
+    ) -> Result<(crate::group::Plan, Vec<String>, Event, Millis), CommandError> {
         let mut st = self.inner.state.lock().await;
         let busy = st.claims.busy(now);
         let plan = st
@@ -173,8 +175,10 @@ impl Agent {
             coordinator: self.inner.name.clone(),
             members: members.clone(),
             until: now + self.claim_duration(&plan),
-            since: now,
+            // Read under the state lock (see `gossip_round`).
+            since: now_ms(),
         };
+        let since = claim.since;
         let mut next = st.clone();
         next.claims.expire(now);
         if let Err(held) = next.claims.grant(claim, now) {
@@ -205,7 +209,7 @@ impl Agent {
                 self.inner.name
             ))
         })?;
-        Ok((plan, members, event))
+        Ok((plan, members, event, since))
     }
 
     /// How long a claim holds: longer than an operation of the plan's steps can take (each
@@ -480,6 +484,9 @@ impl Agent {
             let st = self.inner.state.lock().await;
             (st.intent.clone()?, st.view.clone())
         };
+        if answered.is_some() && self.running_ops().contains(&intent.plan.id) {
+            return None; // under way in this process: it ends (or resolves) itself
+        }
         let me = self.inner.name.clone();
         let reach = |m: &str| {
             if m == me {
@@ -691,6 +698,38 @@ impl Agent {
             .apply(&t)
             .await
             .map_err(|e| e.to_string())
+    }
+}
+
+/// Marks an operation as running in this process for as long as it lives (every path out of
+/// the coordinator drops it).
+struct Running {
+    agent: Agent,
+    op: String,
+}
+
+impl Running {
+    fn mark(agent: &Agent, op: &str) -> Running {
+        agent.running_ops().insert(op.to_string());
+        Running {
+            agent: agent.clone(),
+            op: op.to_string(),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.agent.running_ops().remove(&self.op);
+    }
+}
+
+impl Agent {
+    fn running_ops(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.inner
+            .running_ops
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -107,11 +107,17 @@ impl Agent {
     /// records back, and the records a peer asked for pushed right after. The peers that
     /// answered (their records are current in this view now).
     pub async fn gossip_round(&self) -> BTreeSet<String> {
-        let (digest, operations) = {
+        // Read under the lock that claims are made under, with the time: a claim made after
+        // this read has a later `since`, so a peer does not take its absence for an end.
+        let (digest, operations, sent_at) = {
             let st = self.inner.state.lock().await;
-            (st.view.digest(), st.claims.coordinated_by(&self.inner.name))
+            let at = now_ms();
+            (
+                st.view.digest(),
+                st.claims.coordinated_by(&self.inner.name),
+                at,
+            )
         };
-        let sent_at = now_ms();
         let mut set = JoinSet::new();
         for m in &self.inner.cfg.file.members {
             if m.name == self.inner.name {

@@ -62,6 +62,8 @@ struct Inner {
     state_error: StdMutex<Option<String>>,
     /// The failover detector's back-off, per Main, after attempts that were not carried out.
     failover_backoff: StdMutex<BTreeMap<String, Backoff>>,
+    /// Operations this agent coordinates that run now (their intents are theirs to end).
+    running_ops: StdMutex<BTreeSet<String>>,
     events_cache: StdMutex<(usize, String, Arc<Vec<Event>>)>,
     snapshot: watch::Sender<Arc<Snapshot>>,
     started: Instant,
@@ -140,6 +142,7 @@ impl Agent {
                 liveness: StdMutex::new(Liveness::default()),
                 state_error: StdMutex::new(None),
                 failover_backoff: StdMutex::new(BTreeMap::new()),
+                running_ops: StdMutex::new(BTreeSet::new()),
                 events_cache: StdMutex::new((usize::MAX, String::new(), Arc::new(Vec::new()))),
                 snapshot,
                 started: Instant::now(),

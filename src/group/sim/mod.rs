@@ -95,9 +95,13 @@ impl Faults {
         crash: 200,
         ..Faults::MESSAGES
     };
+    /// The failover detector acting at any time while operators' commands run, with
+    /// members crashing and restarting between any two steps, and message faults; no cuts
+    /// between live members (a partition is the fencing issue's: without a quorum source two
+    /// Backups that cannot reach each other both fail over a silent Main).
     pub const CONCURRENT: Faults = Faults {
         detector_any_time: true,
-        ..Faults::ALL
+        ..Faults::CRASHES
     };
 }
 
@@ -550,6 +554,8 @@ impl World {
             Route::ApplyReply => n.on_apply_reply(ctx, &p),
             Route::Command => n.on_command(ctx, &p),
             Route::CommandReply => n.on_command_reply(ctx, &p),
+            Route::Claim => n.on_claim(ctx, &p),
+            Route::ClaimReply => n.on_claim_reply(ctx, &p),
         });
     }
 
@@ -686,6 +692,26 @@ impl World {
                 self.violations.push(format!(
                     "(c) {} holds {:?} but its record names {named:?}",
                     n.name, n.host
+                ));
+            }
+        }
+        // (e) no operation left half-done: every intent resolved, (f) no claim held once no
+        // operation runs.
+        let now = node::EPOCH + self.now;
+        for n in &self.nodes {
+            let Some(mem) = &n.mem else { continue };
+            if let Some(i) = &mem.st.intent {
+                self.violations.push(format!(
+                    "(e) {} still holds the intent of {} after the heal",
+                    n.name, i.plan.id
+                ));
+            }
+            let mut claims = mem.st.claims.clone();
+            claims.expire(now);
+            if !claims.is_empty() {
+                self.violations.push(format!(
+                    "(f) {} holds claims with no operation running: {:?}",
+                    n.name, claims.0
                 ));
             }
         }

@@ -14,13 +14,16 @@ use serde::Serialize;
 
 use crate::command::{Command, CommandError, ErrorBody, Event, OutcomeKind};
 use crate::group::{
-    after_apply_failure, coordinator_of, own_record_rewritten, release_not_awaited,
-    AfterApplyFailure, Alarm, GroupView, Liveness, MemberRecord, Millis, Mono, Operation, Plan,
-    Reachability, Refusal, Requester, Sight, Stamp,
+    after_apply_failure, claim_verdict, claimed_members, coordinator_of, own_record_rewritten,
+    release_not_awaited, resolve, AfterApplyFailure, Alarm, Claim, ClaimAnswer, ClaimRefused,
+    GroupView, Liveness, MemberRecord, Millis, Mono, Operation, Plan, Precondition, Reachability,
+    Requester, Resolution, Sight,
 };
 use crate::peer::messages::{check_envelope, Envelope};
-use crate::peer::{ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, PROTOCOL};
-use crate::store::PersistedState;
+use crate::peer::{
+    ApplyReply, ApplyRequest, ClaimRequest, CommandRequest, Heartbeat, HeartbeatReply, PROTOCOL,
+};
+use crate::store::{Intent, PersistedState};
 
 /// Heartbeat interval, `failover_after`, and how long each kind of request may take.
 pub(super) const HEARTBEAT: Millis = 1_000;
@@ -28,8 +31,13 @@ pub(super) const FAILOVER_AFTER: Millis = 3_000;
 pub(super) const HEARTBEAT_TIMEOUT: Millis = 500;
 pub(super) const APPLY_TIMEOUT: Millis = 1_500;
 pub(super) const COMMAND_TIMEOUT: Millis = 3 * APPLY_TIMEOUT;
+pub(super) const CLAIM_TIMEOUT: Millis = HEARTBEAT_TIMEOUT;
+/// How long a claim holds: the agent's rule, steps + 2 apply time-outs.
+fn claim_duration(plan: &Plan) -> Millis {
+    (plan.updates.len() as Millis + 2) * APPLY_TIMEOUT
+}
 /// Wall-clock time at virtual time 0 (records carry wall-clock times).
-const EPOCH: Millis = 1_700_000_000_000;
+pub(super) const EPOCH: Millis = 1_700_000_000_000;
 const PATH: &str = "lan";
 const CHECK: &str = "probe";
 
@@ -42,6 +50,8 @@ pub(super) enum Route {
     ApplyReply,
     Command,
     CommandReply,
+    Claim,
+    ClaimReply,
 }
 
 /// A request or a reply on the wire: the peer message as JSON.
@@ -134,6 +144,14 @@ impl Ctx<'_> {
     }
 }
 
+/// `operation_in_progress`, naming the operation that holds the claim.
+fn in_progress(by: &str) -> CommandError {
+    CommandError::Refused {
+        failed: vec![Precondition::OperationInProgress.code().to_string()],
+        message: format!("refused: operation_in_progress ({by} holds these members)"),
+    }
+}
+
 fn encode<T: Serialize>(msg: &T) -> Rc<str> {
     serde_json::to_string(msg)
         .expect("peer messages serialize")
@@ -157,13 +175,29 @@ enum Pending {
     Heartbeat { peer: usize, push: bool },
     Apply,
     Command { cmd: Command, coordinator: String },
+    Claim { peer: String },
+    Release,
+}
+
+/// Where the operation this member coordinates stands.
+#[derive(Debug, Clone)]
+enum Phase {
+    /// Waiting for the peers' answers to its claim.
+    Claiming {
+        waiting: BTreeSet<u64>,
+        answers: Vec<(String, ClaimAnswer)>,
+    },
+    /// Applying the plan's records in order.
+    Applying,
+    /// Writing the compensating records of a rollback in order.
+    Undoing(Vec<(MemberRecord, (u64, String))>),
 }
 
 /// The operation this member coordinates: the plan, how far it got, whom to answer.
 #[derive(Debug, Clone)]
 pub(super) struct Running {
-    cmd: Command,
     plan: Plan,
+    phase: Phase,
     event: Event,
     at: Millis,
     next: usize,
@@ -177,13 +211,11 @@ pub(super) struct Mem {
     pub st: PersistedState,
     liveness: Liveness,
     started: Mono,
-    busy: BTreeSet<String>,
     pub running: Option<Running>,
+    /// The peers that answered this heartbeat round.
+    answered: BTreeSet<String>,
     rpcs: BTreeMap<u64, Pending>,
     pushed: BTreeSet<usize>,
-    /// The last round's heartbeat and the digest it carries: sent again while the view
-    /// stays the same (the same bytes, encoded once).
-    heartbeat: Option<(Vec<Stamp>, Rc<str>)>,
     /// Whether the first heartbeat round after start ended and the address was taken.
     took_address: bool,
 }
@@ -235,11 +267,10 @@ impl Node {
             st,
             liveness: Liveness::default(),
             started: ctx.now,
-            busy: BTreeSet::new(),
             running: None,
+            answered: BTreeSet::new(),
             rpcs: BTreeMap::new(),
             pushed: BTreeSet::new(),
-            heartbeat: None,
             took_address: false,
         });
         self.gossip_round(ctx);
@@ -315,21 +346,19 @@ impl Node {
     pub fn gossip_round(&mut self, ctx: &mut Ctx<'_>) {
         let digest = self.mem().st.view.digest();
         self.mem().pushed.clear();
-        let body = match &self.mem_ref().heartbeat {
-            Some((d, body)) if *d == digest => body.clone(),
-            _ => {
-                let body = encode(&Heartbeat {
-                    protocol: PROTOCOL,
-                    group: self.group.clone(),
-                    from: self.name.clone(),
-                    path: PATH.into(),
-                    records: Vec::new(),
-                    digest: digest.clone(),
-                });
-                self.mem().heartbeat = Some((digest, body.clone()));
-                body
-            }
-        };
+        self.mem().answered.clear();
+        let operations = self.mem_ref().st.claims.coordinated_by(&self.name);
+        let body = encode(&Heartbeat {
+            protocol: PROTOCOL,
+            group: self.group.clone(),
+            from: self.name.clone(),
+            path: PATH.into(),
+            records: Vec::new(),
+            digest: digest.clone(),
+            operations,
+            sent_at: ctx.wall(),
+        });
+
         for peer in 0..ctx.names.len() {
             if peer == ctx.me {
                 continue;
@@ -352,6 +381,11 @@ impl Node {
             self.mem().took_address = true;
             self.move_address();
         }
+        let now = ctx.wall();
+        if self.mem().st.claims.expire(now) {
+            self.persist();
+        }
+        self.resolve_intent(ctx);
         self.publish(ctx);
         let decided = {
             let mem = self.mem.as_ref().expect("running");
@@ -419,6 +453,15 @@ impl Node {
         } else {
             self.mem().liveness.heard(&hb.from, &hb.path, ctx.now);
             self.absorb(ctx, &hb.records);
+            if hb.sent_at != 0
+                && self
+                    .mem()
+                    .st
+                    .claims
+                    .forget_ended(&hb.from, &hb.operations, hb.sent_at)
+            {
+                self.persist();
+            }
             let view = &self.mem_ref().st.view;
             Ok(HeartbeatReply {
                 protocol: PROTOCOL,
@@ -447,6 +490,7 @@ impl Node {
         }
         self.mem().liveness.heard(&reply.from, PATH, ctx.now);
         self.absorb(ctx, &reply.records);
+        self.mem().answered.insert(reply.from.clone());
         if !reply.want.is_empty() && self.mem().pushed.insert(peer) {
             let records: Vec<MemberRecord> = {
                 let view = &self.mem().st.view;
@@ -463,6 +507,8 @@ impl Node {
                 path: PATH.into(),
                 records,
                 digest: Vec::new(),
+                operations: Vec::new(),
+                sent_at: 0,
             };
             let rpc = ctx.rpc();
             self.mem()
@@ -593,7 +639,8 @@ impl Node {
         }
     }
 
-    /// `Agent::coordinate`: plan against this view; refuse (changing nothing) or execute.
+    /// `Agent::coordinate`: plan against this view and claim its members here, persisting
+    /// the intent (refused: nothing changes); then the claim round on every peer.
     fn coordinate(&mut self, ctx: &mut Ctx<'_>, cmd: Command, reply_to: Option<(usize, u64)>) {
         let now = ctx.wall();
         let op = cmd.operation.clone();
@@ -601,22 +648,40 @@ impl Node {
         let planned = {
             let mem = self.mem.as_ref().expect("running");
             let reach = self.reach_fn(ctx.now);
-            mem.st.view.plan(&op, now, &self.name, &mem.busy, &reach)
+            let busy = mem.st.claims.busy(now);
+            mem.st.view.plan(&op, now, &self.name, &busy, &reach)
         };
-        let refusal = planned.and_then(|plan| {
-            let busy = &mut self.mem().busy;
-            if plan.updates.iter().any(|r| busy.contains(&r.name)) {
-                return Err(Refusal::Preconditions(vec![
-                    crate::group::Precondition::OperationInProgress,
-                ]));
+        let me = self.name.clone();
+        let started = planned.map_err(CommandError::from).and_then(|plan| {
+            let claim = Claim {
+                op: plan.id.clone(),
+                coordinator: self.name.clone(),
+                members: claimed_members(&plan),
+                until: now + claim_duration(&plan),
+                since: now,
+            };
+            let st = &mut self.mem().st;
+            st.claims.expire(now);
+            if let Err(held) = st.claims.grant(claim, now) {
+                return Err(in_progress(&held.op));
             }
-            busy.extend(plan.updates.iter().map(|r| r.name.clone()));
-            Ok(plan)
+            let before = plan
+                .updates
+                .iter()
+                .filter_map(|u| st.view.member(&u.name).cloned())
+                .collect();
+            let mut event = Event::of(&cmd, plan.id.clone(), &me, now);
+            event.message = format!("{:?} done", op.kind());
+            st.intent = Some(Intent {
+                plan: plan.clone(),
+                before,
+                event: event.clone(),
+            });
+            Ok((plan, event))
         });
-        let plan = match refusal {
-            Ok(plan) => plan,
-            Err(refusal) => {
-                let err = CommandError::from(refusal);
+        let (plan, event) = match started {
+            Ok(s) => s,
+            Err(err) => {
                 let ev = self.event(&cmd, format!("{}-{now}-refused", self.name), now);
                 self.record_failure(ctx, ev, &err);
                 let after = &self.mem().st;
@@ -629,36 +694,210 @@ impl Node {
                 return;
             }
         };
-        ctx.report(Report::Started { op: op.clone() });
-        let mut event = self.event(&cmd, plan.id.clone(), now);
-        event.message = format!("{:?} done", op.kind());
+        self.persist();
+        // The claim round: every peer not judged unreachable is asked.
+        let members = claimed_members(&plan);
+        let mut waiting = BTreeSet::new();
+        let mut answers = Vec::new();
+        for peer in 0..ctx.names.len() {
+            if peer == ctx.me {
+                continue;
+            }
+            let name = ctx.names[peer].clone();
+            if (self.reach_fn(ctx.now))(&name) == Reachability::Unreachable {
+                answers.push((name, ClaimAnswer::Unreachable));
+                continue;
+            }
+            let req = ClaimRequest {
+                protocol: PROTOCOL,
+                group: self.group.clone(),
+                from: self.name.clone(),
+                op: plan.id.clone(),
+                members: members.clone(),
+                duration_ms: claim_duration(&plan),
+                since: now,
+                release: false,
+            };
+            let rpc = ctx.rpc();
+            self.mem().rpcs.insert(rpc, Pending::Claim { peer: name });
+            waiting.insert(rpc);
+            ctx.send(peer, rpc, Route::Claim, &req);
+            ctx.out.push(Out::Timeout {
+                after: CLAIM_TIMEOUT,
+                rpc,
+            });
+        }
         self.mem().running = Some(Running {
-            cmd,
             plan,
+            phase: Phase::Claiming { waiting, answers },
             event,
             at: now,
             next: 0,
             awaiting: None,
             reply_to,
         });
-        self.advance(ctx);
+        self.claim_answered(ctx, None);
     }
 
-    /// `Agent::execute`: the plan's records in order; this member's own locally, the others'
-    /// by apply, one at a time.
+    /// A peer's answer to the claim (or its time-out, `Unreachable`); the verdict once every
+    /// peer answered.
+    fn claim_answered(&mut self, ctx: &mut Ctx<'_>, answer: Option<(u64, String, ClaimAnswer)>) {
+        let Some(run) = self.mem().running.as_mut() else {
+            return;
+        };
+        let Phase::Claiming { waiting, answers } = &mut run.phase else {
+            return;
+        };
+        if let Some((rpc, peer, a)) = answer {
+            if !waiting.remove(&rpc) {
+                return;
+            }
+            answers.push((peer, a));
+        }
+        if !waiting.is_empty() {
+            return;
+        }
+        let answers = answers.clone();
+        let run = run.clone();
+        match claim_verdict(&run.plan, &self.name, &answers) {
+            Ok(()) => {
+                if let Some(r) = self.mem().running.as_mut() {
+                    r.phase = Phase::Applying;
+                }
+                ctx.report(Report::Started {
+                    op: run.plan.operation.clone(),
+                });
+                self.advance(ctx);
+            }
+            Err(why) => {
+                self.mem().running = None;
+                self.end_intent(ctx, &run.plan.id);
+                let err = match why {
+                    ClaimRefused::InProgress { by, .. } => in_progress(&by),
+                    ClaimRefused::Unable { member, why } => {
+                        CommandError::Unavailable(format!("{member} cannot take part: {why}"))
+                    }
+                };
+                let mut ev = run.event.clone();
+                ev.id = format!("{}-{}-refused", self.name, run.at);
+                self.record_failure(ctx, ev, &err);
+                ctx.report(Report::Refused);
+                Self::answer(ctx, run.reply_to, Err(err.body()));
+            }
+        }
+    }
+
+    pub fn on_claim_reply(&mut self, ctx: &mut Ctx<'_>, p: &Packet) {
+        let pending = self.mem().rpcs.remove(&p.rpc);
+        let Some(Pending::Claim { peer }) = pending else {
+            return;
+        };
+        let Some(answer) = decode::<Result<ClaimAnswer, ErrorBody>>(ctx, &p.body) else {
+            return;
+        };
+        let a = answer.unwrap_or_else(|b| ClaimAnswer::Refused { message: b.message });
+        self.claim_answered(ctx, Some((p.rpc, peer, a)));
+    }
+
+    /// `Agent::handle_claim`.
+    pub fn on_claim(&mut self, ctx: &mut Ctx<'_>, p: &Packet) {
+        let Some(req) = decode::<ClaimRequest>(ctx, &p.body) else {
+            return;
+        };
+        let now = ctx.wall();
+        let reply: Result<ClaimAnswer, ErrorBody> = if let Err(e) = self.envelope(ctx, &req) {
+            Err(e.body())
+        } else {
+            let st = &mut self.mem().st;
+            st.claims.expire(now);
+            let answer = if req.release {
+                st.claims.release(&req.op);
+                ClaimAnswer::Granted
+            } else {
+                let claim = Claim {
+                    op: req.op.clone(),
+                    coordinator: req.from.clone(),
+                    members: req.members.clone(),
+                    until: now + req.duration_ms,
+                    since: req.since,
+                };
+                match st.claims.grant(claim, now) {
+                    Ok(_) => ClaimAnswer::Granted,
+                    Err(held) => ClaimAnswer::Held {
+                        op: held.op,
+                        coordinator: held.coordinator,
+                    },
+                }
+            };
+            self.persist();
+            Ok(answer)
+        };
+        ctx.send(p.from, p.rpc, Route::ClaimReply, &reply);
+    }
+
+    /// Clears the intent and releases operation `op`'s claim here (persisted), then on every
+    /// peer.
+    fn end_intent(&mut self, ctx: &mut Ctx<'_>, op: &str) {
+        let st = &mut self.mem().st;
+        st.claims.release(op);
+        if st.intent.as_ref().is_some_and(|i| i.plan.id == op) {
+            st.intent = None;
+        }
+        self.persist();
+        let req = ClaimRequest {
+            protocol: PROTOCOL,
+            group: self.group.clone(),
+            from: self.name.clone(),
+            op: op.to_string(),
+            members: Vec::new(),
+            duration_ms: 0,
+            since: 0,
+            release: true,
+        };
+        let body = encode(&req);
+        for peer in 0..ctx.names.len() {
+            if peer != ctx.me {
+                let rpc = ctx.rpc();
+                self.mem().rpcs.insert(rpc, Pending::Release);
+                ctx.send_encoded(peer, rpc, Route::Claim, body.clone());
+            }
+        }
+    }
+
+    /// `Agent::execute` and `Agent::roll_back`: the records in order; this member's own
+    /// locally, the others' by apply, one at a time.
     fn advance(&mut self, ctx: &mut Ctx<'_>) {
         loop {
             let Some(run) = self.mem().running.clone() else {
                 return;
             };
-            let Some(rec) = run.plan.updates.get(run.next).cloned() else {
-                self.finish(ctx);
-                return;
+            let (rec, from, undoing) = match &run.phase {
+                Phase::Claiming { .. } => return,
+                Phase::Applying => match run.plan.updates.get(run.next) {
+                    Some(rec) => (
+                        rec.clone(),
+                        run.plan.planned_from.get(run.next).cloned(),
+                        false,
+                    ),
+                    None => {
+                        self.finish(ctx);
+                        return;
+                    }
+                },
+                Phase::Undoing(undo) => match undo.get(run.next) {
+                    Some((rec, from)) => (rec.clone(), Some(from.clone()), true),
+                    None => {
+                        self.mem().running = None;
+                        self.ended(ctx, &run, "rolled back".into(), false);
+                        ctx.report(Report::Stopped);
+                        return;
+                    }
+                },
             };
+            let event = (!undoing).then(|| run.event.clone());
             if rec.name == self.name {
-                let from = run.plan.planned_from.get(run.next).cloned();
-                if let Err(e) = self.adopt_own(ctx, rec, from, Some(run.event.clone())) {
-                    self.abort(ctx, e);
+                if let Err(e) = self.adopt_own(ctx, rec, from, event) {
+                    self.abort(ctx, e, true);
                     return;
                 }
                 if let Some(r) = self.mem().running.as_mut() {
@@ -667,12 +906,12 @@ impl Node {
                 continue;
             }
             let Some(to) = ctx.names.iter().position(|n| *n == rec.name) else {
-                self.abort(ctx, format!("{} is not a member", rec.name));
+                self.abort(ctx, format!("{} is not a member", rec.name), true);
                 return;
             };
             // As the agent: a Main already judged unreachable is not asked to release.
             let reach = (self.reach_fn(ctx.now))(&rec.name);
-            if release_not_awaited(&run.plan.operation, &rec.name, reach) {
+            if !undoing && release_not_awaited(&run.plan.operation, &rec.name, reach) {
                 if let Some(r) = self.mem().running.as_mut() {
                     r.event.message.push_str(" (main unreachable)");
                     r.next += 1;
@@ -684,8 +923,8 @@ impl Node {
                 group: self.group.clone(),
                 from: self.name.clone(),
                 record: rec,
-                planned_from: run.plan.planned_from.get(run.next).cloned(),
-                event: Some(run.event.clone()),
+                planned_from: from,
+                event,
             };
             let rpc = ctx.rpc();
             self.mem().rpcs.insert(rpc, Pending::Apply);
@@ -709,22 +948,31 @@ impl Node {
         if run.awaiting != Some(rpc) {
             return;
         }
-        let rec = run.plan.updates[run.next].clone();
+        let undoing = matches!(run.phase, Phase::Undoing(_));
+        let name = match &run.phase {
+            Phase::Undoing(undo) => undo[run.next].0.name.clone(),
+            _ => run.plan.updates[run.next].name.clone(),
+        };
         match answer {
             Ok(reply) => self.absorb(ctx, std::slice::from_ref(&reply.record)),
             Err(why) => {
                 let unreachable = why.is_none();
-                match after_apply_failure(&run.plan.operation, &rec.name, unreachable) {
-                    AfterApplyFailure::Proceed => {
-                        if let Some(r) = self.mem().running.as_mut() {
-                            r.event.message.push_str(" (main unreachable)");
-                        }
+                let proceed = !undoing
+                    && after_apply_failure(&run.plan.operation, &name, unreachable)
+                        == AfterApplyFailure::Proceed;
+                if proceed {
+                    if let Some(r) = self.mem().running.as_mut() {
+                        r.event.message.push_str(" (main unreachable)");
                     }
-                    AfterApplyFailure::Stop => {
-                        let why = why.unwrap_or_else(|| "unreachable".into());
-                        self.abort(ctx, format!("{} did not apply its part: {why}", rec.name));
-                        return;
-                    }
+                } else {
+                    let definite = !unreachable;
+                    let why = why.unwrap_or_else(|| "unreachable".into());
+                    self.abort(
+                        ctx,
+                        format!("{name} did not apply its part: {why}"),
+                        definite,
+                    );
+                    return;
                 }
             }
         }
@@ -749,44 +997,139 @@ impl Node {
         let Some(run) = self.mem().running.take() else {
             return;
         };
-        let st = &mut self.mem().st;
-        for rec in &run.plan.updates {
-            st.view.merge(rec);
-        }
-        st.count_op(&run.plan.id, run.plan.operation.kind());
-        st.record_event(run.event.clone());
-        self.persist();
-        let alarms = self.publish(ctx);
-        self.release(&run);
-        self.gossip_round(ctx);
-        Self::answer(ctx, run.reply_to, Ok(run.event));
-        ctx.report(Report::Completed {
-            op: run.plan.operation,
-            alarms,
-        });
+        self.ended(ctx, &run, String::new(), true);
     }
 
-    fn abort(&mut self, ctx: &mut Ctx<'_>, why: String) {
+    /// The operation of `run` ended: done (its records merged, counted) or stopped (`why`);
+    /// recorded, the intent cleared and the claims released, the requester answered.
+    fn ended(&mut self, ctx: &mut Ctx<'_>, run: &Running, why: String, done: bool) {
+        if done {
+            let st = &mut self.mem().st;
+            for rec in &run.plan.updates {
+                st.view.merge(rec);
+            }
+            st.count_op(&run.plan.id, run.plan.operation.kind());
+            st.record_event(run.event.clone());
+        } else {
+            let err = CommandError::Unavailable(format!("operation stopped: {why}"));
+            let mut ev = run.event.clone();
+            ev.id = format!("{}-stopped", run.plan.id);
+            self.record_failure(ctx, ev, &err);
+        }
+        self.end_intent(ctx, &run.plan.id);
+        let alarms = self.publish(ctx);
+        self.gossip_round(ctx);
+        if done {
+            Self::answer(ctx, run.reply_to, Ok(run.event.clone()));
+            ctx.report(Report::Completed {
+                op: run.plan.operation.clone(),
+                alarms,
+            });
+        } else {
+            let err = CommandError::Unavailable(format!("operation stopped: {why}"));
+            Self::answer(ctx, run.reply_to, Err(err.body()));
+        }
+    }
+
+    /// A step failed: `definite` when the member surely did not apply it (it refused), else
+    /// its outcome is unknown and the heartbeat rounds resolve the intent later.
+    fn abort(&mut self, ctx: &mut Ctx<'_>, why: String, definite: bool) {
         let Some(run) = self.mem().running.take() else {
             return;
         };
-        let err = CommandError::Unavailable(format!("operation stopped: {why}"));
-        let ev = self.event(
-            &run.cmd,
-            format!("{}-{}-refused", self.name, run.at),
-            run.at,
-        );
-        self.record_failure(ctx, ev, &err);
-        self.release(&run);
-        self.gossip_round(ctx);
-        Self::answer(ctx, run.reply_to, Err(err.body()));
-        ctx.report(Report::Stopped);
+        let undoing = matches!(run.phase, Phase::Undoing(_));
+        if !definite || undoing {
+            // Left to the rounds (a rollback refused is judged again from fresh records).
+            let err = CommandError::Unavailable(format!("operation stopped: {why}"));
+            Self::answer(ctx, run.reply_to, Err(err.body()));
+            ctx.report(Report::Stopped);
+            return;
+        }
+        let mut run = run;
+        self.resolve_run(ctx, &mut run, None, why);
     }
 
-    fn release(&mut self, run: &Running) {
-        let busy = &mut self.mem().busy;
-        for r in &run.plan.updates {
-            busy.remove(&r.name);
+    /// The end of a heartbeat round: an intent left by a stopped operation or a crash is
+    /// resolved against the records of the peers that answered.
+    fn resolve_intent(&mut self, ctx: &mut Ctx<'_>) {
+        if self.mem_ref().running.is_some() {
+            return;
+        }
+        let Some(intent) = self.mem_ref().st.intent.clone() else {
+            return;
+        };
+        let answered = self.mem_ref().answered.clone();
+        let mut run = Running {
+            plan: intent.plan,
+            phase: Phase::Applying,
+            event: intent.event,
+            at: ctx.wall(),
+            next: 0,
+            awaiting: None,
+            reply_to: None,
+        };
+        self.resolve_run(
+            ctx,
+            &mut run,
+            Some(&answered),
+            "resumed after a stop".into(),
+        );
+    }
+
+    fn resolve_run(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        run: &mut Running,
+        answered: Option<&BTreeSet<String>>,
+        why: String,
+    ) {
+        let Some(intent) = self.mem_ref().st.intent.clone() else {
+            return;
+        };
+        let resolution = {
+            let mem = self.mem_ref();
+            let reach_now = self.reach_fn(ctx.now);
+            let reach = |m: &str| {
+                if m == self.name {
+                    Reachability::Local
+                } else {
+                    match answered {
+                        Some(a) if !a.contains(m) => Reachability::Unreachable,
+                        _ => reach_now(m),
+                    }
+                }
+            };
+            resolve(
+                &mem.st.view,
+                &intent.plan,
+                &intent.before,
+                &reach,
+                &self.name,
+                ctx.wall(),
+            )
+        };
+        match resolution {
+            Resolution::Wait(_) => {
+                let err = CommandError::Unavailable(format!("operation stopped: {why}"));
+                Self::answer(ctx, run.reply_to.take(), Err(err.body()));
+                if answered.is_none() {
+                    ctx.report(Report::Stopped);
+                }
+            }
+            Resolution::Finish => self.ended(ctx, run, String::new(), true),
+            Resolution::Abandon | Resolution::Superseded(_) => {
+                self.ended(ctx, run, format!("{why}; nothing to undo"), false);
+                ctx.report(Report::Stopped);
+            }
+            Resolution::RollBack(undo) => {
+                let err = CommandError::Unavailable(format!("operation stopped: {why}"));
+                Self::answer(ctx, run.reply_to.take(), Err(err.body()));
+                run.phase = Phase::Undoing(undo);
+                run.next = 0;
+                run.awaiting = None;
+                self.mem().running = Some(run.clone());
+                self.advance(ctx);
+            }
         }
     }
 
@@ -845,7 +1188,10 @@ impl Node {
                 let e = CommandError::Unavailable(format!("{coordinator} cannot be reached"));
                 self.forwarded_answer(ctx, cmd, coordinator, Err(e));
             }
-            Some(Pending::Heartbeat { .. }) | None => {}
+            Some(Pending::Claim { peer }) => {
+                self.claim_answered(ctx, Some((rpc, peer, ClaimAnswer::Unreachable)))
+            }
+            Some(Pending::Heartbeat { .. } | Pending::Release) | None => {}
         }
     }
 

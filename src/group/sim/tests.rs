@@ -72,31 +72,26 @@ fn sim_converge() {
     schedules_of("converge");
 }
 
-/// Under partitions the alarm and the single holder of an address are not kept today.
+/// Under partitions the single holder of an address is not kept without a quorum source.
 #[test]
-#[ignore = "known failure: two Backups that cannot reach each other both designate themselves \
-            and fail over the same Main, so its address is held by both records (there is no \
-            group-wide lock); issue: safe operations"]
+#[ignore = "known failure, the fencing issue's: two Backups that cannot reach each other (nor \
+            the Main) both designate themselves and fail over the same Main, so its address is \
+            held by both records; only a quorum source (etcd) can decide between them"]
 fn sim_partitions() {
     schedules_of("partitions");
 }
 
-/// Under crashes the alarm and the single holder of an address are not kept today.
+/// Members crash and restart between any two steps of an operation, on top of the message
+/// faults: every invariant holds, and no operation is left half-done (every intent resolved,
+/// no claim held) once every member restarted.
 #[test]
-#[ignore = "known failure: a member that writes its own record (set auto-failover) from a view \
-            that missed a takeover of it, while the only holders of the takeover records are \
-            down, wins the (version, writer) tie by its name: the Main is back online on its \
-            address while its Backup holds it too, and the takeover alarm is gone; issue: safe \
-            operations"]
 fn sim_crashes() {
     schedules_of("crashes");
 }
 
-/// The failover detector acting while an operator's command runs (concurrent operations).
+/// The failover detector acting at any time while the operator's commands run, with crashes
+/// and message faults: operations are serialized by their claims, every invariant holds.
 #[test]
-#[ignore = "known failure: concurrent operations by different coordinators are not serialised \
-            (no group-wide lock; the compare-and-swap on each apply does not cover two Backups \
-            failing over a Main that neither asks, being unreachable); issue: safe operations"]
 fn sim_concurrent() {
     schedules_of("concurrent");
 }
