@@ -4,6 +4,9 @@
 use super::*;
 use crate::group::{own_record_rewritten, Backoff, Failover, Sight};
 
+/// How often the failover detector looks (at most; the heartbeat interval if shorter).
+pub(super) const DETECTOR_TICK: Duration = Duration::from_millis(100);
+
 /// The longest wait between two failover attempts that were not carried out.
 const FAILOVER_BACKOFF_CAP: Millis = 60_000;
 
@@ -74,6 +77,22 @@ impl Agent {
             self.expire_claims().await;
             self.resolve_intent(Some(&answered)).await;
             self.publish().await;
+        }
+    }
+
+    /// The failover detector, on a tick of its own: a heartbeat round lasts as long as its
+    /// slowest peer (a lost host costs the whole request time-out), and the detector must not
+    /// wait for it. A Main is failed over within [`DETECTOR_TICK`] of being silent for
+    /// `failover_after` on every path.
+    pub(super) async fn failover_loop(&self, stop: CancellationToken) {
+        let period = self.inner.cfg.file.heartbeat_interval.min(DETECTOR_TICK);
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return,
+            }
             self.detect_failover().await;
         }
     }
