@@ -9,6 +9,12 @@ use super::{
     Reachability, Refusal, Role, TakeoverMark,
 };
 
+/// How far a takeover or failover moves the Main's record version: further than any number
+/// of writes the Main can make by itself while it cannot be reached (only its auto-failover
+/// flag, one version each), so its release wins over them when it returns, whoever's records
+/// it hears first.
+pub const RELEASE_VERSION_STEP: u64 = 1 << 20;
+
 impl GroupView {
     /// Plans `op` against this view. `busy` names members with an operation under way;
     /// `reach` tells which members this agent can reach. All failed preconditions are reported
@@ -193,6 +199,9 @@ impl<'a> Planning<'a> {
             at: now,
         };
         let mut m2 = released(self.bump(m));
+        // The Main may not be asked (a failover): whatever it writes by itself while cut off
+        // (its auto-failover flag, one version at a time) must not outrank its release.
+        m2.version = m.version + RELEASE_VERSION_STEP;
         m2.takeover = Some(mark.clone());
         let mut b2 = self.bump(b);
         b2.state = OperState::Online;

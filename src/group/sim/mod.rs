@@ -71,6 +71,11 @@ pub(crate) struct Faults {
     /// Mains may have auto-failover on at any time, so the failover detector may act while an
     /// operator's command runs (commands are otherwise one at a time).
     pub detector_any_time: bool,
+    /// Fill a member's state disk for a while: every save fails.
+    pub full_disk: u64,
+    /// The operator (several operators, through every member) does not wait for a command
+    /// to end before the next one half of the time.
+    pub overlapping_commands: bool,
 }
 
 impl Faults {
@@ -81,6 +86,8 @@ impl Faults {
         cut: 0,
         crash: 0,
         detector_any_time: false,
+        full_disk: 0,
+        overlapping_commands: false,
     };
     pub const PARTITIONS: Faults = Faults {
         cut: 350,
@@ -101,6 +108,8 @@ impl Faults {
     /// Backups that cannot reach each other both fail over a silent Main).
     pub const CONCURRENT: Faults = Faults {
         detector_any_time: true,
+        full_disk: 300,
+        overlapping_commands: true,
         ..Faults::CRASHES
     };
 }
@@ -153,6 +162,8 @@ enum Ev {
     Heal(usize, usize),
     Crash(usize),
     Restart(usize),
+    DiskFull(usize),
+    DiskFree(usize),
 }
 
 /// How one schedule went.
@@ -373,7 +384,8 @@ impl World {
         if self.now >= self.chaos_until {
             return;
         }
-        if self.busy() || !self.settled() {
+        let overlap = self.faults.overlapping_commands && self.rng.chance(500);
+        if !overlap && (self.busy() || !self.settled()) {
             self.at(self.now + 100, Ev::Operator);
             return;
         }
@@ -578,6 +590,12 @@ impl World {
                 self.at(t, Ev::Crash(a));
                 self.at(up, Ev::Restart(a));
             }
+            if self.rng.chance(self.faults.full_disk) {
+                let a = self.rng.index(n);
+                let free = t + self.rng.between(200, 4_000);
+                self.at(t, Ev::DiskFull(a));
+                self.at(free, Ev::DiskFree(a));
+            }
         }
     }
 
@@ -591,8 +609,12 @@ impl World {
         self.schedule_faults();
         self.at(node::HEARTBEAT, Ev::Operator);
         self.run_until(self.chaos_until);
-        // Heal: every link back, every member up, then quiet until nothing is under way.
+        // Heal: every link back, every disk writable, every member up, then quiet until
+        // nothing is under way.
         self.cut.clear();
+        for n in &mut self.nodes {
+            n.disk_full = false;
+        }
         for i in 0..self.nodes.len() {
             self.restart(i);
         }
@@ -651,6 +673,15 @@ impl World {
                 self.cut.remove(&(a.min(b), a.max(b)));
             }
             Ev::Crash(a) if self.chaos() => self.crash(a),
+            Ev::DiskFull(a) if self.chaos() => {
+                self.log(|| format!("disk full {a}"));
+                self.nodes[a].disk_full = true;
+            }
+            Ev::DiskFree(a) => {
+                self.log(|| format!("disk free {a}"));
+                self.nodes[a].disk_full = false;
+            }
+            Ev::DiskFull(_) => {}
             Ev::Restart(a) => self.restart(a),
             Ev::Cut(..) | Ev::Crash(..) => {}
             Ev::Tick(..) | Ev::RoundEnd(..) | Ev::Timeout(..) => {}

@@ -218,6 +218,8 @@ pub(super) struct Mem {
     pushed: BTreeSet<usize>,
     /// Whether the first heartbeat round after start ended and the address was taken.
     took_address: bool,
+    /// Whether the last write of the state failed (`Agent::state_error`).
+    state_error: bool,
 }
 
 impl Mem {
@@ -243,6 +245,8 @@ pub(super) struct Node {
     /// The address the member's host is configured with (the address backend's side; it
     /// stays through a crash, as a service address does when an agent dies).
     pub host: Option<IpAddr>,
+    /// The state directory cannot be written (a full disk): every save fails.
+    pub disk_full: bool,
 }
 
 impl Node {
@@ -254,12 +258,16 @@ impl Node {
             mem: None,
             incarnation: 0,
             host: None,
+            disk_full: false,
         }
     }
 
     /// Starts (or restarts) from the state file, as `Agent::open` then `Agent::run` do: count
     /// the boot, persist, then one heartbeat round before taking the address the record names.
     pub fn start(&mut self, ctx: &mut Ctx<'_>) {
+        if self.disk_full {
+            return; // the agent cannot count its boot and exits; it is started again later
+        }
         let mut st = self.disk.clone();
         st.boots = st.boots.saturating_add(1);
         self.disk = st.clone();
@@ -272,6 +280,7 @@ impl Node {
             rpcs: BTreeMap::new(),
             pushed: BTreeSet::new(),
             took_address: false,
+            state_error: false,
         });
         self.gossip_round(ctx);
         ctx.out.push(Out::RoundEnd {
@@ -311,9 +320,21 @@ impl Node {
         self.mem.as_ref().map(|m| &m.st.view)
     }
 
-    fn persist(&mut self) {
+    /// `Agent::commit`: writes the state; a failed write changes nothing (the state in
+    /// memory goes back to the last one written, as the agent's copy never replaced it) and
+    /// is remembered until a write succeeds. Whether it was written.
+    fn persist(&mut self) -> bool {
+        if self.disk_full {
+            let disk = self.disk.clone();
+            let mem = self.mem();
+            mem.st = disk;
+            mem.state_error = true;
+            return false;
+        }
         let st = self.mem().st.clone();
         self.disk = st;
+        self.mem().state_error = false;
+        true
     }
 
     fn reach_fn(&self, now: Mono) -> impl Fn(&str) -> Reachability + '_ {
@@ -381,6 +402,9 @@ impl Node {
             self.mem().took_address = true;
             self.move_address();
         }
+        if self.mem_ref().state_error {
+            self.persist(); // `Agent::retry_save`
+        }
         let now = ctx.wall();
         if self.mem().st.claims.expire(now) {
             self.persist();
@@ -424,10 +448,9 @@ impl Node {
         for op in &absorbed.ops {
             st.count_op(&op.id, op.kind);
         }
-        if !absorbed.changed {
+        if !absorbed.changed || !self.persist() {
             return;
         }
-        self.persist();
         let new = self.mem().st.view.member(&name).cloned();
         if let (Some(old), Some(new)) = (old, new) {
             if own_record_rewritten(&old, &new) {
@@ -645,14 +668,23 @@ impl Node {
         let now = ctx.wall();
         let op = cmd.operation.clone();
         let before = self.mem().st.clone();
-        let planned = {
+        // `Agent::coordinate`: a member whose state cannot be written coordinates nothing.
+        let planned: Result<Plan, CommandError> = if self.mem_ref().state_error {
+            Err(CommandError::Unavailable(format!(
+                "{} cannot write its state",
+                self.name
+            )))
+        } else {
             let mem = self.mem.as_ref().expect("running");
             let reach = self.reach_fn(ctx.now);
             let busy = mem.st.claims.busy(now);
-            mem.st.view.plan(&op, now, &self.name, &busy, &reach)
+            mem.st
+                .view
+                .plan(&op, now, &self.name, &busy, &reach)
+                .map_err(CommandError::from)
         };
         let me = self.name.clone();
-        let started = planned.map_err(CommandError::from).and_then(|plan| {
+        let started = planned.and_then(|plan| {
             let claim = Claim {
                 op: plan.id.clone(),
                 coordinator: self.name.clone(),
@@ -679,6 +711,15 @@ impl Node {
             });
             Ok((plan, event))
         });
+        let started = started.and_then(|s| {
+            if self.persist() {
+                Ok(s)
+            } else {
+                Err(CommandError::Unavailable(
+                    "cannot persist the intent".into(),
+                ))
+            }
+        });
         let (plan, event) = match started {
             Ok(s) => s,
             Err(err) => {
@@ -694,7 +735,6 @@ impl Node {
                 return;
             }
         };
-        self.persist();
         // The claim round: every peer not judged unreachable is asked.
         let members = claimed_members(&plan);
         let mut waiting = BTreeSet::new();
@@ -829,8 +869,13 @@ impl Node {
                     },
                 }
             };
-            self.persist();
-            Ok(answer)
+            if self.persist() {
+                Ok(answer)
+            } else {
+                Ok(ClaimAnswer::Refused {
+                    message: "cannot persist the claim".into(),
+                })
+            }
         };
         ctx.send(p.from, p.rpc, Route::ClaimReply, &reply);
     }
@@ -1174,7 +1219,9 @@ impl Node {
         if let Some(ev) = event {
             st.record_event(ev);
         }
-        self.persist();
+        if !self.persist() {
+            return Err(format!("{name} cannot persist its new record"));
+        }
         self.move_address();
         self.publish(ctx);
         Ok(())

@@ -49,7 +49,7 @@ fn run(name: &str) -> (u64, u64, Faults, Checks) {
         "converge" => (10_000_000, 5_000, Faults::ALL, only_b_c),
         "partitions" => (20_000_000, 2_000, Faults::PARTITIONS, ALL_CHECKS),
         "crashes" => (30_000_000, 2_000, Faults::CRASHES, ALL_CHECKS),
-        _ => (40_000_000, 2_000, Faults::CONCURRENT, ALL_CHECKS),
+        _ => (40_000_000, 3_000, Faults::CONCURRENT, ALL_CHECKS),
     }
 }
 
