@@ -233,9 +233,16 @@ impl Agent {
             .await
     }
 
-    /// Releases operation `op`'s claims on every peer.
+    /// Releases operation `op`'s claims on every peer, in the background (tracked, so a
+    /// stopping node waits for it): the requester and the published state do not wait for a
+    /// peer that does not answer. A peer that misses it drops the claim when this agent's
+    /// next heartbeat no longer lists the operation.
     async fn release_round(&self, op: &str) {
-        self.claim_requests(op, &[], (0, 0), true).await;
+        let me = self.clone();
+        let op = op.to_string();
+        self.inner.operations.spawn(async move {
+            me.claim_requests(&op, &[], (0, 0), true).await;
+        });
     }
 
     async fn claim_requests(
@@ -251,7 +258,7 @@ impl Agent {
             if m.name == self.inner.name {
                 continue;
             }
-            if !release && self.reachability(&m.name) == Reachability::Unreachable {
+            if self.reachability(&m.name) == Reachability::Unreachable {
                 answers.push((m.name.clone(), ClaimAnswer::Unreachable));
                 continue;
             }
