@@ -7,6 +7,10 @@ use crate::group::{own_record_rewritten, Backoff, Failover, Sight};
 /// How often the failover detector looks (at most; the heartbeat interval if shorter).
 pub(super) const DETECTOR_TICK: Duration = Duration::from_millis(100);
 
+/// The longest wait between two heartbeats to a peer that refuses them (a wrong secret, a
+/// clock outside the replay window): each refusal is a warning in both agents' logs.
+const HEARTBEAT_BACKOFF_CAP: Millis = 30_000;
+
 /// The longest wait between two failover attempts that were not carried out.
 const FAILOVER_BACKOFF_CAP: Millis = 60_000;
 
@@ -143,6 +147,10 @@ impl Agent {
                 continue;
             }
             for (path, url) in &m.peer_urls {
+                let key = (m.name.clone(), path.clone());
+                if !self.heartbeat_backoff(&key).allows(self.mono_now()) {
+                    continue; // this peer refused our last heartbeats on this path
+                }
                 let hb = Heartbeat {
                     protocol: PROTOCOL,
                     group: self.inner.cfg.file.group.clone(),
@@ -167,6 +175,22 @@ impl Agent {
             let Ok((member, path, url, res)) = joined else {
                 continue;
             };
+            let key = (member.clone(), path.clone());
+            match &res {
+                Err(PeerError::Rejected { .. }) => {
+                    let base = self.inner.cfg.file.heartbeat_interval.as_millis() as Millis;
+                    let mut b = self.heartbeat_backoffs();
+                    let next = b.get(&key).copied().unwrap_or_default().failed(
+                        self.mono_now(),
+                        base,
+                        HEARTBEAT_BACKOFF_CAP,
+                    );
+                    b.insert(key, next);
+                }
+                _ => {
+                    self.heartbeat_backoffs().remove(&key);
+                }
+            }
             match res {
                 Ok(reply) if reply.from == member => {
                     let returned = self.reachability(&member) == Reachability::Unreachable
@@ -298,6 +322,20 @@ impl Agent {
             retry_in_ms = next.not_before.saturating_sub(self.mono_now()),
             "auto-failover backs off");
         backoffs.insert(main, next);
+    }
+
+    fn heartbeat_backoffs(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Backoff>> {
+        self.inner
+            .heartbeat_backoff
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn heartbeat_backoff(&self, key: &(String, String)) -> Backoff {
+        self.heartbeat_backoffs()
+            .get(key)
+            .copied()
+            .unwrap_or_default()
     }
 
     fn backoffs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Backoff>> {

@@ -62,6 +62,8 @@ struct Inner {
     state_error: StdMutex<Option<String>>,
     /// The failover detector's back-off, per Main, after attempts that were not carried out.
     failover_backoff: StdMutex<BTreeMap<String, Backoff>>,
+    /// Per peer and path: the back-off after heartbeats the peer refused.
+    heartbeat_backoff: StdMutex<BTreeMap<(String, String), Backoff>>,
     /// Operations this agent coordinates that run now (their intents are theirs to end).
     running_ops: StdMutex<BTreeSet<String>>,
     events_cache: StdMutex<(usize, String, Arc<Vec<Event>>)>,
@@ -142,6 +144,7 @@ impl Agent {
                 liveness: StdMutex::new(Liveness::default()),
                 state_error: StdMutex::new(None),
                 failover_backoff: StdMutex::new(BTreeMap::new()),
+                heartbeat_backoff: StdMutex::new(BTreeMap::new()),
                 running_ops: StdMutex::new(BTreeSet::new()),
                 events_cache: StdMutex::new((usize::MAX, String::new(), Arc::new(Vec::new()))),
                 snapshot,
