@@ -62,11 +62,16 @@ mod tests {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         assert!(run(&check(Some(addr), None)).await.is_ok());
-        drop(listener);
-        let e = run(&check(Some(addr), None))
+        // A port bound but not listening refuses connections, and stays ours: a port closed
+        // by dropping the listener could be taken by another test in between.
+        let bound = tokio::net::TcpSocket::new_v4().expect("socket");
+        bound.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let closed = bound.local_addr().expect("addr");
+        let e = run(&check(Some(closed), None))
             .await
             .expect_err("closed port");
         assert!(e.contains("tcp connect"), "{e}");
+        drop(listener);
     }
 
     #[tokio::test]
