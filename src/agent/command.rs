@@ -5,6 +5,7 @@
 use super::*;
 use crate::group::{
     after_apply_failure, coordinator_of, release_not_awaited, Adopted, AfterApplyFailure,
+    Precondition,
 };
 
 impl Agent {
@@ -56,6 +57,7 @@ impl Agent {
             group: self.inner.cfg.file.group.clone(),
             from: self.inner.name.clone(),
             command: cmd,
+            definition_digest: Some(self.agreement().digest().to_string()),
         };
         let now = now_ms();
         let res = self.inner.peers.command(&coordinator, &req).await;
@@ -99,7 +101,29 @@ impl Agent {
                 self.inner.name
             )));
         }
+        if let Err(err) = self.same_definition(&req.from, req.definition_digest.as_deref()) {
+            self.record_refusal(&req.command, now_ms(), &err).await;
+            return Err(err);
+        }
         self.coordinate(req.command).await
+    }
+
+    /// Refuses a request from `peer` whose group definition (`digest`, absent from older
+    /// agents) differs from this agent's: it may name members, or read row indexes, of
+    /// another group.
+    fn same_definition(&self, peer: &str, digest: Option<&str>) -> Result<(), CommandError> {
+        let ours = self.agreement().digest().to_string();
+        match digest {
+            Some(d) if d != ours => Err(CommandError::Refused {
+                failed: vec![Precondition::GroupDefinitionMismatch.code().to_string()],
+                message: format!(
+                    "refused: {} ({peer} lists another group than {}; see the alarm for how)",
+                    Precondition::GroupDefinitionMismatch.code(),
+                    self.inner.name
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     async fn coordinate(&self, cmd: Command) -> CommandResult {
@@ -121,8 +145,14 @@ impl Agent {
             .clone();
         let planned = {
             let st = self.inner.state.lock().await;
-            st.view
-                .plan(&op, now, &self.inner.name, &busy, &|m| self.reachability(m))
+            st.view.plan(
+                &op,
+                now,
+                &self.inner.name,
+                &busy,
+                &|m| self.reachability(m),
+                &self.mismatched(),
+            )
         };
         let plan = match planned {
             Ok(p) => p,
@@ -211,6 +241,7 @@ impl Agent {
                 record: rec.clone(),
                 planned_from: Some(from.clone()),
                 event: Some(event.clone()),
+                definition_digest: Some(self.agreement().digest().to_string()),
             };
             let reach = self.reachability(&rec.name);
             let answer = if release_not_awaited(&plan.operation, &rec.name, reach) {
@@ -294,6 +325,7 @@ impl Agent {
                 req.record.name, self.inner.name
             )));
         }
+        self.same_definition(&req.from, req.definition_digest.as_deref())?;
         let planned = req.planned_from.as_ref().map(|(v, w)| (*v, w.as_str()));
         self.adopt_own(req.record, planned, req.event)
             .await
@@ -363,8 +395,7 @@ impl Agent {
             configured_address: new.configured_address,
             acting_for: new.acting_for.clone(),
             replica_dir: new
-                .acting_for
-                .as_ref()
+                .replica_served()
                 .map(|m| replication::current_dir(&self.replica_root(), m)),
             managed,
         }

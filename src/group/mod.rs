@@ -11,9 +11,13 @@
 //!
 //! This file holds the view, merging and the digests heartbeats carry; `record` the member
 //! records, `operation` the operations and their refusals, `plan` the operations' effects and
-//! preconditions, `alarm` the alarms derived from the records. All pure.
+//! preconditions, `coverage` which Mains a Backup could take over now, `definition` the group
+//! definition every member's configuration must list alike, `alarm` the alarms derived from
+//! the records. All pure.
 
 mod alarm;
+mod coverage;
+mod definition;
 mod failover;
 mod handshake;
 mod liveness;
@@ -25,6 +29,8 @@ mod sim;
 mod status;
 
 pub use alarm::{no_standby_since, Alarm, AlarmKind, AlarmState};
+pub use coverage::{Refused, Uncovered};
+pub use definition::{Agreement, DefinedMember, Definition, Mismatch, Noted};
 pub use failover::{Backoff, Failover, Sight};
 pub use handshake::{
     after_apply_failure, judge_offer, judge_offer_planned, own_record_rewritten,
@@ -34,8 +40,8 @@ pub use liveness::{Liveness, Mono};
 pub use operation::{OpKind, Operation, Plan, Precondition, Refusal, Requester};
 pub use plan::coordinator_of;
 pub use record::{
-    MemberRecord, OpStamp, OperState, Replication, ReplicationResult, Role, Stamp, TakeoverMark,
-    DEFAULT_EXTRA_ADDRESS,
+    MemberRecord, OpStamp, OperState, Publishes, Replication, ReplicationResult, Role, Stamp,
+    TakeoverMark, DEFAULT_EXTRA_ADDRESS,
 };
 pub use status::check_failing;
 

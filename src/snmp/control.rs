@@ -131,8 +131,15 @@ pub fn dry_run(snap: &Snapshot, op: &Operation, now: Millis) -> Result<(), Refus
         Some(m) if m.state == OperState::Unknown => Reachability::Unreachable,
         _ => Reachability::Reachable,
     };
-    view.plan(op, now, &snap.local, &BTreeSet::new(), &reach)
-        .map(|_| ())
+    view.plan(
+        op,
+        now,
+        &snap.local,
+        &BTreeSet::new(),
+        &reach,
+        &snap.mismatched,
+    )
+    .map(|_| ())
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use serde::Serialize;
 use crate::command::{Command, CommandError, ErrorBody, Event, OutcomeKind};
 use crate::group::{
     after_apply_failure, coordinator_of, own_record_rewritten, release_not_awaited,
-    AfterApplyFailure, Alarm, GroupView, Liveness, MemberRecord, Millis, Mono, Operation, Plan,
-    Reachability, Refusal, Requester, Sight, Stamp,
+    AfterApplyFailure, Agreement, Alarm, GroupView, Liveness, MemberRecord, Millis, Mono,
+    Operation, Plan, Reachability, Refusal, Requester, Sight, Stamp,
 };
 use crate::peer::messages::{check_envelope, Envelope};
 use crate::peer::{ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, PROTOCOL};
@@ -298,9 +298,12 @@ impl Node {
         let state = {
             let mem = self.mem.as_ref().expect("running");
             let reach = self.reach_fn(ctx.now);
-            mem.st
-                .view
-                .alarm_state(&reach, mem.st.no_standby_since, ctx.wall())
+            mem.st.view.alarm_state(
+                &reach,
+                &Agreement::default(),
+                mem.st.no_standby_since,
+                ctx.wall(),
+            )
         };
         if state.no_standby_since != self.mem().st.no_standby_since {
             self.mem().st.no_standby_since = state.no_standby_since;
@@ -325,6 +328,9 @@ impl Node {
                     path: PATH.into(),
                     records: Vec::new(),
                     digest: digest.clone(),
+                    // Every simulated member lists the same group: nothing to compare.
+                    definition_digest: None,
+                    definition: None,
                 });
                 self.mem().heartbeat = Some((digest, body.clone()));
                 body
@@ -425,6 +431,8 @@ impl Node {
                 from: self.name.clone(),
                 records: view.newer_than(&hb.digest),
                 want: view.wanted(&hb.digest),
+                definition_digest: None,
+                definition: None,
             })
         };
         ctx.send(p.from, p.rpc, Route::HeartbeatReply, &reply);
@@ -463,6 +471,8 @@ impl Node {
                 path: PATH.into(),
                 records,
                 digest: Vec::new(),
+                definition_digest: None,
+                definition: None,
             };
             let rpc = ctx.rpc();
             self.mem()
@@ -499,6 +509,7 @@ impl Node {
             group: self.group.clone(),
             from: self.name.clone(),
             command: cmd.clone(),
+            definition_digest: None,
         };
         let rpc = ctx.rpc();
         self.mem()
@@ -601,7 +612,9 @@ impl Node {
         let planned = {
             let mem = self.mem.as_ref().expect("running");
             let reach = self.reach_fn(ctx.now);
-            mem.st.view.plan(&op, now, &self.name, &mem.busy, &reach)
+            mem.st
+                .view
+                .plan(&op, now, &self.name, &mem.busy, &reach, &BTreeSet::new())
         };
         let refusal = planned.and_then(|plan| {
             let busy = &mut self.mem().busy;
@@ -686,6 +699,7 @@ impl Node {
                 record: rec,
                 planned_from: run.plan.planned_from.get(run.next).cloned(),
                 event: Some(run.event.clone()),
+                definition_digest: None,
             };
             let rpc = ctx.rpc();
             self.mem().rpcs.insert(rpc, Pending::Apply);
