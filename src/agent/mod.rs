@@ -90,8 +90,9 @@ impl Agent {
     /// the agent. Nothing runs until [`Agent::run`].
     pub fn open(cfg: Config, address: Arc<dyn AddressBackend>) -> Result<Agent, StoreError> {
         let name = cfg.file.member.clone();
+        // check-config shows these as warnings; at every start they are a note.
         for w in cfg.file.warnings() {
-            warn!(member = %name, "configuration: {w}");
+            info!(member = %name, "configuration: {w}");
         }
         let store = Store::open(&cfg.file.state_dir)?;
         let configured = initial_view(&cfg);
