@@ -40,7 +40,12 @@ fn alarms_of<'a>(g: &'a Value, kind: &str) -> Vec<&'a Value> {
 async fn take_over_and_reconfigure(pair: &Pair) {
     let url = pair.main_url();
     post_ok(&format!("{url}/api/v1/takeover"), GROUP_TOKEN, TAKEOVER).await;
-    post_ok(&format!("{url}/api/v1/reconfigure"), GROUP_TOKEN, RECONFIGURE).await;
+    post_ok(
+        &format!("{url}/api/v1/reconfigure"),
+        GROUP_TOKEN,
+        RECONFIGURE,
+    )
+    .await;
     let g = group_of(&url).await;
     assert_eq!(member(&g, "backup-1")["configured_role"], "main", "{g}");
     assert_eq!(member(&g, "main-1")["configured_role"], "backup", "{g}");
@@ -66,15 +71,21 @@ async fn after_a_reconfigure_the_new_backup_replicates_the_new_main_and_can_take
         },
     )
     .await;
-    let copied = dir.path().join("main-1/state/replicas/backup-1/current/sample.txt");
+    let copied = dir
+        .path()
+        .join("main-1/state/replicas/backup-1/current/sample.txt");
     assert_eq!(
         std::fs::read_to_string(&copied).ok().as_deref(),
         Some("data of main-1\n"),
         "main-1 now holds what backup-1 serves: its replica of main-1's data"
     );
-    assert_eq!(
-        replicated["redundancy"]["redundant"], true,
-        "{replicated}"
+    assert_eq!(replicated["redundancy"]["redundant"], true, "{replicated}");
+    let metrics = get_text(&format!("{url}/metrics")).await;
+    assert!(
+        metrics.contains(
+            "understudy_member_replicated_timestamp_seconds{group=\"test\",main=\"backup-1\",member=\"main-1\"}"
+        ),
+        "{metrics}"
     );
     // And it can take the new Main over.
     let (status, body) = command(&url, "takeover", GROUP_TOKEN, TAKEOVER_BACK).await;
@@ -104,7 +115,9 @@ async fn the_group_is_not_redundant_while_the_new_backup_cannot_take_the_new_mai
                         r.starts_with(
                             "no backup in standby could take over backup-1 (main-1: \
                              never_replicated, its last replication failed:",
-                        ) && r.contains("backup-1 publishes its replica of main-1, which it does not have")
+                        ) && r.contains(
+                            "backup-1 publishes its replica of main-1, which it does not have",
+                        )
                     })
                 });
                 shown.then_some(g)
@@ -225,7 +238,11 @@ async fn takeover_refused_for_the_mismatch(pair: &Pair) {
         );
         let g = group_of(&url).await;
         assert_eq!(member(&g, "main-1")["operational_state"], "online", "{g}");
-        assert_eq!(member(&g, "backup-1")["operational_state"], "standby", "{g}");
+        assert_eq!(
+            member(&g, "backup-1")["operational_state"],
+            "standby",
+            "{g}"
+        );
     }
 }
 

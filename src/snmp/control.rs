@@ -274,5 +274,15 @@ mod tests {
         unknown.members[1].state = OperState::Unknown;
         unknown.local = "main-1".into(); // backup-1 is not this agent
         assert!(dry_run(&unknown, &take, 10).is_err());
+        // a member whose configuration lists another group (its row index may mean another
+        // member there): refused in the test phase
+        let mut differs = snapshot();
+        differs.mismatched = ["main-1".to_string()].into();
+        assert_eq!(
+            dry_run(&differs, &take, 10),
+            Err(Refusal::Preconditions(vec![
+                crate::group::Precondition::GroupDefinitionMismatch
+            ]))
+        );
     }
 }
