@@ -22,7 +22,8 @@ pub struct Uncovered {
 pub struct Refused {
     pub backup: String,
     pub failed: Vec<Precondition>,
-    /// Why its last replication of the Main failed, when that is why it never replicated.
+    /// Why its last replication of the Main failed, when that is why it never replicated (or,
+    /// with no codes, why the takeover could not even be planned).
     pub replication_error: Option<String>,
 }
 
@@ -42,6 +43,7 @@ impl fmt::Display for Uncovered {
                     .collect::<Vec<_>>()
                     .join(", ");
                 match &b.replication_error {
+                    Some(e) if codes.is_empty() => format!("{}: {e}", b.backup),
                     Some(e) => format!("{}: {codes}, its last replication failed: {e}", b.backup),
                     None => format!("{}: {codes}", b.backup),
                 }
@@ -99,8 +101,8 @@ impl GroupView {
                             replication_error,
                         });
                     }
-                    // Cannot happen for two distinct members of the view; counted as not
-                    // covering rather than hidden.
+                    // Cannot happen for two distinct members of the view; shown as not
+                    // covering (with why) rather than hidden.
                     Err(other) => refused.push(Refused {
                         backup: b.to_string(),
                         failed: Vec::new(),

@@ -484,7 +484,13 @@ fn no_operation_involving_a_member_whose_definition_differs_is_planned() {
         enabled: false,
     };
     // (view, operation, members whose definition differs, refusal)
-    let rows: Vec<(&GroupView, Operation, &[&str], Option<Vec<Precondition>>)> = vec![
+    type Row<'a> = (
+        &'a GroupView,
+        Operation,
+        &'a [&'a str],
+        Option<Vec<Precondition>>,
+    );
+    let rows: Vec<Row> = vec![
         (&redundant, takeover("backup-1", "main-1"), &[], None),
         (
             &redundant,
