@@ -285,6 +285,9 @@ pub fn check_config(file: &std::path::Path) -> i32 {
                 Ok(t) => print!("# {}: valid\n{t}", file.display()),
                 Err(e) => println!("# {}: valid (cannot print it: {e})", file.display()),
             }
+            for w in cfg.file.warnings() {
+                eprintln!("warning: {w}");
+            }
             exit::OK
         }
         Err(e) => {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::group::{Role, DEFAULT_EXTRA_ADDRESS};
+use crate::group::{DefinedMember, Definition, Role, DEFAULT_EXTRA_ADDRESS};
 use crate::secret::Secret;
 
 #[derive(Debug, thiserror::Error)]
@@ -181,7 +181,9 @@ impl Default for HooksConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicationConfig {
-    /// The directory this member publishes when it is a Main.
+    /// The directory this member publishes when it is a Main (required on a configured Main;
+    /// on a Backup, what it publishes if a replace takeover makes it the Main — after a
+    /// reconfigure a former Backup publishes the replica it served from instead).
     pub data_dir: Option<PathBuf>,
     /// How often a Backup copies each Main's data.
     #[serde(default = "defaults::replication_interval", with = "humantime_serde")]
@@ -329,6 +331,41 @@ impl ConfigFile {
             parse: false,
         })?;
         Ok(file)
+    }
+
+    /// The group as this file lists it: what every member's file must list alike (compared
+    /// between the agents at run time, since one file cannot see the others).
+    pub fn definition(&self) -> Definition {
+        Definition {
+            members: self
+                .members
+                .iter()
+                .map(|m| DefinedMember {
+                    name: m.name.clone(),
+                    role: m.role,
+                    address: m.address,
+                    extra_address: m.extra(),
+                })
+                .collect(),
+        }
+    }
+
+    /// What is valid but worth a word to the operator (`check-config` prints it, `run` logs
+    /// it): a Backup without a `data_dir` would publish nothing as the replacement of a
+    /// replace takeover.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let local = self.members.iter().find(|m| m.name == self.member);
+        if local.is_some_and(|m| m.role == Role::Backup) && self.replication.data_dir.is_none() {
+            out.push(format!(
+                "member {:?} has no [replication] data_dir: should a replace takeover make it a \
+                 Main, it publishes nothing and no Backup can replicate (nor take over) it; \
+                 set data_dir to the directory it would serve from (after a reconfigure it \
+                 publishes the replica it served from, data_dir or not)",
+                self.member
+            ));
+        }
+        out
     }
 
     pub fn local(&self) -> &MemberConfig {
@@ -488,6 +525,15 @@ impl ConfigFile {
         if !self.members.iter().any(|m| m.role == Role::Backup) {
             errs.push("members: a group needs at least one backup".to_string());
         }
+        let local = self.members.iter().find(|m| m.name == self.member);
+        if local.is_some_and(|m| m.role == Role::Main) && self.replication.data_dir.is_none() {
+            errs.push(format!(
+                "member {:?} is a main but publishes nothing: set [replication] data_dir to \
+                 the directory its Backups replicate (without it no Backup can ever replicate \
+                 it, so every takeover of it is refused with never_replicated)",
+                self.member
+            ));
+        }
         for c in &self.device_checks {
             match (&c.tcp, &c.command) {
                 (Some(_), None) => {}
@@ -534,6 +580,8 @@ listen = "127.0.0.1:9400"
 token_file = "token"
 [peer]
 secret_file = "secret"
+[replication]
+data_dir = "/srv/data"
 [[members]]
 name = "main-1"
 role = "main"
@@ -584,6 +632,68 @@ peer_urls = { lan = "http://127.0.0.1:9401" }
             e.message
         );
         assert!(e.message.contains("listed twice"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_main_must_publish_something_and_a_backup_without_data_dir_is_warned_about() {
+        let no_data = GOOD.replace("data_dir = \"/srv/data\"\n", "");
+        let e = ConfigFile::parse(&no_data).expect_err("a main without data_dir");
+        assert!(
+            e.message.contains(
+                "member \"main-1\" is a main but publishes nothing: set [replication] data_dir"
+            ),
+            "{}",
+            e.message
+        );
+        assert!(ConfigFile::parse(GOOD)
+            .expect("valid")
+            .warnings()
+            .is_empty());
+        let backup = no_data.replace("member = \"main-1\"", "member = \"backup-1\"");
+        let c = ConfigFile::parse(&backup).expect("a backup may have no data_dir");
+        let w = c.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("\"backup-1\" has no [replication] data_dir"),
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn the_definition_lists_the_members_in_order_with_roles_and_effective_addresses() {
+        let c = ConfigFile::parse(GOOD).expect("valid");
+        let d = c.definition();
+        let listed: Vec<(String, Role, String, String)> = d
+            .members
+            .iter()
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    m.role,
+                    m.address.to_string(),
+                    m.extra_address.to_string(),
+                )
+            })
+            .collect();
+        let want = |n: &str, r, a: &str| (n.to_string(), r, a.to_string(), "10.0.3.6".to_string());
+        assert_eq!(
+            listed,
+            [
+                want("main-1", Role::Main, "192.0.2.10"),
+                want("backup-1", Role::Backup, "192.0.2.20")
+            ]
+        );
+        // The local member, its URLs and timings are not part of it.
+        let other = GOOD
+            .replace("member = \"main-1\"", "member = \"backup-1\"")
+            .replace(
+                "state_dir = \"/tmp/x\"",
+                "state_dir = \"/tmp/y\"\nheartbeat_interval = \"300ms\"",
+            )
+            .replace(":9401", ":9501");
+        let other = ConfigFile::parse(&other).expect("valid");
+        assert_eq!(other.definition(), d);
+        assert_eq!(other.definition().digest(), d.digest());
     }
 
     #[test]

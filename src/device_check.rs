@@ -65,7 +65,9 @@ mod tests {
         // A port bound but not listening refuses connections, and stays ours: a port closed
         // by dropping the listener could be taken by another test in between.
         let bound = tokio::net::TcpSocket::new_v4().expect("socket");
-        bound.bind("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        bound
+            .bind("127.0.0.1:0".parse().expect("addr"))
+            .expect("bind");
         let closed = bound.local_addr().expect("addr");
         let e = run(&check(Some(closed), None))
             .await

@@ -16,6 +16,7 @@ pub const METRIC_NAMES: &[&str] = &[
     "understudy_member_takeover_flag",
     "understudy_member_last_replication_timestamp_seconds",
     "understudy_member_last_replication_success",
+    "understudy_member_replicated_timestamp_seconds",
     "understudy_group_redundant",
     "understudy_no_redundancy_since_timestamp_seconds",
     "understudy_takeovers_total",
@@ -92,6 +93,13 @@ pub fn render(snap: &Snapshot) -> String {
         "1 when the member's last replication attempt succeeded.",
         &["group", "member"],
     );
+    let replicated = gauge(
+        &reg,
+        "understudy_member_replicated_timestamp_seconds",
+        "Per Main: time of the member's last successful replication of that Main's data \
+         (absent until one succeeded: a takeover of that Main by it is refused, never_replicated).",
+        &["group", "member", "main"],
+    );
     let peer = gauge(
         &reg,
         "understudy_peer_up",
@@ -131,6 +139,11 @@ pub fn render(snap: &Snapshot) -> String {
             rep_ok.with_label_values(&[g, name]).set(f64::from(u8::from(
                 rep.result == ReplicationResult::Success,
             )));
+            for (main, at) in &rep.last_success {
+                replicated
+                    .with_label_values(&[g, name, main])
+                    .set(*at as f64 / 1000.0);
+            }
         }
         if !snap.is_local(m) {
             for (path, up) in &m.paths {

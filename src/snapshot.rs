@@ -3,7 +3,7 @@
 //! read, never changed, by the interfaces. Also the version string and the time format every
 //! interface prints. Pure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -66,6 +66,9 @@ pub struct Snapshot {
     /// Why this agent's state cannot be written, while it cannot (it then takes part in no
     /// operation).
     pub state_error: Option<String>,
+    /// The peers whose group definitions differ from this agent's: no operation involving one
+    /// is carried out (the alarm says how they differ).
+    pub mismatched: BTreeSet<String>,
     pub boots: u32,
     pub started_at: Millis,
 }

@@ -348,7 +348,7 @@ fn access_and_syntax_are_those_the_agent_implements() {
         ("rgMemberActingFor", &["MAX-ACCESS read-only"]),
         (
             "rgAlarmType",
-            &["takeover(1), failover(2), noStandbyBackup(3)"],
+            &["takeover(1), failover(2), noStandbyBackup(3), groupDefinitionMismatch(4)"],
         ),
         ("rgNotifyRequestedBy", &["MAX-ACCESS accessible-for-notify"]),
         (

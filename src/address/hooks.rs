@@ -5,7 +5,8 @@
 //! Environment: `UNDERSTUDY_GROUP`, `UNDERSTUDY_MEMBER`, `UNDERSTUDY_STATE`,
 //! `UNDERSTUDY_PREVIOUS_STATE` (empty at agent start), `UNDERSTUDY_ADDRESS`,
 //! `UNDERSTUDY_PREVIOUS_ADDRESS`, `UNDERSTUDY_CONFIGURED_ADDRESS`, `UNDERSTUDY_ACTING_FOR`,
-//! `UNDERSTUDY_REPLICA_DIR` (the replica of the Main this member acts for). A hook that starts
+//! `UNDERSTUDY_REPLICA_DIR` (the replica of the Main this member acts for, or serves from as a
+//! Main made one by a reconfigure). A hook that starts
 //! a long-running service should detach it (e.g. `systemctl start`, or `setsid cmd >log 2>&1 &`):
 //! the agent waits for the hook to exit, not for the service.
 

@@ -51,7 +51,8 @@ pub struct Transition {
     pub configured_address: IpAddr,
     /// The Main this member serves for (a Backup after a takeover).
     pub acting_for: Option<String>,
-    /// The replica of `acting_for`'s data this member serves from.
+    /// The replica this member serves from: `acting_for`'s data, or on a Main made one by a
+    /// reconfigure the replica of the Main it acted for then.
     pub replica_dir: Option<PathBuf>,
     /// Every address the group moves around (configured and extra addresses of all members):
     /// at start, a real backend removes those it finds on the host other than `address`, so a

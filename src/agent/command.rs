@@ -63,6 +63,7 @@ impl Agent {
             group: self.inner.cfg.file.group.clone(),
             from: self.inner.name.clone(),
             command: cmd,
+            definition_digest: Some(self.agreement().digest().to_string()),
         };
         let now = now_ms();
         let res = self.inner.peers.command(&coordinator, &req).await;
@@ -106,7 +107,29 @@ impl Agent {
                 self.inner.name
             )));
         }
+        if let Err(err) = self.same_definition(&req.from, req.definition_digest.as_deref()) {
+            self.record_refusal(&req.command, now_ms(), &err).await;
+            return Err(err);
+        }
         self.coordinate(req.command).await
+    }
+
+    /// Refuses a request from `peer` whose group definition (`digest`, absent from older
+    /// agents) differs from this agent's: it may name members, or read row indexes, of
+    /// another group.
+    fn same_definition(&self, peer: &str, digest: Option<&str>) -> Result<(), CommandError> {
+        let ours = self.agreement().digest().to_string();
+        match digest {
+            Some(d) if d != ours => Err(CommandError::Refused {
+                failed: vec![Precondition::GroupDefinitionMismatch.code().to_string()],
+                message: format!(
+                    "refused: {} ({peer} lists another group than {}; see the alarm for how)",
+                    Precondition::GroupDefinitionMismatch.code(),
+                    self.inner.name
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     async fn coordinate(&self, cmd: Command) -> CommandResult {
@@ -164,11 +187,14 @@ impl Agent {
     ) -> Result<(crate::group::Plan, Vec<String>, Event, Millis), CommandError> {
         let mut st = self.inner.state.lock().await;
         let busy = st.claims.busy(now);
-        let plan = st
-            .view
-            .plan(&cmd.operation, now, &self.inner.name, &busy, &|m| {
-                self.reachability(m)
-            })?;
+        let plan = st.view.plan(
+            &cmd.operation,
+            now,
+            &self.inner.name,
+            &busy,
+            &|m| self.reachability(m),
+            &self.mismatched(),
+        )?;
         let members = claimed_members(&plan);
         let claim = Claim {
             op: plan.id.clone(),
@@ -394,6 +420,7 @@ impl Agent {
                 record: rec.clone(),
                 planned_from: Some(from.clone()),
                 event: Some(event.clone()),
+                definition_digest: Some(self.agreement().digest().to_string()),
             };
             let reach = self.reachability(&rec.name);
             let answer = if release_not_awaited(&plan.operation, &rec.name, reach) {
@@ -584,6 +611,7 @@ impl Agent {
                     record: rec.clone(),
                     planned_from: Some(from.clone()),
                     event: None,
+                    definition_digest: Some(self.agreement().digest().to_string()),
                 };
                 let reply = self
                     .inner
@@ -615,6 +643,7 @@ impl Agent {
                 req.record.name, self.inner.name
             )));
         }
+        self.same_definition(&req.from, req.definition_digest.as_deref())?;
         let planned = req.planned_from.as_ref().map(|(v, w)| (*v, w.as_str()));
         self.adopt_own(req.record, planned, req.event)
             .await
@@ -684,8 +713,7 @@ impl Agent {
             configured_address: new.configured_address,
             acting_for: new.acting_for.clone(),
             replica_dir: new
-                .acting_for
-                .as_ref()
+                .replica_served()
                 .map(|m| replication::current_dir(&self.replica_root(), m)),
             managed,
         }

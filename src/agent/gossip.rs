@@ -1,8 +1,9 @@
 //! Heartbeats and state exchange with the peers on every path (stamps out, newer records
-//! back), merging what peers send, and the failover detector. Does network I/O.
+//! back), merging what peers send, comparing the peers' group definitions with this agent's,
+//! and the failover detector. Does network I/O.
 
 use super::*;
-use crate::group::{own_record_rewritten, Backoff, Failover, Sight};
+use crate::group::{own_record_rewritten, Backoff, Definition, Failover, Noted, Sight};
 
 /// How often the failover detector looks (at most; the heartbeat interval if shorter).
 pub(super) const DETECTOR_TICK: Duration = Duration::from_millis(100);
@@ -53,18 +54,55 @@ impl Agent {
         self.publish().await;
     }
 
-    /// Answers a peer's heartbeat: merge its records, reply with ours.
+    /// Answers a peer's heartbeat: merge its records, compare its group definition, reply
+    /// with ours (and our definition when the two differ).
     pub async fn handle_heartbeat(&self, hb: Heartbeat) -> Result<HeartbeatReply, CommandError> {
         self.mark_seen(&hb.from, &hb.path);
         self.absorb(&hb.records).await;
         self.forget_ended_claims(&hb).await;
+        let (definition_digest, definition) = {
+            let ours = self.agreement().digest().to_string();
+            let differs = hb.definition_digest.as_ref().is_some_and(|d| *d != ours);
+            self.compare_definition(
+                &hb.from,
+                hb.definition_digest.as_deref(),
+                hb.definition.as_ref(),
+            );
+            let definition = differs.then(|| self.agreement().definition().clone());
+            (Some(ours), definition)
+        };
         let st = self.inner.state.lock().await;
         Ok(HeartbeatReply {
             protocol: PROTOCOL,
             from: self.inner.name.clone(),
             records: st.view.newer_than(&hb.digest),
             want: st.view.wanted(&hb.digest),
+            definition_digest,
+            definition,
         })
+    }
+
+    /// Notes what `peer` said about its group definition; a new mismatch, a changed one and
+    /// the return to agreement are logged once each (the core decides: [`Agreement::observe`]).
+    fn compare_definition(&self, peer: &str, digest: Option<&str>, theirs: Option<&Definition>) {
+        let noted = self.agreement().observe(peer, digest, theirs, now_ms());
+        match noted {
+            Some(Noted::Differs(how)) if how.is_empty() => {
+                warn!(member = %self.inner.name, %peer,
+                    "the peer's group definition differs from this agent's; no operation \
+                     involving it is carried out")
+            }
+            Some(Noted::Differs(how)) => {
+                warn!(member = %self.inner.name, %peer, differences = %how.join("; "),
+                    "the peer's group definition differs from this agent's; no operation \
+                     involving it is carried out")
+            }
+            Some(Noted::Agrees) => {
+                info!(member = %self.inner.name, %peer,
+                    "the peer's group definition is this agent's again")
+            }
+            None => {}
+        }
     }
 
     pub(super) async fn heartbeat_loop(&self, stop: CancellationToken) {
@@ -141,11 +179,17 @@ impl Agent {
                 at,
             )
         };
+        let definition_digest = Some(self.agreement().digest().to_string());
         let mut set = JoinSet::new();
         for m in &self.inner.cfg.file.members {
             if m.name == self.inner.name {
                 continue;
             }
+            // A peer known to list another group gets our definition, so it can say how.
+            let definition = {
+                let a = self.agreement();
+                a.differs(&m.name).then(|| a.definition().clone())
+            };
             for (path, url) in &m.peer_urls {
                 let key = (m.name.clone(), path.clone());
                 if !self.heartbeat_backoff(&key).allows(self.mono_now()) {
@@ -160,6 +204,8 @@ impl Agent {
                     digest: digest.clone(),
                     operations: operations.clone(),
                     sent_at,
+                    definition_digest: definition_digest.clone(),
+                    definition: definition.clone(),
                 };
                 let peers = self.inner.peers.clone();
                 let (member, path, url) = (m.name.clone(), path.clone(), url.clone());
@@ -196,6 +242,11 @@ impl Agent {
                     let returned = self.reachability(&member) == Reachability::Unreachable
                         && self.inner.started.elapsed() > self.inner.cfg.file.failover_after;
                     self.mark_seen(&member, &path);
+                    self.compare_definition(
+                        &member,
+                        reply.definition_digest.as_deref(),
+                        reply.definition.as_ref(),
+                    );
                     self.absorb(&reply.records).await;
                     answered.insert(member.clone());
                     if !reply.want.is_empty() && pushed.insert(member.clone()) {
@@ -255,6 +306,8 @@ impl Agent {
             digest: Vec::new(),
             operations: Vec::new(),
             sent_at: 0,
+            definition_digest: Some(self.agreement().digest().to_string()),
+            definition: None,
         };
         match self.inner.peers.heartbeat(member, url, &hb).await {
             Ok(reply) => self.absorb(&reply.records).await,

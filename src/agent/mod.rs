@@ -30,8 +30,8 @@ use crate::command::{Event, OutcomeKind};
 use crate::config::Config;
 use crate::device_check;
 use crate::group::{
-    AlarmState, Backoff, GroupView, Liveness, MemberRecord, Millis, Mono, OperState, Operation,
-    Reachability, ReplicationResult, Requester, Role,
+    Agreement, AlarmState, Backoff, GroupView, Liveness, MemberRecord, Millis, Mono, OperState,
+    Operation, Publishes, Reachability, ReplicationResult, Requester, Role,
 };
 use crate::peer::{
     ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, PeerClient, PeerError,
@@ -60,6 +60,8 @@ struct Inner {
     liveness: StdMutex<Liveness>,
     /// Why the last write of the state failed (None once a write succeeds).
     state_error: StdMutex<Option<String>>,
+    /// This agent's group definition and the peers whose definitions differ from it.
+    agreement: StdMutex<Agreement>,
     /// The failover detector's back-off, per Main, after attempts that were not carried out.
     failover_backoff: StdMutex<BTreeMap<String, Backoff>>,
     /// Per peer and path: the back-off after heartbeats the peer refused.
@@ -91,6 +93,10 @@ impl Agent {
     /// the agent. Nothing runs until [`Agent::run`].
     pub fn open(cfg: Config, address: Arc<dyn AddressBackend>) -> Result<Agent, StoreError> {
         let name = cfg.file.member.clone();
+        // check-config shows these as warnings; at every start they are a note.
+        for w in cfg.file.warnings() {
+            info!(member = %name, "configuration: {w}");
+        }
         let store = Store::open(&cfg.file.state_dir)?;
         let configured = initial_view(&cfg);
         let mut state = match store.load(&cfg.file.group, &name)? {
@@ -129,9 +135,11 @@ impl Agent {
             replication_failures: 0,
             notifications: None,
             state_error: None,
+            mismatched: BTreeSet::new(),
             boots: state.boots,
             started_at,
         });
+        let agreement = Agreement::new(&name, cfg.file.definition());
         let (snapshot, _) = watch::channel(placeholder);
         let agent = Agent {
             inner: Arc::new(Inner {
@@ -143,6 +151,7 @@ impl Agent {
                 state: Mutex::new(state),
                 liveness: StdMutex::new(Liveness::default()),
                 state_error: StdMutex::new(None),
+                agreement: StdMutex::new(agreement),
                 failover_backoff: StdMutex::new(BTreeMap::new()),
                 heartbeat_backoff: StdMutex::new(BTreeMap::new()),
                 running_ops: StdMutex::new(BTreeSet::new()),
@@ -214,6 +223,18 @@ impl Agent {
         let window = self.inner.cfg.file.failover_after.as_millis() as Millis;
         self.liveness()
             .path_up(member, path, self.mono_now(), window)
+    }
+
+    fn agreement(&self) -> std::sync::MutexGuard<'_, Agreement> {
+        self.inner
+            .agreement
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The peers whose group definitions differ from this agent's (as last heard).
+    fn mismatched(&self) -> BTreeSet<String> {
+        self.agreement().mismatched()
     }
 
     fn mark_seen(&self, member: &str, path: &str) {
@@ -338,10 +359,20 @@ impl Agent {
     fn build_snapshot(&self, st: &mut PersistedState) -> Snapshot {
         let now = now_ms();
         let reach = |m: &str| self.reachability(m);
-        let AlarmState {
-            alarms,
-            no_standby_since,
-        } = st.view.alarm_state(&reach, st.no_standby_since, now);
+        let (
+            AlarmState {
+                alarms,
+                no_standby_since,
+            },
+            mismatched,
+        ) = {
+            let agreement = self.agreement();
+            (
+                st.view
+                    .alarm_state(&reach, &agreement, st.no_standby_since, now),
+                agreement.mismatched(),
+            )
+        };
         if no_standby_since != st.no_standby_since {
             st.no_standby_since = no_standby_since;
             self.persist_or_log(st);
@@ -404,6 +435,7 @@ impl Agent {
                 .unwrap_or_else(|p| p.into_inner()),
             notifications: None, // filled in by send_snapshot
             state_error: self.state_error(),
+            mismatched,
             boots: st.boots,
             started_at: self.inner.started_at,
         }
@@ -463,9 +495,33 @@ impl Agent {
         }
     }
 
-    /// Where this member publishes its data for Backups (None when not configured).
-    pub fn data_dir(&self) -> Option<PathBuf> {
-        self.inner.cfg.file.replication.data_dir.clone()
+    /// The directory this member publishes for its Backups now, or why it publishes nothing
+    /// (the core decides from its record: [`MemberRecord::publishes`]).
+    pub async fn published_dir(&self) -> Result<PathBuf, String> {
+        let own = {
+            let st = self.inner.state.lock().await;
+            st.view.member(&self.inner.name).cloned()
+        };
+        let own = own.ok_or_else(|| format!("{} has no record", self.inner.name))?;
+        let data_dir = &self.inner.cfg.file.replication.data_dir;
+        match own.publishes(data_dir.is_some()) {
+            Publishes::DataDir => data_dir
+                .clone()
+                .ok_or_else(|| format!("{} has no data_dir", self.inner.name)),
+            Publishes::ReplicaOf(main) => {
+                let dir = replication::current_dir(&self.replica_root(), &main);
+                if dir.exists() {
+                    Ok(dir)
+                } else {
+                    Err(format!(
+                        "{} publishes its replica of {main}, which it does not have ({})",
+                        self.inner.name,
+                        dir.display()
+                    ))
+                }
+            }
+            Publishes::Nothing(why) => Err(why),
+        }
     }
 }
 

@@ -1,10 +1,11 @@
-//! The no-redundancy alarm, derived from the records: one alarm per taken-over Main and one
-//! when no Backup is in standby, with the only alarm bookkeeping an agent keeps (when it first
-//! saw no Backup in standby). Pure.
+//! The no-redundancy alarm, derived from the records: one alarm per taken-over Main, one while
+//! a Main has no Backup in standby that could take it over now (`coverage`), one while a peer's
+//! group definition differs (`definition`), with the only alarm bookkeeping an agent keeps
+//! (when it first saw a Main uncovered). Pure.
 
 use serde::{Deserialize, Serialize};
 
-use super::{GroupView, MemberRecord, Millis, OpKind, OperState, Reachability, Role};
+use super::{Agreement, GroupView, Millis, OpKind, Reachability, Uncovered};
 
 /// One active alarm (a row of `rgAlarmTable`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,20 +23,23 @@ pub struct Alarm {
 pub enum AlarmKind {
     Takeover,
     Failover,
+    /// A Main (not taken over) that no Backup in standby could take over now.
     NoStandbyBackup,
+    /// A peer's configuration lists another group than this agent's.
+    GroupDefinitionMismatch,
 }
 
 /// The alarms at one moment, and the no-standby time the agent is to keep from now on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlarmState {
     pub alarms: Vec<Alarm>,
-    /// When this agent first saw no Backup in standby; `None` while one is. Persist it when it
-    /// differs from the value passed in.
+    /// When this agent first saw a Main that no Backup in standby could take over; `None` while
+    /// every Main is covered. Persist it when it differs from the value passed in.
     pub no_standby_since: Option<Millis>,
 }
 
-/// The no-standby bookkeeping: set to `now` when the shortfall appears, kept while it lasts,
-/// cleared when a Backup is in standby again.
+/// The no-standby bookkeeping: set to `now` when the shortfall (a Main uncovered) appears, kept
+/// while it lasts, cleared when every Main is covered again.
 pub fn no_standby_since(shortfall: bool, since: Option<Millis>, now: Millis) -> Option<Millis> {
     match (shortfall, since) {
         (true, None) => Some(now),
@@ -46,29 +50,45 @@ pub fn no_standby_since(shortfall: bool, since: Option<Millis>, now: Millis) -> 
 
 impl GroupView {
     /// The alarms at `now` and the updated no-standby time, from the time kept so far.
+    /// `agreement` tells which peers' group definitions differ from this agent's.
     pub fn alarm_state(
         &self,
         reach: &dyn Fn(&str) -> Reachability,
+        agreement: &Agreement,
         no_standby: Option<Millis>,
         now: Millis,
     ) -> AlarmState {
-        let shortfall = self.standby_shortfall(reach).is_some();
-        let since = no_standby_since(shortfall, no_standby, now);
+        let uncovered = self.uncovered(reach, &agreement.mismatched());
+        let since = no_standby_since(!uncovered.is_empty(), no_standby, now);
+        let mut alarms = self.takeover_alarms();
+        if let Some(a) = uncovered_alarm(&uncovered, since.unwrap_or(now)) {
+            alarms.push(a);
+        }
+        alarms.extend(agreement.alarm());
         AlarmState {
-            alarms: self.alarms(reach, since, now),
+            alarms,
             no_standby_since: since,
         }
     }
 
-    /// The active alarms, derived from the records: one per taken-over pair, and one when no
-    /// Backup is in standby to cover the Mains. `no_standby_since` is when this agent first saw
-    /// the latter condition (the caller keeps and persists it).
+    /// The active alarms, derived from the records: one per taken-over pair, one while a Main
+    /// (not taken over) has no Backup in standby that could take it over now
+    /// ([`GroupView::uncovered`]), and one while a peer's group definition differs.
+    /// `no_standby_since` is when this agent first saw a Main uncovered (the caller keeps and
+    /// persists it: see [`GroupView::alarm_state`]).
     pub fn alarms(
         &self,
         reach: &dyn Fn(&str) -> Reachability,
+        agreement: &Agreement,
         no_standby_since: Option<Millis>,
         now: Millis,
     ) -> Vec<Alarm> {
+        self.alarm_state(reach, agreement, no_standby_since, now)
+            .alarms
+    }
+
+    /// One alarm per taken-over Main, raised at its takeover.
+    fn takeover_alarms(&self) -> Vec<Alarm> {
         let mut alarms = Vec::new();
         for m in &self.members {
             if let (Some(mark), None) = (&m.takeover, &m.acting_for) {
@@ -95,50 +115,33 @@ impl GroupView {
                 });
             }
         }
-        if let Some(reason) = self.standby_shortfall(reach) {
-            alarms.push(Alarm {
-                kind: AlarmKind::NoStandbyBackup,
-                raised_at: no_standby_since.unwrap_or(now),
-                reason,
-                main: None,
-                backup: None,
-            });
-        }
         alarms
     }
+}
 
-    /// Why no Backup covers the Mains, or `None` when one is in standby.
-    pub fn standby_shortfall(&self, reach: &dyn Fn(&str) -> Reachability) -> Option<String> {
-        let has_main = self.members.iter().any(|m| m.role == Role::Main);
-        if !has_main {
-            return None;
-        }
-        let backups: Vec<&MemberRecord> = self
-            .members
-            .iter()
-            .filter(|m| m.role == Role::Backup)
-            .collect();
-        if backups.is_empty() {
-            return Some("the group has no configured backup".to_string());
-        }
-        let standby = backups
-            .iter()
-            .any(|b| b.state == OperState::Standby && reach(&b.name) != Reachability::Unreachable);
-        if standby {
-            return None;
-        }
-        let why = backups
-            .iter()
-            .map(|b| {
-                let state = self.effective_state(b, reach(&b.name));
-                format!("{} is {}", b.name, state)
-            })
-            .collect::<Vec<_>>()
-            .join(", ");
-        Some(format!(
-            "no backup is in standby to cover the mains ({why})"
-        ))
+/// The alarm while some Main is uncovered: its reason names each such Main and, per Backup,
+/// the takeover preconditions it fails.
+fn uncovered_alarm(uncovered: &[Uncovered], raised_at: Millis) -> Option<Alarm> {
+    if uncovered.is_empty() {
+        return None;
     }
+    Some(Alarm {
+        kind: AlarmKind::NoStandbyBackup,
+        raised_at,
+        reason: format!(
+            "no backup in standby could take over {}",
+            uncovered
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", nor ")
+        ),
+        main: match uncovered {
+            [one] => Some(one.main.clone()),
+            _ => None,
+        },
+        backup: None,
+    })
 }
 
 #[cfg(test)]
@@ -164,14 +167,25 @@ mod tests {
         }
     }
 
+    /// main-1 and two Backups that have both replicated it.
     fn view() -> GroupView {
-        crate::group::test_view(&["main-1", "backup-1", "backup-2"])
+        let mut v = crate::group::test_view(&["main-1", "backup-1", "backup-2"]);
+        for b in &mut v.members[1..] {
+            b.replication = Some(crate::group::Replication {
+                at: 1,
+                result: crate::group::ReplicationResult::Success,
+                main: "main-1".into(),
+                last_success: [("main-1".to_string(), 1)].into(),
+                error: None,
+            });
+        }
+        v
     }
 
     proptest! {
         /// Over any sequence of Backups coming and going: the kept time is set exactly while no
-        /// Backup is in standby, is the moment the shortfall began, and is the raise time of
-        /// the no-standby alarm.
+        /// Backup could take main-1 over, is the moment the shortfall began, and is the raise
+        /// time of the no-standby alarm.
         #[test]
         fn the_no_standby_alarm_keeps_its_raise_time(
             steps in prop::collection::vec((any::<bool>(), any::<bool>()), 1..40)
@@ -192,7 +206,7 @@ mod tests {
                 } else if !shortfall {
                     began = None;
                 }
-                let state = v.alarm_state(&reach, kept, now);
+                let state = v.alarm_state(&reach, &Agreement::default(), kept, now);
                 prop_assert_eq!(state.no_standby_since, began);
                 let raised: Vec<Millis> = state
                     .alarms

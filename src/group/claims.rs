@@ -412,6 +412,7 @@ mod tests {
             "backup-1",
             &BTreeSet::new(),
             &reach,
+            &BTreeSet::new(),
         )
         .expect("takeover plans")
     }
@@ -470,6 +471,7 @@ mod tests {
                 "main-1",
                 &BTreeSet::new(),
                 &reach,
+                &BTreeSet::new(),
             )
             .expect("reverse plans");
         assert_eq!(

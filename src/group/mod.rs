@@ -11,10 +11,14 @@
 //!
 //! This file holds the view, merging and the digests heartbeats carry; `record` the member
 //! records, `operation` the operations and their refusals, `plan` the operations' effects and
-//! preconditions, `alarm` the alarms derived from the records. All pure.
+//! preconditions, `coverage` which Mains a Backup could take over now, `definition` the group
+//! definition every member's configuration must list alike, `alarm` the alarms derived from
+//! the records. All pure.
 
 mod alarm;
 mod claims;
+mod coverage;
+mod definition;
 mod failover;
 mod handshake;
 mod liveness;
@@ -30,6 +34,8 @@ pub use claims::{
     claim_verdict, claimed_members, resolve, step_state, Claim, ClaimAnswer, ClaimRefused, Claims,
     Resolution, StepState,
 };
+pub use coverage::{Refused, Uncovered};
+pub use definition::{Agreement, DefinedMember, Definition, Mismatch, Noted};
 pub use failover::{Backoff, Failover, Sight};
 pub use handshake::{
     after_apply_failure, judge_offer, judge_offer_planned, own_record_rewritten,
@@ -39,8 +45,8 @@ pub use liveness::{Liveness, Mono};
 pub use operation::{OpKind, Operation, Plan, Precondition, Refusal, Requester};
 pub use plan::coordinator_of;
 pub use record::{
-    precedence, MemberRecord, OpStamp, OperState, Replication, ReplicationResult, Role, Stamp,
-    TakeoverMark, DEFAULT_EXTRA_ADDRESS,
+    precedence, MemberRecord, OpStamp, OperState, Publishes, Replication, ReplicationResult, Role,
+    Stamp, TakeoverMark, DEFAULT_EXTRA_ADDRESS,
 };
 pub use status::check_failing;
 

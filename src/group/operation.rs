@@ -114,6 +114,7 @@ pub enum Precondition {
     BackupNotActingForMain,
     ReplacementNotStandby,
     ReplacementIsBackup,
+    GroupDefinitionMismatch,
 }
 
 impl Precondition {
@@ -130,6 +131,7 @@ impl Precondition {
             Precondition::BackupNotActingForMain => "backup_not_acting_for_main",
             Precondition::ReplacementNotStandby => "replacement_not_standby",
             Precondition::ReplacementIsBackup => "replacement_is_acting_backup",
+            Precondition::GroupDefinitionMismatch => "group_definition_mismatch",
         }
     }
 
@@ -151,6 +153,10 @@ impl Precondition {
             Precondition::ReplacementNotStandby => "the replacement is not in standby",
             Precondition::ReplacementIsBackup => {
                 "the replacement is the backup acting for the main"
+            }
+            Precondition::GroupDefinitionMismatch => {
+                "a member involved lists another group (members, order, roles or addresses) \
+                 than this agent's configuration"
             }
         }
     }

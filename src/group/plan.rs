@@ -17,8 +17,10 @@ pub const RELEASE_VERSION_STEP: u64 = 1 << 20;
 
 impl GroupView {
     /// Plans `op` against this view. `busy` names members with an operation under way;
-    /// `reach` tells which members this agent can reach. All failed preconditions are reported
-    /// together. Nothing is changed: the caller applies the plan's records.
+    /// `reach` tells which members this agent can reach; `mismatched` names the members whose
+    /// group definition differs from this agent's (see [`super::Agreement`]): no operation
+    /// involving one is carried out. All failed preconditions are reported together. Nothing
+    /// is changed: the caller applies the plan's records.
     pub fn plan(
         &self,
         op: &Operation,
@@ -26,6 +28,7 @@ impl GroupView {
         writer: &str,
         busy: &BTreeSet<String>,
         reach: &dyn Fn(&str) -> Reachability,
+        mismatched: &BTreeSet<String>,
     ) -> Result<Plan, Refusal> {
         let names = op.named_members();
         for name in &names {
@@ -73,6 +76,16 @@ impl GroupView {
                 p.set_auto_failover(member, *enabled)?
             }
         };
+        // Every member the request names or the plan writes: a member that lists the group
+        // otherwise would apply records (and read row indexes) against another group.
+        p.check(
+            names
+                .iter()
+                .copied()
+                .chain(updates.iter().map(|u| u.name.as_str()))
+                .any(|n| mismatched.contains(n)),
+            Precondition::GroupDefinitionMismatch,
+        );
         if p.failed.is_empty() {
             let planned_from = updates
                 .iter()
@@ -250,7 +263,7 @@ impl<'a> Planning<'a> {
             b.acting_for.as_deref() != Some(main),
             Precondition::BackupNotActingForMain,
         );
-        let b2 = restored_main(with_identity(
+        let mut b2 = restored_main(with_identity(
             self.bump(b),
             Role::Main,
             m.configured_address,
@@ -261,6 +274,9 @@ impl<'a> Planning<'a> {
             b.configured_address,
         ));
         m2.auto_failover = false;
+        // B goes on serving from its replica of M: that is the data it publishes now.
+        b2.serves_replica_of = Some(main.to_string());
+        m2.serves_replica_of = None;
         // B keeps M's address throughout; M only moves from its extra address to B's
         // former one, which B gave up when it took over. No address is held twice.
         Ok(vec![b2, m2])
@@ -291,14 +307,17 @@ impl<'a> Planning<'a> {
             return Ok(vec![]);
         };
         self.check_acting_backup(b);
-        let r2 = restored_main(with_identity(
+        // The replacement is a server installed for M: it publishes its own data_dir.
+        let mut r2 = restored_main(with_identity(
             self.bump(r),
             Role::Main,
             m.configured_address,
         ));
+        r2.serves_replica_of = None;
         let mut m2 = released(with_identity(self.bump(m), r.role, r.configured_address));
         m2.takeover = None;
         m2.acting_for = None;
+        m2.serves_replica_of = None;
         Ok(vec![restored_backup(self.bump(b)), m2, r2])
     }
 

@@ -127,6 +127,10 @@ pub struct MemberRecord {
     pub takeover: Option<TakeoverMark>,
     /// On a Backup that took over: the Main it is acting for.
     pub acting_for: Option<String>,
+    /// On a Main made one by a reconfigure: the Main whose replica it served from while it
+    /// acted for it, and serves from (and publishes) still. `None`: its own `data_dir`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serves_replica_of: Option<String>,
     pub replication: Option<Replication>,
     /// Device checks failing on this member, by name (empty = all pass or none configured).
     #[serde(default)]
@@ -165,6 +169,7 @@ impl MemberRecord {
             auto_failover,
             takeover: None,
             acting_for: None,
+            serves_replica_of: None,
             replication: None,
             failing_checks: Vec::new(),
             status_version: 0,
@@ -187,6 +192,34 @@ impl MemberRecord {
         self.role == Role::Main && self.takeover.is_some() && self.acting_for.is_none()
     }
 
+    /// The replica this member serves from: the Main it acts for, or, on a Main made one by
+    /// a reconfigure, the Main it acted for then.
+    pub fn replica_served(&self) -> Option<&str> {
+        self.acting_for
+            .as_deref()
+            .or(self.serves_replica_of.as_deref())
+    }
+
+    /// What this member publishes for its Backups to replicate, `has_data_dir` telling whether
+    /// its configuration names a `data_dir`. Only a Main publishes; a Main made one by a
+    /// reconfigure publishes the replica it serves from (it has no data of its own there).
+    pub fn publishes(&self, has_data_dir: bool) -> Publishes {
+        if self.role != Role::Main {
+            return Publishes::Nothing(format!(
+                "{} publishes nothing: it is a configured backup",
+                self.name
+            ));
+        }
+        match (&self.serves_replica_of, has_data_dir) {
+            (Some(main), _) => Publishes::ReplicaOf(main.clone()),
+            (None, true) => Publishes::DataDir,
+            (None, false) => Publishes::Nothing(format!(
+                "{} publishes nothing: no [replication] data_dir is configured for it",
+                self.name
+            )),
+        }
+    }
+
     /// Last successful replication of `main` by this member.
     pub fn replicated(&self, main: &str) -> Option<Millis> {
         self.replication
@@ -200,6 +233,17 @@ impl MemberRecord {
             .as_ref()
             .map_or(ReplicationResult::Never, |r| r.result)
     }
+}
+
+/// What a member publishes for its Backups ([`MemberRecord::publishes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Publishes {
+    /// Its configured `data_dir`.
+    DataDir,
+    /// Its replica of this Main (`state_dir/replicas/<main>/current`).
+    ReplicaOf(String),
+    /// Nothing, and why.
+    Nothing(String),
 }
 
 /// What a heartbeat says about one record: enough to tell who holds the newer copy.

@@ -63,7 +63,14 @@ fn all_reachable(_: &str) -> Reachability {
 }
 
 fn plan(view: &GroupView, op: Operation) -> Result<Plan, Refusal> {
-    view.plan(&op, 1_000, "coordinator", &BTreeSet::new(), &all_reachable)
+    view.plan(
+        &op,
+        1_000,
+        "coordinator",
+        &BTreeSet::new(),
+        &all_reachable,
+        &BTreeSet::new(),
+    )
 }
 
 /// Plans `op` as an agent that cannot reach `unreachable`.
@@ -75,7 +82,7 @@ fn plan_without(view: &GroupView, op: Operation, unreachable: &str) -> Result<Pl
             Reachability::Reachable
         }
     };
-    view.plan(&op, 5, "c", &BTreeSet::new(), &reach)
+    view.plan(&op, 5, "c", &BTreeSet::new(), &reach, &BTreeSet::new())
 }
 
 fn takeover(backup: &str, main: &str) -> Operation {
@@ -109,12 +116,34 @@ fn placed(view: &GroupView, name: &str) -> (OperState, Option<IpAddr>) {
     (r.state, r.current_address)
 }
 
-fn taken_over_group() -> GroupView {
+/// The group once every Backup has replicated every Main: redundant.
+fn redundant_group() -> GroupView {
     let mut v = group();
-    replicated(&mut v, "backup-1", "main-1", 10);
+    for b in ["backup-1", "backup-2"] {
+        for m in ["main-1", "main-2"] {
+            replicated(&mut v, b, m, 10);
+        }
+    }
+    assert!(v
+        .alarms(&all_reachable, &Agreement::default(), None, 10)
+        .is_empty());
+    v
+}
+
+/// A redundant group after backup-1 took main-1 over.
+fn taken_over_group() -> GroupView {
+    let mut v = redundant_group();
     let p = plan(&v, takeover("backup-1", "main-1")).expect("takeover accepted");
     v.apply(&p);
     v
+}
+
+/// The reasons of the alarms of `v` (every member reachable, no definition differs).
+fn alarm_reasons(v: &GroupView) -> Vec<String> {
+    v.alarms(&all_reachable, &Agreement::default(), None, 5_000)
+        .into_iter()
+        .map(|a| a.reason)
+        .collect()
 }
 
 #[test]
@@ -135,7 +164,7 @@ fn takeover_moves_addresses_sets_flags_and_raises_the_alarm() {
         "both rows yellow"
     );
     assert_eq!(b.acting_for.as_deref(), Some("main-1"));
-    let alarms = v.alarms(&all_reachable, None, 2_000);
+    let alarms = v.alarms(&all_reachable, &Agreement::default(), None, 2_000);
     assert_eq!(
         alarms.len(),
         1,
@@ -173,7 +202,14 @@ fn every_failed_precondition_is_reported_at_once() {
     v.members[1].failing_checks = vec!["router".into()];
     let busy = BTreeSet::from(["main-1".to_string()]);
     let e = v
-        .plan(&takeover("main-2", "main-1"), 5, "c", &busy, &all_reachable)
+        .plan(
+            &takeover("main-2", "main-1"),
+            5,
+            "c",
+            &busy,
+            &all_reachable,
+            &BTreeSet::new(),
+        )
         .expect_err("refused");
     assert_eq!(
         e,
@@ -284,7 +320,9 @@ fn reverse_takeover_restores_everything_and_clears_the_alarm() {
     let m = v.member("main-1").expect("main");
     let b = v.member("backup-1").expect("backup");
     assert!(m.takeover.is_none() && b.takeover.is_none() && b.acting_for.is_none());
-    assert!(v.alarms(&all_reachable, None, 3_000).is_empty());
+    assert!(v
+        .alarms(&all_reachable, &Agreement::default(), None, 3_000)
+        .is_empty());
     // A second reverse has nothing to reverse.
     assert_eq!(
         plan(&v, reverse("main-1")),
@@ -295,13 +333,13 @@ fn reverse_takeover_restores_everything_and_clears_the_alarm() {
 #[test]
 fn an_interrupted_takeover_can_be_reversed() {
     // The main released (its record was written) but the backup crashed before taking over.
-    let mut v = group();
-    replicated(&mut v, "backup-1", "main-1", 10);
+    let mut v = redundant_group();
     let p = plan(&v, takeover("backup-1", "main-1")).expect("accepted");
     v.merge(&p.updates[0]);
     assert!(v.invariant_violations().is_empty());
     assert!(
-        !v.alarms(&all_reachable, None, 2_000).is_empty(),
+        !v.alarms(&all_reachable, &Agreement::default(), None, 2_000)
+            .is_empty(),
         "the alarm is raised"
     );
     let p = plan(&v, reverse("main-1")).expect("accepted");
@@ -310,7 +348,9 @@ fn an_interrupted_takeover_can_be_reversed() {
         placed(&v, "main-1"),
         (OperState::Online, Some(ip("192.0.2.1")))
     );
-    assert!(v.alarms(&all_reachable, None, 3_000).is_empty());
+    assert!(v
+        .alarms(&all_reachable, &Agreement::default(), None, 3_000)
+        .is_empty());
 }
 
 #[test]
@@ -338,8 +378,27 @@ fn reconfigure_swaps_roles_and_addresses() {
     assert_eq!(old_main.current_address, Some(ip("192.0.2.101")));
     assert_eq!(old_main.state, OperState::Standby);
     assert!(old_main.takeover.is_none() && old_backup.takeover.is_none());
-    assert!(v.alarms(&all_reachable, None, 3_000).is_empty());
     assert!(v.invariant_violations().is_empty());
+    // The new Main serves from, and publishes, its replica of main-1 (it has no data of its
+    // own there); the new Backup publishes nothing.
+    assert_eq!(old_backup.serves_replica_of.as_deref(), Some("main-1"));
+    assert_eq!(old_backup.replica_served(), Some("main-1"));
+    assert_eq!(
+        old_backup.publishes(false),
+        Publishes::ReplicaOf("main-1".into())
+    );
+    assert!(matches!(old_main.publishes(true), Publishes::Nothing(_)));
+    // Nobody has replicated the new Main yet: no Backup could take it over, and the alarm
+    // says so until one has.
+    assert_eq!(
+        alarm_reasons(&v),
+        [
+            "no backup in standby could take over backup-1 (main-1: never_replicated; \
+          backup-2: never_replicated)"
+        ]
+    );
+    replicated(&mut v, "main-1", "backup-1", 4_000);
+    assert!(alarm_reasons(&v).is_empty(), "{:?}", alarm_reasons(&v));
 }
 
 #[test]
@@ -365,8 +424,19 @@ fn replace_takeover_gives_the_identity_to_the_replacement() {
         (OperState::Offline, Some(DEFAULT_EXTRA_ADDRESS))
     );
     assert!(v.members.iter().all(|x| x.takeover.is_none()));
-    assert!(v.alarms(&all_reachable, None, 3_000).is_empty());
     assert!(v.invariant_violations().is_empty());
+    // The replacement publishes its own data; backup-1 has not replicated it yet, and the
+    // defective main-1 (a Backup now, offline) covers nothing.
+    assert_eq!(r.publishes(true), Publishes::DataDir);
+    assert_eq!(
+        alarm_reasons(&v),
+        [
+            "no backup in standby could take over backup-2 (main-1: backup_not_standby, \
+          never_replicated; backup-1: never_replicated)"
+        ]
+    );
+    replicated(&mut v, "backup-1", "backup-2", 4_000);
+    assert!(alarm_reasons(&v).is_empty(), "{:?}", alarm_reasons(&v));
 }
 
 #[test]
@@ -384,7 +454,7 @@ fn replace_with_the_acting_backup_is_refused() {
 
 #[test]
 fn no_standby_backup_raises_the_alarm_with_a_reason() {
-    let v = group();
+    let v = redundant_group();
     let reach = |m: &str| {
         if m.starts_with("backup") {
             Reachability::Unreachable
@@ -392,14 +462,95 @@ fn no_standby_backup_raises_the_alarm_with_a_reason() {
             Reachability::Reachable
         }
     };
-    let alarms = v.alarms(&reach, Some(42), 100);
+    let alarms = v.alarms(&reach, &Agreement::default(), Some(42), 100);
     assert_eq!(alarms.len(), 1);
     assert_eq!(alarms[0].kind, AlarmKind::NoStandbyBackup);
     assert_eq!(alarms[0].raised_at, 42);
-    assert!(
-        alarms[0].reason.contains("backup-1 is unknown"),
-        "{}",
-        alarms[0].reason
+    assert_eq!(
+        alarms[0].reason,
+        "no backup in standby could take over main-1 (backup-1: backup_not_standby; \
+         backup-2: backup_not_standby), nor main-2 (backup-1: backup_not_standby; \
+         backup-2: backup_not_standby)"
+    );
+}
+
+#[test]
+fn no_operation_involving_a_member_whose_definition_differs_is_planned() {
+    let redundant = redundant_group();
+    let taken = taken_over_group();
+    let mismatch = vec![Precondition::GroupDefinitionMismatch];
+    let auto = |m: &str| Operation::SetAutoFailover {
+        member: m.into(),
+        enabled: false,
+    };
+    // (view, operation, members whose definition differs, refusal)
+    type Row<'a> = (
+        &'a GroupView,
+        Operation,
+        &'a [&'a str],
+        Option<Vec<Precondition>>,
+    );
+    let rows: Vec<Row> = vec![
+        (&redundant, takeover("backup-1", "main-1"), &[], None),
+        (
+            &redundant,
+            takeover("backup-1", "main-1"),
+            &["backup-2"],
+            None,
+        ),
+        (
+            &redundant,
+            takeover("backup-1", "main-1"),
+            &["backup-1"],
+            Some(mismatch.clone()),
+        ),
+        (
+            &redundant,
+            takeover("backup-1", "main-1"),
+            &["main-1"],
+            Some(mismatch.clone()),
+        ),
+        (&redundant, auto("main-2"), &["main-1"], None),
+        (
+            &redundant,
+            auto("main-2"),
+            &["main-2"],
+            Some(mismatch.clone()),
+        ),
+        // Not named, but the reverse takeover writes the acting Backup's record.
+        (
+            &taken,
+            reverse("main-1"),
+            &["backup-1"],
+            Some(mismatch.clone()),
+        ),
+        (&taken, reverse("main-1"), &["backup-2"], None),
+        // Every failed precondition at once, the mismatch with them.
+        (
+            &taken,
+            takeover("backup-1", "main-1"),
+            &["backup-1"],
+            Some(vec![
+                Precondition::BackupNotStandby,
+                Precondition::MainNotMain,
+                Precondition::GroupDefinitionMismatch,
+            ]),
+        ),
+    ];
+    for (view, op, differ, want) in rows {
+        let differ: BTreeSet<String> = differ.iter().map(|m| m.to_string()).collect();
+        let got = view
+            .plan(&op, 9, "c", &BTreeSet::new(), &all_reachable, &differ)
+            .map(|_| ())
+            .map_err(|e| match e {
+                Refusal::Preconditions(p) => p,
+                other => panic!("{other:?}"),
+            });
+        assert_eq!(got, want.map_or(Ok(()), Err), "{op:?} with {differ:?}");
+    }
+    assert_eq!(
+        Precondition::GroupDefinitionMismatch.code(),
+        "group_definition_mismatch"
     );
 }
 
@@ -475,11 +626,11 @@ proptest! {
                 }
                 Step::Op(op) => {
                     let before = v.clone();
-                    match v.plan(&op, now, "prop", &BTreeSet::new(), &all_reachable) {
+                    match v.plan(&op, now, "prop", &BTreeSet::new(), &all_reachable, &BTreeSet::new()) {
                         Ok(p) => {
                             v.apply(&p);
                             if matches!(op, Operation::Takeover { .. } | Operation::Failover { .. }) {
-                                let alarms = v.alarms(&all_reachable, None, now);
+                                let alarms = v.alarms(&all_reachable, &Agreement::default(), None, now);
                                 let main = &op.named_members()[1];
                                 prop_assert!(
                                     alarms.iter().any(|a| a.main.as_deref() == Some(*main)),
@@ -499,7 +650,7 @@ proptest! {
             prop_assert!(violations.is_empty(), "{:?}", violations);
             // Any takeover flag on a main means no redundancy.
             if v.members.iter().any(|m| m.takeover.is_some()) {
-                prop_assert!(!v.alarms(&all_reachable, None, now).is_empty());
+                prop_assert!(!v.alarms(&all_reachable, &Agreement::default(), None, now).is_empty());
             }
         }
     }
@@ -509,16 +660,20 @@ proptest! {
 fn digests_tell_who_holds_the_newer_record() {
     let old = group();
     let new = taken_over_group();
-    // The holder of the takeover offers the two changed records and wants nothing.
+    // The holder of the takeover offers the two changed records, and backup-2's whose
+    // replication status is newer, and wants nothing.
     let offered: Vec<String> = new
         .newer_than(&old.digest())
         .into_iter()
         .map(|r| r.name)
         .collect();
-    assert_eq!(offered, ["main-1", "backup-1"]);
+    assert_eq!(offered, ["main-1", "backup-1", "backup-2"]);
     assert!(new.wanted(&old.digest()).is_empty());
     // The stale side asks for them (the replication result is status: it counts too).
-    assert_eq!(old.wanted(&new.digest()), ["main-1", "backup-1"]);
+    assert_eq!(
+        old.wanted(&new.digest()),
+        ["main-1", "backup-1", "backup-2"]
+    );
     assert!(old.newer_than(&new.digest()).is_empty());
     // Equal views exchange stamps only.
     assert!(new.newer_than(&new.digest()).is_empty() && new.wanted(&new.digest()).is_empty());

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, CommandError, Event};
 pub use crate::group::ClaimAnswer;
-use crate::group::{MemberRecord, Millis, Stamp};
+use crate::group::{Definition, MemberRecord, Millis, Stamp};
 
 /// Version of the peer protocol; a peer speaking another one is refused. Version 2 signs
 /// every request (HMAC-SHA256) instead of sending the group secret in a header.
@@ -31,6 +31,14 @@ pub struct Heartbeat {
     pub operations: Vec<String>,
     #[serde(default)]
     pub sent_at: Millis,
+    /// The digest of the group as the sender's configuration lists it (absent from older
+    /// agents: then nothing is compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition_digest: Option<String>,
+    /// The sender's group definition itself, sent while the sender knows the peer's differs
+    /// (so the peer can say how).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<Definition>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -42,6 +50,12 @@ pub struct HeartbeatReply {
     /// Records the replier wants: the sender holds them newer.
     #[serde(default)]
     pub want: Vec<String>,
+    /// The digest of the group as the replier's configuration lists it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition_digest: Option<String>,
+    /// The replier's group definition, when its digest differs from the heartbeat's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition: Option<Definition>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +70,10 @@ pub struct ApplyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planned_from: Option<(u64, String)>,
     pub event: Option<Event>,
+    /// The digest of the coordinator's group definition: a member whose own differs refuses
+    /// the record (`group_definition_mismatch`). Absent from older coordinators.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition_digest: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +107,10 @@ pub struct CommandRequest {
     pub group: String,
     pub from: String,
     pub command: Command,
+    /// The digest of the forwarding agent's group definition: a coordinator whose own differs
+    /// refuses the command (the forwarder may have read row indexes of another group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definition_digest: Option<String>,
 }
 
 /// Asks a Backup's agent to replicate now (all its Mains, or `main`).
@@ -192,6 +214,8 @@ mod tests {
             digest: Vec::new(),
             operations: Vec::new(),
             sent_at: 0,
+            definition_digest: None,
+            definition: None,
         }
     }
 

@@ -151,12 +151,12 @@ async fn replicate(
     Ok(Json(agent.replicate_on_demand(req.backup, req.main).await?).into_response())
 }
 
-fn no_data(agent: &Agent) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "no_data",
-        format!("{} publishes no data directory", agent.name()),
-    )
+/// The directory this agent publishes now, or 404 `no_data` saying why it publishes nothing.
+async fn published(agent: &Agent) -> Result<std::path::PathBuf, ApiError> {
+    agent
+        .published_dir()
+        .await
+        .map_err(|why| ApiError::new(StatusCode::NOT_FOUND, "no_data", why))
 }
 
 fn internal(kind: &str, e: impl std::fmt::Display) -> ApiError {
@@ -164,7 +164,7 @@ fn internal(kind: &str, e: impl std::fmt::Display) -> ApiError {
 }
 
 async fn manifest(State(agent): State<Agent>) -> Result<Response, ApiError> {
-    let dir = agent.data_dir().ok_or_else(|| no_data(&agent))?;
+    let dir = published(&agent).await?;
     let m = tokio::task::spawn_blocking(move || replication::manifest(&dir))
         .await
         .map_err(|e| internal("internal", e))?
@@ -175,7 +175,7 @@ async fn manifest(State(agent): State<Agent>) -> Result<Response, ApiError> {
 /// Streams one published file (bounded memory). A path that leaves the data directory, or
 /// that is or passes through a symbolic link, is refused: the Main never follows a link.
 async fn file(State(agent): State<Agent>, Path(path): Path<String>) -> Result<Response, ApiError> {
-    let dir = agent.data_dir().ok_or_else(|| no_data(&agent))?;
+    let dir = published(&agent).await?;
     let (file, size) =
         tokio::task::spawn_blocking(move || replication::open_published(&dir, &path))
             .await

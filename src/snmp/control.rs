@@ -131,8 +131,15 @@ pub fn dry_run(snap: &Snapshot, op: &Operation, now: Millis) -> Result<(), Refus
         Some(m) if m.state == OperState::Unknown => Reachability::Unreachable,
         _ => Reachability::Reachable,
     };
-    view.plan(op, now, &snap.local, &BTreeSet::new(), &reach)
-        .map(|_| ())
+    view.plan(
+        op,
+        now,
+        &snap.local,
+        &BTreeSet::new(),
+        &reach,
+        &snap.mismatched,
+    )
+    .map(|_| ())
 }
 
 #[cfg(test)]
@@ -267,5 +274,15 @@ mod tests {
         unknown.members[1].state = OperState::Unknown;
         unknown.local = "main-1".into(); // backup-1 is not this agent
         assert!(dry_run(&unknown, &take, 10).is_err());
+        // a member whose configuration lists another group (its row index may mean another
+        // member there): refused in the test phase
+        let mut differs = snapshot();
+        differs.mismatched = ["main-1".to_string()].into();
+        assert_eq!(
+            dry_run(&differs, &take, 10),
+            Err(Refusal::Preconditions(vec![
+                crate::group::Precondition::GroupDefinitionMismatch
+            ]))
+        );
     }
 }

@@ -27,6 +27,20 @@ impl Value {
     pub fn text(s: &str) -> Value {
         Value::Octets(Bytes::copy_from_slice(s.as_bytes()))
     }
+
+    /// A `DisplayString` (at most 255 octets): a longer text is cut at a character boundary
+    /// and ends with "..." (the HTTP API and the status page show it whole).
+    pub fn display(s: &str) -> Value {
+        const MAX: usize = 255;
+        if s.len() <= MAX {
+            return Value::text(s);
+        }
+        let mut end = MAX - 3;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        Value::text(&format!("{}...", &s[..end]))
+    }
 }
 
 /// A value that is read when a request asks for it.
@@ -290,6 +304,7 @@ pub fn alarm_type_value(k: AlarmKind) -> i32 {
         AlarmKind::Takeover => 1,
         AlarmKind::Failover => 2,
         AlarmKind::NoStandbyBackup => 3,
+        AlarmKind::GroupDefinitionMismatch => 4,
     }
 }
 
@@ -307,8 +322,9 @@ pub fn member_index(snap: &Snapshot, name: &str) -> u32 {
 }
 
 /// `rgAlarmIndex` of an alarm: the Main's `rgMemberIndex` for a takeover or failover (one
-/// alarm per taken-over Main), `rgMemberCount + 1` for noStandbyBackup. Stable while the alarm
-/// is raised, restarts included, as long as the configured members stay the same.
+/// alarm per taken-over Main), `rgMemberCount + 1` for noStandbyBackup, `rgMemberCount + 2`
+/// for groupDefinitionMismatch. Stable while the alarm is raised, restarts included, as long
+/// as the configured members stay the same.
 pub fn alarm_index(snap: &Snapshot, alarm: &Alarm) -> u32 {
     match (&alarm.kind, &alarm.main) {
         (AlarmKind::Takeover | AlarmKind::Failover, Some(main))
@@ -316,6 +332,7 @@ pub fn alarm_index(snap: &Snapshot, alarm: &Alarm) -> u32 {
         {
             member_index(snap, main)
         }
+        (AlarmKind::GroupDefinitionMismatch, _) => index32(snap.members.len() + 2),
         _ => index32(snap.members.len() + 1),
     }
 }
@@ -533,7 +550,7 @@ fn understudy(snap: &Snapshot, root: &[u32], e: &mut Vec<(Oid, Cell)>) {
             cell(ac::RAISED_TIME),
             Value::Octets(date_and_time(a.raised_at)),
         );
-        push(e, cell(ac::REASON), Value::text(&a.reason));
+        push(e, cell(ac::REASON), Value::display(&a.reason));
         let idx_of = |n: &Option<String>| {
             n.as_deref()
                 .map_or(0, |n| i32::try_from(member_index(snap, n)).unwrap_or(0))
@@ -599,6 +616,7 @@ pub(crate) mod tests {
             replication_failures: 0,
             notifications: None,
             state_error: None,
+            mismatched: Default::default(),
             boots: 3,
             started_at: 1_700_000_000_000,
         }
@@ -808,21 +826,69 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_no_standby_alarm_takes_the_index_after_the_members() {
+    fn a_display_string_is_cut_to_255_octets_at_a_character_boundary() {
+        let octets = |v: Value| match v {
+            Value::Octets(b) => String::from_utf8(b.to_vec()).expect("UTF-8"),
+            other => panic!("{other:?}"),
+        };
+        // (text, what is sent)
+        let long = "x".repeat(300);
+        let accented = format!("{}é{}", "y".repeat(251), "z".repeat(10));
+        let rows = [
+            ("short".to_string(), "short".to_string()),
+            ("a".repeat(255), "a".repeat(255)),
+            (long, format!("{}...", "x".repeat(252))),
+            // é takes octets 252-253: cut before it rather than through it.
+            (accented, format!("{}...", "y".repeat(251))),
+        ];
+        for (text, want) in rows {
+            let got = octets(Value::display(&text));
+            assert!(got.len() <= 255, "{}", got.len());
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn group_alarms_take_the_indexes_after_the_members() {
         let mut s = snapshot();
+        let alarm = |kind, reason: &str| Alarm {
+            kind,
+            raised_at: 5,
+            reason: reason.into(),
+            main: None,
+            backup: None,
+        };
         s.redundancy = Redundancy {
-            alarms: vec![Alarm {
-                kind: AlarmKind::NoStandbyBackup,
-                raised_at: 5,
-                reason: "no backup is in standby".into(),
-                main: None,
-                backup: None,
-            }],
+            alarms: vec![
+                alarm(
+                    AlarmKind::NoStandbyBackup,
+                    "no backup could take over main-1",
+                ),
+                alarm(
+                    AlarmKind::GroupDefinitionMismatch,
+                    "main-1's group definition differs from backup-1's",
+                ),
+            ],
         };
         let t = build(&s, &info());
         let r = "1.3.6.1.4.1.32473.36";
-        assert_eq!(t.get(&oid(&format!("{r}.1.3.1.2.3"))), Some(&int(3)));
-        assert_eq!(t.get(&oid(&format!("{r}.1.3.1.5.3"))), Some(&int(0)));
+        // (rgAlarmType.i, its type) and (rgAlarmReason.i, its reason): two members, so 3 and 4.
+        let table = [
+            (format!("{r}.1.3.1.2.3"), int(3)),
+            (format!("{r}.1.3.1.5.3"), int(0)),
+            (
+                format!("{r}.1.3.1.4.3"),
+                text("no backup could take over main-1"),
+            ),
+            (format!("{r}.1.3.1.2.4"), int(4)),
+            (
+                format!("{r}.1.3.1.4.4"),
+                text("main-1's group definition differs from backup-1's"),
+            ),
+        ];
+        for (o, want) in table {
+            assert_eq!(t.get(&oid(&o)), Some(&want), "value of {o}");
+        }
     }
 
     #[test]

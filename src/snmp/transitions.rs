@@ -189,7 +189,7 @@ pub fn no_redundancy(snap: &Snapshot, root: &[u32], alarm: &Alarm) -> Notificati
         ),
         (
             mib::alarm_cell(root, alarm_col::REASON, idx),
-            Value::text(&alarm.reason),
+            Value::display(&alarm.reason),
         ),
     ];
     note(Kind::NoRedundancy, snap, root, varbinds)

@@ -406,6 +406,7 @@ mod tests {
             replication_failures: 0,
             notifications: None,
             state_error: None,
+            mismatched: Default::default(),
             boots: 1,
             started_at: 0,
         }

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 
 use crate::command::Command;
 use crate::group::{
-    AlarmKind, GroupView, MemberRecord, Millis, Operation, Reachability, Requester, Role,
+    Agreement, AlarmKind, GroupView, MemberRecord, Millis, Operation, Reachability, Requester, Role,
 };
 use node::{Ctx, Node, Out, Packet, Report, Route};
 
@@ -756,7 +756,7 @@ impl World {
         }
         // (a) every takeover not restored since still raises the alarm.
         let reach = |_: &str| Reachability::Reachable;
-        let alarms = view.alarms(&reach, None, 0);
+        let alarms = view.alarms(&reach, &Agreement::default(), None, 0);
         for (main, op) in &self.taken {
             let raised = alarms
                 .iter()

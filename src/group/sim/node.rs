@@ -15,9 +15,9 @@ use serde::Serialize;
 use crate::command::{Command, CommandError, ErrorBody, Event, OutcomeKind};
 use crate::group::{
     after_apply_failure, claim_verdict, claimed_members, coordinator_of, own_record_rewritten,
-    release_not_awaited, resolve, AfterApplyFailure, Alarm, Claim, ClaimAnswer, ClaimRefused,
-    GroupView, Liveness, MemberRecord, Millis, Mono, Operation, Plan, Precondition, Reachability,
-    Requester, Resolution, Sight,
+    release_not_awaited, resolve, AfterApplyFailure, Agreement, Alarm, Claim, ClaimAnswer,
+    ClaimRefused, GroupView, Liveness, MemberRecord, Millis, Mono, Operation, Plan, Precondition,
+    Reachability, Requester, Resolution, Sight,
 };
 use crate::peer::messages::{check_envelope, Envelope};
 use crate::peer::{
@@ -350,9 +350,12 @@ impl Node {
         let state = {
             let mem = self.mem.as_ref().expect("running");
             let reach = self.reach_fn(ctx.now);
-            mem.st
-                .view
-                .alarm_state(&reach, mem.st.no_standby_since, ctx.wall())
+            mem.st.view.alarm_state(
+                &reach,
+                &Agreement::default(),
+                mem.st.no_standby_since,
+                ctx.wall(),
+            )
         };
         if state.no_standby_since != self.mem().st.no_standby_since {
             self.mem().st.no_standby_since = state.no_standby_since;
@@ -378,6 +381,9 @@ impl Node {
             digest: digest.clone(),
             operations,
             sent_at: ctx.wall(),
+            // Every simulated member lists the same group: nothing to compare.
+            definition_digest: None,
+            definition: None,
         });
 
         for peer in 0..ctx.names.len() {
@@ -491,6 +497,8 @@ impl Node {
                 from: self.name.clone(),
                 records: view.newer_than(&hb.digest),
                 want: view.wanted(&hb.digest),
+                definition_digest: None,
+                definition: None,
             })
         };
         ctx.send(p.from, p.rpc, Route::HeartbeatReply, &reply);
@@ -532,6 +540,8 @@ impl Node {
                 digest: Vec::new(),
                 operations: Vec::new(),
                 sent_at: 0,
+                definition_digest: None,
+                definition: None,
             };
             let rpc = ctx.rpc();
             self.mem()
@@ -568,6 +578,7 @@ impl Node {
             group: self.group.clone(),
             from: self.name.clone(),
             command: cmd.clone(),
+            definition_digest: None,
         };
         let rpc = ctx.rpc();
         self.mem()
@@ -680,7 +691,7 @@ impl Node {
             let busy = mem.st.claims.busy(now);
             mem.st
                 .view
-                .plan(&op, now, &self.name, &busy, &reach)
+                .plan(&op, now, &self.name, &busy, &reach, &BTreeSet::new())
                 .map_err(CommandError::from)
         };
         let me = self.name.clone();
@@ -970,6 +981,7 @@ impl Node {
                 record: rec,
                 planned_from: from,
                 event,
+                definition_digest: None,
             };
             let rpc = ctx.rpc();
             self.mem().rpcs.insert(rpc, Pending::Apply);
