@@ -1,10 +1,11 @@
 //! Persist, then change memory, then act: main-1's state directory is an 8 MiB tmpfs, filled
-//! up; a takeover then fails at main-1's step (it cannot persist its release) and changes
-//! nothing anywhere — main-1 still online on its address, backup-1 in standby, the group
-//! redundant, on every member's view. Before, main-1 merged its new record in memory before
-//! the save failed and spread it with its heartbeats: every member showed main-1 offline and
-//! backup-1 in standby, so nobody served and the group said the Main was offline. Needs root
-//! (mounts a tmpfs); ./scripts/test runs as root in CI.
+//! up; a takeover then fails at main-1 (it cannot persist the operation's claim) and changes
+//! nothing anywhere — main-1 still online on its address, backup-1 in standby, on every
+//! member's view; main-1 raises one alarm, that it cannot write its state, until it can.
+//! Before, main-1 merged its new record in memory before the save failed and spread it with
+//! its heartbeats: every member showed main-1 offline and backup-1 in standby, so nobody
+//! served and the group said the Main was offline. Needs root (mounts a tmpfs);
+//! ./scripts/test runs as root in CI.
 
 mod support;
 
@@ -45,8 +46,24 @@ async fn a_save_that_fails_changes_nothing_anywhere() {
         assert_eq!(m["current_address"], m["configured_address"], "{g}");
         assert_eq!(m["takeover_flag"], false, "{g}");
         assert_eq!(b["operational_state"], "standby", "{g}");
-        assert_eq!(g["redundancy"]["redundant"], true, "{g}");
     }
+    // No takeover mark anywhere; the only alarm is main-1's own: it cannot write its state.
+    let alarm_types = |g: &serde_json::Value| -> Vec<String> {
+        g["redundancy"]["alarms"]
+            .as_array()
+            .map(|a| a.iter().map(|a| a["type"].to_string()).collect())
+            .unwrap_or_default()
+    };
+    let g = group_as_seen_by(&urls[1]).await;
+    assert_eq!(g["redundancy"]["redundant"], true, "{g}");
+    let g = group_as_seen_by(&urls[0]).await;
+    assert_eq!(alarm_types(&g), ["\"state_not_writable\""], "{g}");
+    assert!(
+        g["redundancy"]["alarms"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("main-1 cannot write its state")),
+        "the alarm says why: {g}"
+    );
 
     // main-1 says it cannot write its state: /healthz 503, understudy_state_writable 0.
     let main_url = pair.main_url();
@@ -73,6 +90,8 @@ async fn a_save_that_fails_changes_nothing_anywhere() {
         metrics.contains("understudy_state_writable{group=\"test\"} 1"),
         "{metrics}"
     );
+    let g = group_as_seen_by(&main_url).await;
+    assert_eq!(g["redundancy"]["redundant"], true, "the alarm is gone: {g}");
     let (status, body) = command(&pair.backup_url(), "takeover", GROUP_TOKEN, takeover).await;
     assert_eq!(status, 200, "{body}");
 }

@@ -30,8 +30,8 @@ use crate::command::{Event, OutcomeKind};
 use crate::config::Config;
 use crate::device_check;
 use crate::group::{
-    Agreement, AlarmState, Backoff, GroupView, Liveness, MemberRecord, Millis, Mono, OperState,
-    Operation, Publishes, Reachability, ReplicationResult, Requester, Role,
+    state_not_writable, Agreement, AlarmState, Backoff, GroupView, Liveness, MemberRecord, Millis,
+    Mono, OperState, Operation, Publishes, Reachability, ReplicationResult, Requester, Role,
 };
 use crate::peer::{
     ApplyReply, ApplyRequest, CommandRequest, Heartbeat, HeartbeatReply, PeerClient, PeerError,
@@ -59,7 +59,8 @@ struct Inner {
     state: Mutex<PersistedState>,
     liveness: StdMutex<Liveness>,
     /// Why the last write of the state failed (None once a write succeeds).
-    state_error: StdMutex<Option<String>>,
+    /// Since when (wall clock), while it keeps failing.
+    state_error: StdMutex<Option<(String, Millis)>>,
     /// This agent's group definition and the peers whose definitions differ from it.
     agreement: StdMutex<Agreement>,
     /// The failover detector's back-off, per Main, after attempts that were not carried out.
@@ -268,16 +269,26 @@ impl Agent {
     /// `/healthz` and `understudy_state_writable` show it).
     fn save(&self, st: &PersistedState) -> Result<(), StoreError> {
         let result = self.inner.store.save(st);
-        *self
+        let mut error = self
             .inner
             .state_error
             .lock()
-            .unwrap_or_else(|p| p.into_inner()) = result.as_ref().err().map(|e| e.to_string());
+            .unwrap_or_else(|p| p.into_inner());
+        *error = match (&result, error.take()) {
+            (Ok(()), _) => None,
+            (Err(e), Some((_, since))) => Some((e.to_string(), since)),
+            (Err(e), None) => Some((e.to_string(), now_ms())),
+        };
+        drop(error);
         result
     }
 
     /// Why the last write of the state failed, while it keeps failing.
     pub fn state_error(&self) -> Option<String> {
+        self.state_error_since().map(|(why, _)| why)
+    }
+
+    fn state_error_since(&self) -> Option<(String, Millis)> {
         self.inner
             .state_error
             .lock()
@@ -376,6 +387,10 @@ impl Agent {
         if no_standby_since != st.no_standby_since {
             st.no_standby_since = no_standby_since;
             self.persist_or_log(st);
+        }
+        let mut alarms = alarms;
+        if let Some((why, since)) = self.state_error_since() {
+            alarms.push(state_not_writable(&self.inner.name, &why, since));
         }
         let redundancy = Redundancy { alarms };
         let members = st

@@ -27,6 +27,21 @@ pub enum AlarmKind {
     NoStandbyBackup,
     /// A peer's configuration lists another group than this agent's.
     GroupDefinitionMismatch,
+    /// This agent cannot write its state directory: it takes part in no operation.
+    StateNotWritable,
+}
+
+/// The alarm of an agent (`member`) whose state cannot be written since `since` (`why`).
+pub fn state_not_writable(member: &str, why: &str, since: Millis) -> Alarm {
+    Alarm {
+        kind: AlarmKind::StateNotWritable,
+        raised_at: since,
+        reason: format!(
+            "{member} cannot write its state ({why}); it takes part in no operation until it can"
+        ),
+        main: None,
+        backup: None,
+    }
 }
 
 /// The alarms at one moment, and the no-standby time the agent is to keep from now on.

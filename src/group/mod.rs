@@ -29,7 +29,7 @@ mod record;
 mod sim;
 mod status;
 
-pub use alarm::{no_standby_since, Alarm, AlarmKind, AlarmState};
+pub use alarm::{no_standby_since, state_not_writable, Alarm, AlarmKind, AlarmState};
 pub use claims::{
     claim_verdict, claimed_members, resolve, step_state, Claim, ClaimAnswer, ClaimRefused, Claims,
     Resolution, StepState,

@@ -305,6 +305,7 @@ pub fn alarm_type_value(k: AlarmKind) -> i32 {
         AlarmKind::Failover => 2,
         AlarmKind::NoStandbyBackup => 3,
         AlarmKind::GroupDefinitionMismatch => 4,
+        AlarmKind::StateNotWritable => 5,
     }
 }
 
@@ -323,7 +324,7 @@ pub fn member_index(snap: &Snapshot, name: &str) -> u32 {
 
 /// `rgAlarmIndex` of an alarm: the Main's `rgMemberIndex` for a takeover or failover (one
 /// alarm per taken-over Main), `rgMemberCount + 1` for noStandbyBackup, `rgMemberCount + 2`
-/// for groupDefinitionMismatch. Stable while the alarm is raised, restarts included, as long
+/// for groupDefinitionMismatch, `rgMemberCount + 3` for stateNotWritable. Stable while the alarm is raised, restarts included, as long
 /// as the configured members stay the same.
 pub fn alarm_index(snap: &Snapshot, alarm: &Alarm) -> u32 {
     match (&alarm.kind, &alarm.main) {
@@ -333,6 +334,7 @@ pub fn alarm_index(snap: &Snapshot, alarm: &Alarm) -> u32 {
             member_index(snap, main)
         }
         (AlarmKind::GroupDefinitionMismatch, _) => index32(snap.members.len() + 2),
+        (AlarmKind::StateNotWritable, _) => index32(snap.members.len() + 3),
         _ => index32(snap.members.len() + 1),
     }
 }
