@@ -9,6 +9,7 @@
 //! (replication) and `checks` (device checks). They share the parent's imports.
 
 mod checks;
+mod claims;
 mod command;
 mod gossip;
 mod replicas;
