@@ -116,7 +116,9 @@ impl Faults {
 
 /// Which invariants a schedule checks. A refused command changes nothing (b) and every view
 /// converges once the network heals, with every host holding the address its record names
-/// (c), always; the rest when `alarm_and_holders`: the alarm
+/// (c), always, with no intent left (e) and no claim held (f) after the heal; the rest when
+/// `alarm_and_holders`: between any two events every running member's host holds the address
+/// its own record names (g), the alarm
 /// is raised after every completed takeover until a restoring operation starts (a), and no
 /// address is held by two members' records in the converged view (d).
 #[derive(Debug, Clone, Copy)]
@@ -644,6 +646,19 @@ impl World {
             let ev = entry.remove();
             self.now = t;
             self.handle(ev);
+            // (g) between any two events: a member's host holds what its own record names.
+            if self.checks.alarm_and_holders {
+                let wrong: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .filter_map(|n| n.holds_other_than_recorded())
+                    .collect();
+                for w in wrong {
+                    if self.violations.len() < 20 {
+                        self.violations.push(format!("(g) at {}: {w}", self.now));
+                    }
+                }
+            }
         }
         self.now = end;
     }

@@ -217,7 +217,7 @@ pub(super) struct Mem {
     rpcs: BTreeMap<u64, Pending>,
     pushed: BTreeSet<usize>,
     /// Whether the first heartbeat round after start ended and the address was taken.
-    took_address: bool,
+    pub took_address: bool,
     /// Whether the last write of the state failed (`Agent::state_error`).
     state_error: bool,
 }
@@ -314,6 +314,26 @@ impl Node {
         self.mem
             .as_ref()
             .expect("only a running member handles inputs")
+    }
+
+    /// Whether this member's host holds another address than its own record names, once it
+    /// has taken its address after start (every step persists, then moves, then answers).
+    pub fn holds_other_than_recorded(&self) -> Option<String> {
+        let mem = self.mem.as_ref()?;
+        if !mem.took_address {
+            return None;
+        }
+        let named = mem
+            .st
+            .view
+            .member(&self.name)
+            .and_then(|r| r.current_address);
+        (named != self.host).then(|| {
+            format!(
+                "{} holds {:?}, its record names {named:?}",
+                self.name, self.host
+            )
+        })
     }
 
     pub fn view(&self) -> Option<&GroupView> {
