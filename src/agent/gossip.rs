@@ -114,11 +114,35 @@ impl Agent {
                 _ = self.inner.gossip_now.notified() => {}
                 _ = stop.cancelled() => return,
             }
+            let started = self.mono_now();
             let answered = self.gossip_round().await;
+            self.liveness().round_ended(started);
             self.retry_save().await;
             self.expire_claims().await;
             self.resolve_intent(Some(&answered)).await;
             self.publish().await;
+        }
+    }
+
+    /// Ticks every 100 ms so the agent can tell it was paused (SIGSTOP, a stalled VM): after a
+    /// longer gap, what it heard before the pause is not taken for silence of its peers (no
+    /// failover, no release skipped) until a heartbeat round started after the pause ends
+    /// (`group::Liveness::tick`). A task of its own: no operation delays it.
+    pub(super) async fn pause_watch(&self, stop: CancellationToken) {
+        let mut tick = tokio::time::interval(DETECTOR_TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stop.cancelled() => return,
+            }
+            let now = self.mono_now();
+            let paused = self.liveness().tick(now);
+            if paused {
+                warn!(member = %self.inner.name,
+                    "this agent did not run for over a second (paused or starved); peers' \
+                     silence is not judged until its next heartbeat round");
+            }
         }
     }
 

@@ -477,6 +477,8 @@ impl Agent {
         let (me, s) = (self.clone(), stop.clone());
         tasks.spawn(async move { me.failover_loop(s).await });
         let (me, s) = (self.clone(), stop.clone());
+        tasks.spawn(async move { me.pause_watch(s).await });
+        let (me, s) = (self.clone(), stop.clone());
         tasks.spawn(async move { me.replication_loop(s).await });
         for (i, _) in self.inner.cfg.file.device_checks.iter().enumerate() {
             let (me, s) = (self.clone(), stop.clone());

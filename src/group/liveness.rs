@@ -10,10 +10,20 @@ use super::{Millis, Reachability};
 /// Milliseconds on a monotonic clock (never goes back; its zero is the caller's choice).
 pub type Mono = u64;
 
-/// Last successful exchange with each (member, path).
+/// A gap this long between two ticks of the agent's own loops means the agent was paused
+/// (SIGSTOP, a stalled VM) or starved: what it heard before says nothing about now.
+pub const PAUSE_GAP: Millis = 1_000;
+
+/// Last successful exchange with each (member, heartbeat path), and whether this agent's own
+/// view of them is current (it was not paused since).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Liveness {
     last_heard: BTreeMap<(String, String), Mono>,
+    /// The last tick of the agent's loops.
+    last_tick: Option<Mono>,
+    /// When the agent found it had been paused; cleared once a heartbeat round that started
+    /// after it has ended (its answers are in).
+    resumed_at: Option<Mono>,
 }
 
 impl Liveness {
@@ -21,6 +31,37 @@ impl Liveness {
     pub fn heard(&mut self, member: &str, path: &str, at: Mono) {
         self.last_heard
             .insert((member.to_string(), path.to_string()), at);
+    }
+
+    /// The agent's loops tick at `now` (at least every [`PAUSE_GAP`] / 10 when not paused). A
+    /// longer gap since the last tick is a pause: silence is not judged until a heartbeat
+    /// round started after it has ended.
+    /// Whether this tick found a pause.
+    pub fn tick(&mut self, now: Mono) -> bool {
+        let paused = self
+            .last_tick
+            .is_some_and(|t| now.saturating_sub(t) > PAUSE_GAP);
+        if paused {
+            self.resumed_at = Some(now);
+        }
+        self.last_tick = Some(now);
+        paused
+    }
+
+    /// A heartbeat round that started at `started` has ended.
+    pub fn round_ended(&mut self, started: Mono) {
+        if self.resumed_at.is_some_and(|r| started >= r) {
+            self.resumed_at = None;
+        }
+    }
+
+    /// Whether silence can be judged at `now`: not right after a pause (found at a tick, or
+    /// seen now before any tick: the agent just resumed and its loops have not run yet).
+    pub fn current(&self, now: Mono) -> bool {
+        self.resumed_at.is_none()
+            && self
+                .last_tick
+                .is_none_or(|t| now.saturating_sub(t) <= PAUSE_GAP)
     }
 
     fn heard_from(&self, member: &str) -> impl Iterator<Item = Mono> + '_ {
@@ -32,7 +73,8 @@ impl Liveness {
     }
 
     /// How `local`'s agent sees `member` at `now`: itself, or heard on some path within
-    /// `window`, or not.
+    /// `window`, or not. Right after a pause (see [`Liveness::current`]) a silent member counts
+    /// as reachable: the silence is the agent's own.
     pub fn reachability(
         &self,
         local: &str,
@@ -43,9 +85,10 @@ impl Liveness {
         if member == local {
             return Reachability::Local;
         }
-        if self
-            .heard_from(member)
-            .any(|t| now.saturating_sub(t) < window)
+        if !self.current(now)
+            || self
+                .heard_from(member)
+                .any(|t| now.saturating_sub(t) < window)
         {
             Reachability::Reachable
         } else {
@@ -61,8 +104,12 @@ impl Liveness {
     }
 
     /// How long `member` has been silent on every path at `now`: since it was last heard on
-    /// any path, or since `started` when it never was.
+    /// any path, or since `started` when it never was; 0 right after a pause (the silence is
+    /// the agent's own).
     pub fn silent_for(&self, member: &str, now: Mono, started: Mono) -> Millis {
+        if !self.current(now) {
+            return 0;
+        }
         self.heard_from(member)
             .map(|t| now.saturating_sub(t))
             .min()
@@ -81,6 +128,41 @@ mod tests {
         l.heard("main-1", "lan", 1_000);
         l.heard("main-1", "ha", 4_000);
         l
+    }
+
+    #[test]
+    fn after_a_pause_silence_is_not_judged_until_a_round_started_after_it_ended() {
+        let mut l = heard(); // main-1 last heard at 4000
+        for t in (4_000..=4_500).step_by(100) {
+            l.tick(t);
+        }
+        // Frozen from 4500 to 9000: main-1 looks silent for 5 s, but this agent was paused.
+        // Before its loops tick again (a request handled first):
+        assert!(!l.current(9_000));
+        assert_eq!(
+            l.reachability("backup-1", "main-1", 9_000, 3_000),
+            Reachability::Reachable
+        );
+        assert_eq!(l.silent_for("main-1", 9_000, 0), 0);
+        // The tick finds the gap; a round that started before the pause ends: still unknown.
+        l.tick(9_010);
+        l.round_ended(4_400);
+        assert!(!l.current(9_020));
+        // A round started after the pause ends without main-1's answer: silence counts.
+        l.tick(9_100);
+        l.round_ended(9_020);
+        assert!(l.current(9_150));
+        assert_eq!(
+            l.reachability("backup-1", "main-1", 9_150, 3_000),
+            Reachability::Unreachable
+        );
+        assert_eq!(l.silent_for("main-1", 9_150, 0), 5_150);
+        // Ticks every 100 ms are no pause.
+        let mut l = heard();
+        for t in (4_000..=8_000).step_by(100) {
+            l.tick(t);
+            assert!(l.current(t));
+        }
     }
 
     #[test]

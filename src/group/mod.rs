@@ -41,7 +41,7 @@ pub use handshake::{
     after_apply_failure, judge_offer, judge_offer_planned, own_record_rewritten,
     release_not_awaited, Absorbed, Adopted, AfterApplyFailure, Offer,
 };
-pub use liveness::{Liveness, Mono};
+pub use liveness::{Liveness, Mono, PAUSE_GAP};
 pub use operation::{OpKind, Operation, Plan, Precondition, Refusal, Requester};
 pub use plan::coordinator_of;
 pub use record::{
