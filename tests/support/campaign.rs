@@ -226,14 +226,17 @@ pub struct Settings {
     pub seed: u64,
     /// `UNDERSTUDY_CAMPAIGN_TRIALS`, or the caller's default.
     pub trials: usize,
-    /// One trial's seed to replay alone (`UNDERSTUDY_CAMPAIGN_TRIAL`).
+    /// One trial's seed to replay (`UNDERSTUDY_CAMPAIGN_TRIAL`), `trials` times.
     pub replay: Option<u64>,
     /// The fault kinds drawn from, each once per round in a shuffled order.
     pub kinds: Vec<FaultKind>,
+    /// Whether the clients' commands may overlap (otherwise they take turns).
+    pub concurrent: bool,
 }
 
 impl Settings {
-    pub fn from_env(default_trials: usize, kinds: &[FaultKind]) -> Settings {
+    /// `concurrent` unless `UNDERSTUDY_CAMPAIGN_CLIENTS` says `concurrent` or `turns`.
+    pub fn from_env(default_trials: usize, kinds: &[FaultKind], concurrent: bool) -> Settings {
         let num = |var: &str| {
             std::env::var(var)
                 .ok()
@@ -244,28 +247,49 @@ impl Settings {
                 .duration_since(UNIX_EPOCH)
                 .map_or(1, |d| d.as_nanos() as u64)
         });
+        let replay = num("UNDERSTUDY_CAMPAIGN_TRIAL");
+        // A replayed trial runs once unless a number of trials is given.
+        let default_trials = if replay.is_some() { 1 } else { default_trials };
         Settings {
             seed,
             trials: num("UNDERSTUDY_CAMPAIGN_TRIALS").map_or(default_trials, |n| n as usize),
-            replay: num("UNDERSTUDY_CAMPAIGN_TRIAL"),
+            replay,
             kinds: kinds.to_vec(),
+            concurrent: match std::env::var("UNDERSTUDY_CAMPAIGN_CLIENTS").as_deref() {
+                Ok("concurrent") => true,
+                Ok("turns") => false,
+                _ => concurrent,
+            },
         }
     }
 
-    /// Exactly one trial, `seed` (a known failure's).
+    /// The trial `seed` (a known failure's), once.
     pub fn replay(seed: u64) -> Settings {
         Settings {
             seed,
             trials: 1,
             replay: Some(seed),
             kinds: FaultKind::ALL.to_vec(),
+            concurrent: true,
         }
+    }
+
+    /// The same trial `n` times over (a race shows in some runs only).
+    pub fn times(mut self, n: usize) -> Settings {
+        self.trials = n;
+        self
+    }
+
+    /// The same, with the clients taking turns (no two commands under way at once).
+    pub fn taking_turns(mut self) -> Settings {
+        self.concurrent = false;
+        self
     }
 
     /// Every trial's seed: the kinds dealt from a shuffled deck (each kind once per round).
     pub fn trial_seeds(&self) -> Vec<u64> {
         if let Some(seed) = self.replay {
-            return vec![seed];
+            return vec![seed; self.trials.max(1)];
         }
         let mut rng = Rng::new(self.seed);
         let mut deck: Vec<FaultKind> = Vec::new();
@@ -818,8 +842,9 @@ fn pause(d: Duration, stop: &AtomicBool) -> bool {
     !stop.load(Ordering::Relaxed)
 }
 
-/// One client: after `delay`, a random command to a random agent, then a random pause
-/// (0.3–2 s), until stopped.
+/// One client: after `delay` and a pause of its own (up to 1 s), a random command to a random
+/// agent, then a random pause (0.3–2 s), until stopped. With `turn`, the clients take turns:
+/// a command is sent only once the others' are answered.
 fn client_loop(
     iface: Iface,
     seed: u64,
@@ -827,6 +852,7 @@ fn client_loop(
     stop: &AtomicBool,
     client: &str,
     inject: Instant,
+    turn: Option<&Mutex<()>>,
 ) -> Vec<Answer> {
     let api = (iface == Iface::Http).then(|| {
         enter_netns(client);
@@ -834,12 +860,16 @@ fn client_loop(
     });
     let mut rng = Rng::new(seed);
     let mut out = Vec::new();
-    if !pause(delay, stop) {
+    if !pause(delay + rng.between(ms(0), ms(1000)), stop) {
         return out;
     }
     loop {
         let ask = Ask::draw(&mut rng);
         let host = rng.pick(&[MAIN_HOST, BACKUP_HOST]);
+        let _turn = turn.map(lock);
+        if stop.load(Ordering::Relaxed) {
+            return out;
+        }
         let sent = inject.elapsed();
         let (outcome, detail) = match (&api, iface) {
             (Some(api), _) => ask_http(api, ask, host),
@@ -855,6 +885,7 @@ fn client_loop(
             outcome,
             detail,
         });
+        drop(_turn);
         if !pause(rng.between(ms(300), ms(2000)), stop) {
             return out;
         }
@@ -869,14 +900,24 @@ struct Clients {
 }
 
 impl Clients {
-    fn start(client: &str, seeds: [u64; 3], delay: Duration, inject: Instant) -> Clients {
+    fn start(
+        client: &str,
+        seeds: [u64; 3],
+        delay: Duration,
+        inject: Instant,
+        take_turns: bool,
+    ) -> Clients {
         let stop = Arc::new(AtomicBool::new(false));
+        let turn = take_turns.then(|| Arc::new(Mutex::new(())));
         let threads = Iface::ALL
             .iter()
             .zip(seeds)
             .map(|(iface, seed)| {
                 let (iface, stop, client) = (*iface, stop.clone(), client.to_string());
-                std::thread::spawn(move || client_loop(iface, seed, delay, &stop, &client, inject))
+                let turn = turn.clone();
+                std::thread::spawn(move || {
+                    client_loop(iface, seed, delay, &stop, &client, inject, turn.as_deref())
+                })
             })
             .collect();
         Clients { stop, threads }
@@ -1104,6 +1145,9 @@ pub struct KindFigures {
     /// Injection to the first answer from the Backup, in trials where a failover (not a
     /// client's takeover) moved the service.
     pub failover_times: Vec<Duration>,
+    /// For kinds that silence the Main at the injection (kill -9, SIGSTOP, every path cut):
+    /// from the injection to each failover's decision (its event's time).
+    pub decided: Vec<Duration>,
     pub half_done: u64,
     pub stuck_locks: u64,
     pub unsettled: u64,
@@ -1124,6 +1168,8 @@ pub struct Finding {
 #[derive(Debug, Default)]
 pub struct Report {
     pub seed: u64,
+    /// Whether the clients' commands could overlap.
+    pub concurrent: bool,
     pub trials: usize,
     pub faults: usize,
     pub elapsed: Duration,
@@ -1167,6 +1213,13 @@ impl Report {
         self.total(|k| k.unsettled)
     }
 
+    /// Failovers decided less than failover_after after the Main went silent, of `kind`.
+    pub fn early_failovers(&self, kind: FaultKind) -> usize {
+        self.kinds.get(&kind).map_or(0, |f| {
+            f.decided.iter().filter(|d| **d < FAILOVER_AFTER).count()
+        })
+    }
+
     /// Two-holder time in trials of kinds outside the fencing gaps (from the injection until
     /// the group is restored), and before the first trial.
     pub fn two_holders_outside_gaps(&self) -> Duration {
@@ -1194,9 +1247,15 @@ impl Report {
         let _ = writeln!(
             s,
             "plant: main and backup namespaces, one agent each (linux backend), heartbeat 500 ms \
-             on 2 paths, failover_after {:.3} s; addresses sampled every {} ms",
+             on 2 paths, failover_after {:.3} s; addresses sampled every {} ms; 3 clients (http, \
+             cli, snmp), {}",
             FAILOVER_AFTER.as_secs_f64(),
-            SAMPLE_EVERY.as_millis()
+            SAMPLE_EVERY.as_millis(),
+            if self.concurrent {
+                "their commands may overlap"
+            } else {
+                "taking turns"
+            }
         );
         let _ = writeln!(
             s,
@@ -1280,6 +1339,26 @@ impl Report {
             gap_healed.as_millis(),
             FAILOVER_AFTER.as_millis()
         );
+        let mut decided: Vec<Duration> = self
+            .kinds
+            .values()
+            .flat_map(|f| f.decided.iter().copied())
+            .collect();
+        decided.sort();
+        if !decided.is_empty() {
+            let early = decided.iter().filter(|d| **d < FAILOVER_AFTER).count();
+            let _ = writeln!(
+                s,
+                "failovers decided after the Main went silent (kill -9, SIGSTOP, every path cut): \
+                 min {:.3} s, median {:.3} s, max {:.3} s; {early} of {} before failover_after \
+                 ({} of them in trials freezing the Main for less than failover_after)",
+                decided[0].as_secs_f64(),
+                percentile(&decided, 0.5).as_secs_f64(),
+                decided[decided.len() - 1].as_secs_f64(),
+                decided.len(),
+                self.early_failovers(FaultKind::StopMainShort)
+            );
+        }
         let _ = writeln!(
             s,
             "ms with an address on no host while an agent shows a member online on it: {} ({} \
@@ -1348,10 +1427,16 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "replay the campaign: UNDERSTUDY_CAMPAIGN_SEED={} UNDERSTUDY_CAMPAIGN_TRIALS={}; one \
-             trial: UNDERSTUDY_CAMPAIGN_TRIAL=<its seed>; logs: {}",
+            "replay the campaign: UNDERSTUDY_CAMPAIGN_SEED={} UNDERSTUDY_CAMPAIGN_TRIALS={} \
+             UNDERSTUDY_CAMPAIGN_CLIENTS={}; one trial: UNDERSTUDY_CAMPAIGN_TRIAL=<its seed>; \
+             logs: {}",
             self.seed,
             self.trials,
+            if self.concurrent {
+                "concurrent"
+            } else {
+                "turns"
+            },
             self.out.display()
         );
         s
@@ -1393,6 +1478,8 @@ pub struct Campaign {
     out: PathBuf,
     /// Every trial's line and the checker's lines (written to `addresses.txt` at the end).
     timeline: Vec<String>,
+    /// Whether the clients' commands may overlap.
+    concurrent: bool,
 }
 
 /// What one trial saw, for its line and, when a check fails, its file.
@@ -1436,11 +1523,15 @@ impl Campaign {
             t0,
             out,
             timeline: Vec::new(),
+            concurrent: true,
         }
     }
 
-    /// Runs the campaign's trials; prints one line per trial; returns the figures.
+    /// Runs the campaign's trials; prints one line per trial; returns the figures. Campaigns
+    /// of one test binary run one at a time (they share the plant's names).
     pub fn run(settings: &Settings) -> Report {
+        static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+        let _one = lock(&ONE_AT_A_TIME);
         let seeds = settings.trial_seeds();
         eprintln!(
             "fault campaign: seed {} ({} trials); UNDERSTUDY_CAMPAIGN_SEED={} replays it, \
@@ -1451,7 +1542,9 @@ impl Campaign {
         );
         let started = Instant::now();
         let mut c = Campaign::start();
+        c.concurrent = settings.concurrent;
         let mut report = Report {
+            concurrent: settings.concurrent,
             seed: settings.replay.unwrap_or(settings.seed),
             out: c.out.clone(),
             ..Report::default()
@@ -1799,7 +1892,13 @@ impl Campaign {
         let inject = Instant::now();
         let at = self.t0.elapsed().as_secs_f64();
 
-        let clients = Clients::start(&self.plant.client, client_seeds, client_delay, inject);
+        let clients = Clients::start(
+            &self.plant.client,
+            client_seeds,
+            client_delay,
+            inject,
+            !self.concurrent,
+        );
         self.inject(&fault);
         let healed = inject.elapsed();
         let during = self.checker.take();
@@ -1863,6 +1962,23 @@ impl Campaign {
         };
         if let Some(t) = failover_time {
             fig.failover_times.push(t);
+        }
+        let silences_main = matches!(
+            kind,
+            FaultKind::Kill9Main
+                | FaultKind::StopMainShort
+                | FaultKind::StopMainLong
+                | FaultKind::CutAllPaths
+        );
+        if silences_main {
+            for e in events
+                .iter()
+                .filter(done)
+                .filter(|e| e["kind"] == "failover")
+            {
+                let at = e["at"].as_u64().unwrap_or(since);
+                fig.decided.push(ms(at.saturating_sub(since)));
+            }
         }
 
         // The checks.
