@@ -29,6 +29,10 @@ use super::tmpfs::Tmpfs;
 
 /// The plant's `failover_after` (tests/support/netns.rs writes it; heartbeats every 500 ms).
 pub const FAILOVER_AFTER: Duration = Duration::from_secs(2);
+/// The plant's heartbeat interval. A Backup counts a Main's silence from the last heartbeat it
+/// heard, up to one interval before a freeze: a Main frozen for `failover_after` minus one
+/// interval may already look silent for `failover_after`.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the checker samples the addresses.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// How often the prober asks the service address who answers.
@@ -138,8 +142,8 @@ impl FaultKind {
         match self {
             FaultKind::Kill9Main => "kill -9 main agent",
             FaultKind::Kill9Backup => "kill -9 backup agent",
-            FaultKind::StopMainShort => "SIGSTOP main < failover_after",
-            FaultKind::StopMainLong => "SIGSTOP main >= failover_after",
+            FaultKind::StopMainShort => "SIGSTOP main < f_a - heartbeat",
+            FaultKind::StopMainLong => "SIGSTOP main >= f_a - heartbeat",
             FaultKind::StopBackup => "SIGSTOP backup",
             FaultKind::CutAllPaths => "every path cut",
             FaultKind::CutOnePath => "one path cut",
@@ -149,7 +153,8 @@ impl FaultKind {
     }
 
     /// The documented fencing gaps (ARCHITECTURE.md, "What is not done yet"): nothing removes
-    /// the address of a Main whose agent is dead or frozen past failover_after, or that is cut
+    /// the address of a Main whose agent is dead or frozen long enough to look silent for
+    /// failover_after (from failover_after minus one heartbeat interval on), or that is cut
     /// off on every heartbeat path, so an auto-failover Backup holds it too until the Main's
     /// agent returns. Two holders are counted for these, not forbidden.
     pub fn fencing_gap(self) -> bool {
@@ -188,8 +193,11 @@ impl Fault {
         let fa = FAILOVER_AFTER;
         let lasts = match kind {
             FaultKind::Kill9Main | FaultKind::Kill9Backup => rng.between(ms(0), 3 * fa),
-            FaultKind::StopMainShort => rng.between(ms(100), fa - ms(1)),
-            FaultKind::StopMainLong => rng.between(fa, 3 * fa),
+            // Short: the Backup never hears a silence of failover_after (the freeze ends at
+            // least a heartbeat interval, plus 100 ms of slack, before). Long: it may, so the
+            // Main may be failed over while frozen (the fencing gap).
+            FaultKind::StopMainShort => rng.between(ms(100), fa - HEARTBEAT_INTERVAL - ms(101)),
+            FaultKind::StopMainLong => rng.between(fa - HEARTBEAT_INTERVAL, 3 * fa),
             FaultKind::StopBackup => rng.between(ms(100), 3 * fa),
             _ => rng.between(ms(500), 3 * fa),
         };
