@@ -34,8 +34,14 @@ async fn a_backup_paused_past_failover_after_does_not_fail_over_a_live_main() {
         for url in [&main, &backup] {
             let g = get_json(&format!("{url}/api/v1/group")).await;
             let (m, b) = (member(&g, "main-1"), member(&g, "backup-1"));
-            assert_eq!(m["operational_state"], "online", "trial {trial}, {url}: {g}");
-            assert_eq!(b["operational_state"], "standby", "trial {trial}, {url}: {g}");
+            assert_eq!(
+                m["operational_state"], "online",
+                "trial {trial}, {url}: {g}"
+            );
+            assert_eq!(
+                b["operational_state"], "standby",
+                "trial {trial}, {url}: {g}"
+            );
             assert_eq!(g["takeovers"]["failover"], 0, "trial {trial}, {url}: {g}");
         }
     }

@@ -27,6 +27,9 @@ pub const BACKUP_SERVICE: &str = "192.0.2.20";
 pub const SERVICE_PORT: u16 = 8080;
 pub const AGENT_PORT: u16 = 9400;
 pub const TOKEN: &str = "netns-token";
+/// The agents' SNMP port after [`Plant::enable_snmp`], and its read-write community.
+pub const SNMP_PORT: u16 = 1161;
+pub const SNMP_COMMUNITY: &str = "netns-write";
 
 /// The addresses the agents move, and the client's, in one address family.
 #[derive(Debug, Clone, Copy)]
@@ -78,6 +81,30 @@ pub fn add_address(ns: &str, cidr: &str, dev: &str, flags: &[&str]) {
     let mut args = vec!["ip", "-n", ns, "addr", "add", cidr, "dev", dev];
     args.extend_from_slice(flags);
     must(&args);
+}
+
+/// The addresses configured on `dev` in namespace `ns` (`ip -o addr show`), without prefix.
+pub fn addresses_in(ns: &str, dev: &str) -> Vec<String> {
+    let out = run(&["ip", "-n", ns, "-o", "addr", "show", "dev", dev]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            words.find(|w| *w == "inet" || *w == "inet6")?;
+            words
+                .next()
+                .map(|a| a.split('/').next().unwrap_or(a).to_string())
+        })
+        .collect()
+}
+
+/// Moves the calling thread into network namespace `ns` (made by `ip netns add`): the sockets
+/// it opens from then on live in the plant. Only that thread moves.
+pub fn enter_netns(ns: &str) {
+    let path = format!("/run/netns/{ns}");
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("cannot open {path}: {e}"));
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+        .unwrap_or_else(|e| panic!("cannot enter network namespace {ns}: {e}"));
 }
 
 /// Fails the test (never skips it) when it cannot build namespaces here.
@@ -292,6 +319,30 @@ timeout = "5s"
         }
     }
 
+    /// Gives both agents an SNMP agent on [`SNMP_PORT`] (every address) with the read-write
+    /// community [`SNMP_COMMUNITY`]: call it before starting them.
+    pub fn enable_snmp(&self) {
+        let d = self.dir.path();
+        std::fs::write(d.join("snmp-community"), format!("{SNMP_COMMUNITY}\n")).expect("community");
+        let section = format!(
+            r#"
+[snmp]
+listen = "0.0.0.0:{SNMP_PORT}"
+
+[[snmp.communities]]
+name = "netns-write"
+secret_file = "../snmp-community"
+access = "read-write"
+"#
+        );
+        for member in ["main-1", "backup-1"] {
+            let cfg = d.join(member).join("agent.toml");
+            let mut text = std::fs::read_to_string(&cfg).expect("config");
+            text.push_str(&section);
+            std::fs::write(&cfg, text).expect("config");
+        }
+    }
+
     pub fn ns_of(&self, member: &str) -> &str {
         if member == "main-1" {
             &self.main
@@ -467,17 +518,7 @@ timeout = "5s"
 
     /// Addresses configured on `dev` in `ns`.
     pub fn addresses(&self, ns: &str, dev: &str) -> Vec<String> {
-        let out = run(&["ip", "-n", ns, "-o", "addr", "show", "dev", dev]);
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| {
-                let mut words = l.split_whitespace();
-                words.find(|w| *w == "inet" || *w == "inet6")?;
-                words
-                    .next()
-                    .map(|a| a.split('/').next().unwrap_or(a).to_string())
-            })
-            .collect()
+        addresses_in(ns, dev)
     }
 
     /// Whether `ns` holds `address` on its plant interface.

@@ -94,12 +94,25 @@ pub fn isolate<'a>(cmd: &'a mut Command, persistent: &Path) -> &'a mut Command {
 
 /// A net-snmp command, isolated, with the standard modules and UNDERSTUDY-MIB loaded.
 pub fn netsnmp(name: &str) -> Command {
+    netsnmp_in(None, name)
+}
+
+/// As [`netsnmp`], run inside network namespace `ns` when one is given (`ip netns exec`).
+pub fn netsnmp_in(ns: Option<&str>, name: &str) -> Command {
     let package = if name == "snmptrapd" {
         "snmptrapd"
     } else {
         "snmp"
     };
-    let mut cmd = Command::new(program(name, package));
+    let tool = program(name, package);
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(tool);
+            c
+        }
+        None => Command::new(tool),
+    };
     let persistent = deps_dir().join(format!("snmp-persistent-{}", std::process::id()));
     isolate(&mut cmd, &persistent)
         .arg("-M")
