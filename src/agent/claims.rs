@@ -243,15 +243,7 @@ impl Agent {
                 self.adopt_own(rec.clone(), Some((from.0, from.1.as_str())), None)
                     .await?;
             } else {
-                let req = ApplyRequest {
-                    protocol: PROTOCOL,
-                    group: self.inner.cfg.file.group.clone(),
-                    from: self.inner.name.clone(),
-                    record: rec.clone(),
-                    planned_from: Some(from.clone()),
-                    event: None,
-                    definition_digest: Some(self.agreement().digest().to_string()),
-                };
+                let req = self.apply_request(rec, from, None);
                 let reply = self
                     .inner
                     .peers

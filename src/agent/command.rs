@@ -276,15 +276,7 @@ impl Agent {
                 }
                 continue;
             }
-            let req = ApplyRequest {
-                protocol: PROTOCOL,
-                group: self.inner.cfg.file.group.clone(),
-                from: self.inner.name.clone(),
-                record: rec.clone(),
-                planned_from: Some(from.clone()),
-                event: Some(event.clone()),
-                definition_digest: Some(self.agreement().digest().to_string()),
-            };
+            let req = self.apply_request(rec, from, Some(event.clone()));
             let reach = self.reachability(&rec.name);
             let answer = if release_not_awaited(&plan.operation, &rec.name, reach) {
                 Err(PeerError::Unreachable {
@@ -365,6 +357,24 @@ impl Agent {
             Some(end) => format!("operation stopped: {why}; {end}"),
             None => format!("operation stopped: {why}"),
         }))
+    }
+
+    /// The request that hands `rec`, planned from the record stamped `from`, to its member.
+    pub(super) fn apply_request(
+        &self,
+        rec: &MemberRecord,
+        from: &(u64, String),
+        event: Option<Event>,
+    ) -> ApplyRequest {
+        ApplyRequest {
+            protocol: PROTOCOL,
+            group: self.inner.cfg.file.group.clone(),
+            from: self.inner.name.clone(),
+            record: rec.clone(),
+            planned_from: Some(from.clone()),
+            event,
+            definition_digest: Some(self.agreement().digest().to_string()),
+        }
     }
 
     /// A coordinator hands this agent its new record (the takeover handshake). The record is

@@ -417,6 +417,14 @@ mod tests {
         .expect("takeover plans")
     }
 
+    /// The records `plan` was planned from, in the order of its updates (as the intent keeps).
+    fn records_before(v: &GroupView, plan: &Plan) -> Vec<MemberRecord> {
+        plan.updates
+            .iter()
+            .map(|u| v.member(&u.name).cloned().expect("member"))
+            .collect()
+    }
+
     fn ready_view() -> GroupView {
         let mut v = test_view(&["main-1", "backup-1", "backup-2"]);
         for b in ["backup-1", "backup-2"] {
@@ -487,11 +495,7 @@ mod tests {
     fn an_interrupted_takeover_is_finished_abandoned_rolled_back_or_waited_for() {
         let v = ready_view();
         let plan = takeover_plan(&v);
-        let before: Vec<MemberRecord> = plan
-            .updates
-            .iter()
-            .map(|u| v.member(&u.name).cloned().expect("member"))
-            .collect();
+        let before = records_before(&v, &plan);
         let all = |_: &str| Reachability::Reachable;
         // Nothing in place.
         assert_eq!(
@@ -552,11 +556,7 @@ mod tests {
     fn a_failover_whose_main_was_not_asked_is_finished_once_the_backup_took_over() {
         let v = ready_view();
         let plan = takeover_plan(&v);
-        let before: Vec<MemberRecord> = plan
-            .updates
-            .iter()
-            .map(|u| v.member(&u.name).cloned().expect("member"))
-            .collect();
+        let before = records_before(&v, &plan);
         let no_main = |m: &str| {
             if m == "main-1" {
                 Reachability::Unreachable

@@ -31,8 +31,7 @@ mod status;
 
 pub use alarm::{no_standby_since, state_not_writable, Alarm, AlarmKind, AlarmState};
 pub use claims::{
-    claim_verdict, claimed_members, resolve, step_state, Claim, ClaimAnswer, ClaimRefused, Claims,
-    Resolution, StepState,
+    claim_verdict, claimed_members, resolve, Claim, ClaimAnswer, ClaimRefused, Claims, Resolution,
 };
 pub use coverage::{Refused, Uncovered};
 pub use definition::{Agreement, DefinedMember, Definition, Mismatch, Noted};
