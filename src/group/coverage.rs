@@ -124,49 +124,21 @@ impl GroupView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::group::{test_view, Millis, OperState, Replication, ReplicationResult};
-    use std::collections::BTreeMap;
+    use crate::group::{test_view, Millis, OperState};
 
     fn reachable(_: &str) -> Reachability {
         Reachability::Reachable
     }
 
     fn replicated(v: &mut GroupView, backup: &str, main: &str, at: Millis) {
-        let b = v
-            .members
-            .iter_mut()
-            .find(|m| m.name == backup)
-            .expect("member");
-        let rep = b.replication.get_or_insert(Replication {
-            at,
-            result: ReplicationResult::Success,
-            main: main.into(),
-            last_success: BTreeMap::new(),
-            error: None,
-        });
-        rep.at = at;
-        rep.main = main.into();
-        rep.result = ReplicationResult::Success;
-        rep.error = None;
-        rep.last_success.insert(main.into(), at);
+        assert!(v.record_replication(backup, main, at, None), "{backup}");
     }
 
     fn failed(v: &mut GroupView, backup: &str, main: &str, error: &str) {
-        let b = v
-            .members
-            .iter_mut()
-            .find(|m| m.name == backup)
-            .expect("member");
-        let rep = b.replication.get_or_insert(Replication {
-            at: 0,
-            result: ReplicationResult::Failed,
-            main: main.into(),
-            last_success: BTreeMap::new(),
-            error: None,
-        });
-        rep.main = main.into();
-        rep.result = ReplicationResult::Failed;
-        rep.error = Some(error.into());
+        assert!(
+            v.record_replication(backup, main, 0, Some(error.into())),
+            "{backup}"
+        );
     }
 
     fn set(v: &mut GroupView, name: &str, f: impl FnOnce(&mut crate::group::MemberRecord)) {
