@@ -26,6 +26,82 @@ pub struct MemberSnapshot {
     pub state: OperState,
     /// Per heartbeat path: is the member answering on it? (Always true for the local member.)
     pub paths: Vec<(String, bool)>,
+    /// The lease under which the member holds its current address, as last known (the local
+    /// member's own; a peer's as its last heartbeat reported it). `None`: it holds no address
+    /// under a lease (no address, a backend without leases, or the lease ran out).
+    pub lease: Option<LeaseView>,
+}
+
+/// A member's lease on its current address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseView {
+    /// When the lease runs out unless it is renewed (wall clock).
+    pub until: Millis,
+    /// Who removes the address when it runs out: `kernel` (linux backend: the address has a
+    /// finite lifetime) or `agent` (hooks backend: the agent runs `on_lease_lost`).
+    pub enforced_by: &'static str,
+}
+
+/// The quorum source (`[coordination]`) as this agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordinationView {
+    /// `etcd`.
+    pub backend: &'static str,
+    /// Reachable now (the agent's etcd lease was renewed within its TTL).
+    pub up: bool,
+    /// Since when it has been up / down (wall clock).
+    pub since: Millis,
+    /// Why it is down (the last error), while it is.
+    pub error: Option<String>,
+    /// Until when this agent's etcd lease is known to be valid (wall clock), if it has one.
+    pub session_until: Option<Millis>,
+    /// Service address → the member whose key holds it in etcd, as last read.
+    pub holders: BTreeMap<String, String>,
+}
+
+/// How one fence command run ended (`understudy_fencing_total{outcome}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FenceOutcome {
+    Success,
+    Failed,
+    Timeout,
+}
+
+impl FenceOutcome {
+    pub const ALL: [FenceOutcome; 3] = [
+        FenceOutcome::Success,
+        FenceOutcome::Failed,
+        FenceOutcome::Timeout,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FenceOutcome::Success => "success",
+            FenceOutcome::Failed => "failed",
+            FenceOutcome::Timeout => "timeout",
+        }
+    }
+}
+
+/// One run of the fence command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FenceRun {
+    /// The Main it fenced.
+    pub target: String,
+    pub outcome: FenceOutcome,
+    /// When it ended (wall clock).
+    pub at: Millis,
+    pub duration_ms: u64,
+    /// Exit status and the end of its standard error, or the time-out.
+    pub detail: String,
+}
+
+/// The fence command's record on this agent (`None` in the snapshot without `[fencing]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FencingView {
+    /// Runs by outcome since the agent started (every outcome listed, zeros included).
+    pub runs: BTreeMap<FenceOutcome, u64>,
+    pub last: Option<FenceRun>,
 }
 
 /// The no-redundancy alarm as this agent sees it: the group is redundant while no alarm is
@@ -71,6 +147,10 @@ pub struct Snapshot {
     pub mismatched: BTreeSet<String>,
     pub boots: u32,
     pub started_at: Millis,
+    /// The quorum source; `None` without a `[coordination]` section.
+    pub coordination: Option<CoordinationView>,
+    /// The fence command's runs; `None` without a `[fencing]` section.
+    pub fencing: Option<FencingView>,
 }
 
 impl Snapshot {

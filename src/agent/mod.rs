@@ -140,6 +140,8 @@ impl Agent {
             mismatched: BTreeSet::new(),
             boots: state.boots,
             started_at,
+            coordination: None,
+            fencing: None,
         });
         let agreement = Agreement::new(&name, cfg.file.definition());
         let (snapshot, _) = watch::channel(placeholder);
@@ -414,6 +416,7 @@ impl Agent {
                             (p, up)
                         })
                         .collect(),
+                    lease: None,
                 }
             })
             .collect();
@@ -454,6 +457,8 @@ impl Agent {
             mismatched,
             boots: st.boots,
             started_at: self.inner.started_at,
+            coordination: None,
+            fencing: None,
         }
     }
 

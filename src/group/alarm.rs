@@ -29,6 +29,40 @@ pub enum AlarmKind {
     GroupDefinitionMismatch,
     /// This agent cannot write its state directory: it takes part in no operation.
     StateNotWritable,
+    /// The configured quorum source (etcd) cannot be reached: failover is suspended (what
+    /// serves keeps serving while the members reach each other).
+    CoordinationLost,
+    /// The fence command failed or timed out before a failover: the failover waits for it.
+    FencingFailed,
+}
+
+/// The alarm of an agent that cannot reach its quorum source (`backend`) since `since`.
+pub fn coordination_lost(member: &str, backend: &str, why: &str, since: Millis) -> Alarm {
+    Alarm {
+        kind: AlarmKind::CoordinationLost,
+        raised_at: since,
+        reason: format!(
+            "{member} cannot reach its quorum source ({backend}: {why}); failover is suspended \
+             and a Main that also loses every peer gives up its address when its lease runs out"
+        ),
+        main: None,
+        backup: None,
+    }
+}
+
+/// The alarm of a Backup (`backup`) whose fence command against `main` failed at `at`
+/// (`why`): the failover of `main` waits until a fence run succeeds.
+pub fn fencing_failed(backup: &str, main: &str, why: &str, at: Millis) -> Alarm {
+    Alarm {
+        kind: AlarmKind::FencingFailed,
+        raised_at: at,
+        reason: format!(
+            "{backup} could not fence {main} ({why}); the failover of {main} waits for a fence \
+             run that succeeds"
+        ),
+        main: Some(main.to_string()),
+        backup: Some(backup.to_string()),
+    }
 }
 
 /// The alarm of an agent (`member`) whose state cannot be written since `since` (`why`).

@@ -29,7 +29,10 @@ mod record;
 mod sim;
 mod status;
 
-pub use alarm::{no_standby_since, state_not_writable, Alarm, AlarmKind, AlarmState};
+pub use alarm::{
+    coordination_lost, fencing_failed, no_standby_since, state_not_writable, Alarm, AlarmKind,
+    AlarmState,
+};
 pub use claims::{
     claim_verdict, claimed_members, resolve, Claim, ClaimAnswer, ClaimRefused, Claims, Resolution,
 };

@@ -306,6 +306,8 @@ pub fn alarm_type_value(k: AlarmKind) -> i32 {
         AlarmKind::NoStandbyBackup => 3,
         AlarmKind::GroupDefinitionMismatch => 4,
         AlarmKind::StateNotWritable => 5,
+        AlarmKind::CoordinationLost => 6,
+        AlarmKind::FencingFailed => 7,
     }
 }
 
@@ -324,7 +326,8 @@ pub fn member_index(snap: &Snapshot, name: &str) -> u32 {
 
 /// `rgAlarmIndex` of an alarm: the Main's `rgMemberIndex` for a takeover or failover (one
 /// alarm per taken-over Main), `rgMemberCount + 1` for noStandbyBackup, `rgMemberCount + 2`
-/// for groupDefinitionMismatch, `rgMemberCount + 3` for stateNotWritable. Stable while the alarm is raised, restarts included, as long
+/// for groupDefinitionMismatch, `rgMemberCount + 3` for stateNotWritable, `+ 4` for
+/// coordinationLost, `+ 5` for fencingFailed. Stable while the alarm is raised, restarts included, as long
 /// as the configured members stay the same.
 pub fn alarm_index(snap: &Snapshot, alarm: &Alarm) -> u32 {
     match (&alarm.kind, &alarm.main) {
@@ -335,6 +338,8 @@ pub fn alarm_index(snap: &Snapshot, alarm: &Alarm) -> u32 {
         }
         (AlarmKind::GroupDefinitionMismatch, _) => index32(snap.members.len() + 2),
         (AlarmKind::StateNotWritable, _) => index32(snap.members.len() + 3),
+        (AlarmKind::CoordinationLost, _) => index32(snap.members.len() + 4),
+        (AlarmKind::FencingFailed, _) => index32(snap.members.len() + 5),
         _ => index32(snap.members.len() + 1),
     }
 }
@@ -605,11 +610,13 @@ pub(crate) mod tests {
                     record: main,
                     state: OperState::Online,
                     paths: vec![("lan".into(), true)],
+                    lease: None,
                 },
                 MemberSnapshot {
                     record: backup,
                     state: OperState::Standby,
                     paths: vec![("lan".into(), true)],
+                    lease: None,
                 },
             ],
             redundancy: Redundancy { alarms: Vec::new() },
@@ -621,6 +628,8 @@ pub(crate) mod tests {
             mismatched: Default::default(),
             boots: 3,
             started_at: 1_700_000_000_000,
+            coordination: None,
+            fencing: None,
         }
     }
 

@@ -392,6 +392,7 @@ mod tests {
             state: record.state,
             record,
             paths: vec![("lan".into(), true)],
+            lease: None,
         }
     }
 
@@ -409,6 +410,8 @@ mod tests {
             mismatched: Default::default(),
             boots: 1,
             started_at: 0,
+            coordination: None,
+            fencing: None,
         }
     }
 
