@@ -14,6 +14,7 @@ pub mod agent;
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod coordination;
 pub mod demo;
 pub mod device_check;
 pub mod group;
