@@ -46,6 +46,9 @@ mod defaults {
         /// first (a lost frame, a port still coming up, an ARP lock time) takes a later one.
         garp_count: u32 = 5;
         garp_interval: Duration = Duration::from_millis(250);
+        /// With the default heartbeat (500 ms) and failover_after (2 s): a lease of 1 s ends,
+        /// kernel slack included, before the earliest failover (`group::lease`).
+        address_lease: Duration = Duration::from_secs(1);
         hook_timeout: Duration = Duration::from_secs(10);
         replication_interval: Duration = Duration::from_secs(30);
         fail_after: u32 = 1;
@@ -137,6 +140,12 @@ pub struct AddressConfig {
     /// `linux`: the time between two announcements.
     #[serde(default = "defaults::garp_interval", with = "humantime_serde")]
     pub garp_interval: Duration,
+    /// `linux` and `hooks`: a held address lives this long unless the agent renews it (whole
+    /// seconds: the kernel's unit). The linux backend gives the address this valid and
+    /// preferred lifetime, so the kernel removes it from a host whose agent crashed, hung or
+    /// was paused; the hooks backend runs `on_lease_lost` when a lease could not be renewed.
+    #[serde(default = "defaults::address_lease", with = "humantime_serde")]
+    pub lease: Duration,
 }
 
 impl Default for AddressConfig {
@@ -147,6 +156,7 @@ impl Default for AddressConfig {
             prefix_len: None,
             garp_count: defaults::garp_count(),
             garp_interval: defaults::garp_interval(),
+            lease: defaults::address_lease(),
         }
     }
 }
@@ -162,6 +172,12 @@ pub struct HooksConfig {
     pub on_standby: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_offline: Option<Vec<String>>,
+    /// Run when this member's lease on its address ran out without being renewed (the agent
+    /// did not run for a while, or the quorum source stopped vouching for it): the address is
+    /// gone (linux) or must be given up by the hook (hooks backend). `UNDERSTUDY_ADDRESS` is
+    /// the address lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_lease_lost: Option<Vec<String>>,
     /// A hook still running after this is killed (and logged).
     #[serde(default = "defaults::hook_timeout", with = "humantime_serde")]
     pub timeout: Duration,
@@ -173,6 +189,7 @@ impl Default for HooksConfig {
             on_online: None,
             on_standby: None,
             on_offline: None,
+            on_lease_lost: None,
             timeout: defaults::hook_timeout(),
         }
     }
@@ -375,6 +392,38 @@ impl ConfigFile {
             .expect("validated: member is listed")
     }
 
+    /// A Main that stops renewing must have lost its address before any Backup may fail it
+    /// over (`group::lease`).
+    fn validate_lease(&self) -> Vec<String> {
+        let lease = self.address.lease;
+        if lease < Duration::from_secs(1) || lease.subsec_nanos() != 0 {
+            return vec![format!(
+                "address.lease ({}): must be a whole number of seconds, at least 1s (the \
+                 kernel's unit for address lifetimes)",
+                humantime::format_duration(lease)
+            )];
+        }
+        let ms = |d: Duration| d.as_millis() as u64;
+        let shortest = crate::group::lease::shortest_failover_after(
+            ms(lease),
+            ms(self.heartbeat_interval),
+        );
+        if ms(self.failover_after) < shortest {
+            return vec![format!(
+                "failover_after ({}) must be at least address.lease ({}) + heartbeat_interval \
+                 ({}) + {} ms of kernel slack = {}: a Main that stops renewing its address must \
+                 have lost it before a Backup may fail it over; raise failover_after or lower \
+                 heartbeat_interval",
+                humantime::format_duration(self.failover_after),
+                humantime::format_duration(lease),
+                humantime::format_duration(self.heartbeat_interval),
+                crate::group::lease::KERNEL_SLACK,
+                humantime::format_duration(Duration::from_millis(shortest)),
+            )];
+        }
+        Vec::new()
+    }
+
     fn validate_address(&self) -> Vec<String> {
         let mut errs = Vec::new();
         let a = &self.address;
@@ -405,6 +454,9 @@ impl ConfigFile {
             }
             AddressBackendKind::Simulated => {}
         }
+        if a.backend != AddressBackendKind::Simulated {
+            errs.extend(self.validate_lease());
+        }
         if let Some(p) = a.prefix_len {
             let v6 = self.members.iter().any(|m| m.address.is_ipv6());
             let v4 = self.members.iter().any(|m| m.address.is_ipv4());
@@ -416,6 +468,7 @@ impl ConfigFile {
             ("on_online", &self.hooks.on_online),
             ("on_standby", &self.hooks.on_standby),
             ("on_offline", &self.hooks.on_offline),
+            ("on_lease_lost", &self.hooks.on_lease_lost),
         ] {
             if cmd
                 .as_ref()

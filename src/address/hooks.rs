@@ -88,10 +88,20 @@ impl Hooks {
 
     /// Runs the hook for `t.state`, if one is configured, and waits for it (up to the timeout).
     pub async fn run(&self, t: &Transition) -> HookOutcome {
-        let Some((program, args)) = self.command_for(t.state).and_then(|c| c.split_first()) else {
+        self.run_command(self.command_for(t.state), format!("on_{}", t.state), t)
+            .await
+    }
+
+    /// Runs `on_lease_lost`, if configured: the lease on `t.previous_address` ran out.
+    pub async fn run_lease_lost(&self, t: &Transition) -> HookOutcome {
+        self.run_command(self.cfg.on_lease_lost.as_ref(), "on_lease_lost".into(), t)
+            .await
+    }
+
+    async fn run_command(&self, cmd: Option<&Vec<String>>, hook: String, t: &Transition) -> HookOutcome {
+        let Some((program, args)) = cmd.and_then(|c| c.split_first()) else {
             return HookOutcome::NotConfigured;
         };
-        let hook = format!("on_{}", t.state);
         let mut cmd = Command::new(program);
         cmd.args(args)
             .envs(environment(t))
@@ -167,6 +177,7 @@ mod tests {
             acting_for: Some("main-1".into()),
             replica_dir: Some("/var/lib/understudy/replicas/main-1/current".into()),
             managed: Vec::new(),
+            lifetime: None,
         }
     }
 
@@ -175,6 +186,7 @@ mod tests {
             on_online: Some(cmd.iter().map(|s| s.to_string()).collect()),
             on_standby: None,
             on_offline: None,
+            on_lease_lost: None,
             timeout: Duration::from_millis(timeout_ms),
         })
     }

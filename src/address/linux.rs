@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::TryStreamExt;
-use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags};
+use rtnetlink::packet_route::address::{AddressAttribute, AddressHeaderFlags, CacheInfo};
 use tracing::{info, warn};
 
 use super::{AddressError, Transition};
@@ -112,7 +112,16 @@ impl Linux {
         Ok(out)
     }
 
-    async fn add(&self, handle: &rtnetlink::Handle, index: u32, a: IpAddr) -> Result<(), String> {
+    /// Adds `a`, or sets its lifetime when it is there already (`ip address replace ...
+    /// valid_lft S preferred_lft S`): with `lifetime` the kernel removes it after that many
+    /// seconds unless it is set again; without, it is permanent.
+    async fn add(
+        &self,
+        handle: &rtnetlink::Handle,
+        index: u32,
+        a: IpAddr,
+        lifetime: Option<u32>,
+    ) -> Result<(), String> {
         let mut req = handle
             .address()
             .add(index, a, prefix_for(a, self.prefix_len))
@@ -120,7 +129,38 @@ impl Linux {
         if a.is_ipv6() {
             req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
         }
+        if let Some(seconds) = lifetime {
+            let mut info = CacheInfo::default();
+            info.ifa_valid = seconds;
+            info.ifa_preferred = seconds;
+            req.message_mut()
+                .attributes
+                .push(AddressAttribute::CacheInfo(info));
+        }
         req.execute().await.map_err(|e| e.to_string())
+    }
+
+    /// Sets the lifetime of `a`, held now, to `seconds` from now. The kernel would add an
+    /// address that is gone, so the agent calls this only while the lease has not ended
+    /// (`group::lease::renewal`), and checks afterwards that the answer came in time.
+    pub async fn renew(&self, a: IpAddr, seconds: u32) -> Result<(), AddressError> {
+        let (handle, index) = self.connect().await.map_err(|e| failed("renew", a, e))?;
+        self.add(&handle, index, a, Some(seconds))
+            .await
+            .map_err(|e| failed("renew", a, e))
+    }
+
+    /// Removes `a` if it is on the interface (a lease that ran out: the kernel has removed it
+    /// already, or is about to).
+    pub async fn remove(&self, a: IpAddr) -> Result<(), AddressError> {
+        self.announcing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&a);
+        let (handle, index) = self.connect().await.map_err(|e| failed("release", a, e))?;
+        self.del(&handle, index, a)
+            .await
+            .map_err(|e| failed("release", a, e))
     }
 
     async fn del(&self, handle: &rtnetlink::Handle, index: u32, a: IpAddr) -> Result<(), String> {
@@ -179,7 +219,7 @@ impl Linux {
                 backend = "linux", "address released");
         }
         if let Some(a) = t.address {
-            self.add(&handle, index, a)
+            self.add(&handle, index, a, t.lifetime)
                 .await
                 .map_err(|e| failed("take", a, e))?;
             info!(member = %t.member, address = %a, interface = %self.interface,

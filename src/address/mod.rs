@@ -58,6 +58,9 @@ pub struct Transition {
     /// at start, a real backend removes those it finds on the host other than `address`, so a
     /// crash between "persist" and "move" never leaves an address held twice.
     pub managed: Vec<IpAddr>,
+    /// The lease on `address` in whole seconds (the kernel's valid and preferred lifetime in
+    /// the linux backend); `None`: held without a lease (the simulated backend).
+    pub lifetime: Option<u32>,
 }
 
 impl Transition {
@@ -76,6 +79,35 @@ pub trait AddressBackend: Send + Sync + std::fmt::Debug {
     /// Announces an address this member holds again (after a peer came back: its side of a
     /// healed partition may still point at the other holder). Nothing by default.
     fn reannounce(&self, _address: IpAddr) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    /// Who ends a lease that is not renewed: `Some("kernel")` (the address has a finite
+    /// lifetime), `Some("agent")` (the agent runs `on_lease_lost`), `None`: no leases.
+    fn lease_enforced_by(&self) -> Option<&'static str> {
+        None
+    }
+    /// Renews the lease on `address`, held now, for `seconds`. Must not add the address if it
+    /// is gone (the agent only renews a lease it knows has not ended).
+    fn renew(&self, _address: IpAddr, _seconds: u32) -> BoxFuture<'_, Result<(), AddressError>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// The lease on `address` ended without renewal: make sure the address is gone.
+    fn remove_lapsed(&self, _address: IpAddr) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+    /// Tells the operator's services that the lease on `t.previous_address` ended
+    /// (`on_lease_lost`).
+    fn lease_lost_hook<'a>(&'a self, _t: &'a Transition) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+    /// Moves the address as `t` says, without running the hooks (the agent runs them with
+    /// [`AddressBackend::run_hooks`] once it has recorded the lease). By default `apply`, for
+    /// a backend without hooks.
+    fn move_address<'a>(&'a self, t: &'a Transition) -> BoxFuture<'a, Result<(), AddressError>> {
+        self.apply(t)
+    }
+    /// Runs the operator's hook for `t` (after [`AddressBackend::move_address`]).
+    fn run_hooks<'a>(&'a self, _t: &'a Transition) -> BoxFuture<'a, ()> {
         Box::pin(async {})
     }
 }
@@ -176,7 +208,41 @@ impl AddressBackend for Configured {
         })
     }
 
-    fn apply<'a>(&'a self, t: &'a Transition) -> BoxFuture<'a, Result<(), AddressError>> {
+    fn lease_enforced_by(&self) -> Option<&'static str> {
+        match self.kind {
+            "linux" => Some("kernel"),
+            "hooks" => Some("agent"),
+            _ => None,
+        }
+    }
+
+    fn renew(&self, address: IpAddr, seconds: u32) -> BoxFuture<'_, Result<(), AddressError>> {
+        Box::pin(async move {
+            match &self.linux {
+                Some(l) => l.renew(address, seconds).await,
+                None => Ok(()),
+            }
+        })
+    }
+
+    fn remove_lapsed(&self, address: IpAddr) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            if let Some(l) = &self.linux {
+                if let Err(e) = l.remove(address).await {
+                    tracing::error!(%address, error = %e,
+                        "cannot remove an address whose lease ran out");
+                }
+            }
+        })
+    }
+
+    fn lease_lost_hook<'a>(&'a self, t: &'a Transition) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            self.hooks.run_lease_lost(t).await;
+        })
+    }
+
+    fn move_address<'a>(&'a self, t: &'a Transition) -> BoxFuture<'a, Result<(), AddressError>> {
         Box::pin(async move {
             if let Some(s) = &self.simulated {
                 s.apply(t).await?;
@@ -184,7 +250,20 @@ impl AddressBackend for Configured {
             if let Some(l) = &self.linux {
                 l.apply(t).await?;
             }
+            Ok(())
+        })
+    }
+
+    fn run_hooks<'a>(&'a self, t: &'a Transition) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
             self.hooks.run(t).await;
+        })
+    }
+
+    fn apply<'a>(&'a self, t: &'a Transition) -> BoxFuture<'a, Result<(), AddressError>> {
+        Box::pin(async move {
+            self.move_address(t).await?;
+            self.run_hooks(t).await;
             Ok(())
         })
     }

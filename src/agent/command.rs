@@ -467,6 +467,7 @@ impl Agent {
                 .replica_served()
                 .map(|m| replication::current_dir(&self.replica_root(), m)),
             managed,
+            lifetime: self.lease_lifetime(new.current_address),
         }
     }
 
@@ -479,11 +480,7 @@ impl Agent {
             return Ok(());
         }
         let t = self.transition(Some(old), new);
-        self.inner
-            .address
-            .apply(&t)
-            .await
-            .map_err(|e| e.to_string())
+        self.change_address(&t).await.map_err(|e| e.to_string())
     }
 }
 

@@ -117,6 +117,7 @@ impl Agent {
             let started = self.mono_now();
             let answered = self.gossip_round().await;
             self.liveness().round_ended(started);
+            self.retake_after_lapse(started).await;
             self.retry_save().await;
             self.expire_claims().await;
             self.resolve_intent(Some(&answered)).await;

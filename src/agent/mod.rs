@@ -12,6 +12,7 @@ mod checks;
 mod claims;
 mod command;
 mod gossip;
+mod lease;
 mod replicas;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -25,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use crate::address::{AddressBackend, Transition};
+use crate::address::{AddressBackend, AddressError, Transition};
 use crate::command::{Command, CommandError, CommandResult};
 use crate::command::{Event, OutcomeKind};
 use crate::config::Config;
@@ -82,6 +83,10 @@ struct Inner {
     replicating: Mutex<()>,
     /// Operations under way, each a task of its own (they outlive their requester).
     operations: TaskTracker,
+    /// The lease on the address this member holds (renewals wait while the address moves).
+    lease: Mutex<lease::LeaseState>,
+    /// The lease held, as the snapshot reads it.
+    lease_seen: StdMutex<Option<crate::group::lease::Lease>>,
 }
 
 /// A handle on the agent; cheap to clone.
@@ -168,6 +173,8 @@ impl Agent {
                 gossip_now: Notify::new(),
                 replicating: Mutex::new(()),
                 operations: TaskTracker::new(),
+                lease: Mutex::new(lease::LeaseState::default()),
+                lease_seen: StdMutex::new(None),
             }),
         };
         // Serve the restored state from the first request on (peers show as unknown until
@@ -416,7 +423,7 @@ impl Agent {
                             (p, up)
                         })
                         .collect(),
-                    lease: None,
+                    lease: if is_local { self.lease_view() } else { None },
                 }
             })
             .collect();
@@ -484,6 +491,8 @@ impl Agent {
         let (me, s) = (self.clone(), stop.clone());
         tasks.spawn(async move { me.pause_watch(s).await });
         let (me, s) = (self.clone(), stop.clone());
+        tasks.spawn(async move { me.lease_loop(s).await });
+        let (me, s) = (self.clone(), stop.clone());
         tasks.spawn(async move { me.replication_loop(s).await });
         for (i, _) in self.inner.cfg.file.device_checks.iter().enumerate() {
             let (me, s) = (self.clone(), stop.clone());
@@ -512,7 +521,7 @@ impl Agent {
         drop(st);
         if let Some(own) = own {
             let t = self.transition(None, &own);
-            if let Err(e) = self.inner.address.apply(&t).await {
+            if let Err(e) = self.change_address(&t).await {
                 error!(member = %self.inner.name, error = %e, "cannot take own address");
             }
         }

@@ -21,6 +21,7 @@ mod coverage;
 mod definition;
 mod failover;
 mod handshake;
+pub mod lease;
 mod liveness;
 mod operation;
 mod plan;
