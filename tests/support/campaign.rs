@@ -152,16 +152,13 @@ impl FaultKind {
         }
     }
 
-    /// The documented fencing gaps (ARCHITECTURE.md, "What is not done yet"): nothing removes
-    /// the address of a Main whose agent is dead or frozen long enough to look silent for
-    /// failover_after (from failover_after minus one heartbeat interval on), or that is cut
-    /// off on every heartbeat path, so an auto-failover Backup holds it too until the Main's
-    /// agent returns. Two holders are counted for these, not forbidden.
+    /// The documented gap without a quorum source (docs/multi-server.md, the fault table): a
+    /// Main cut off on every heartbeat path keeps renewing its address (it cannot tell a cut
+    /// from dead peers), so an auto-failover Backup holds it too until the paths return. Two
+    /// holders are counted for it, not forbidden. A Main whose agent is killed or frozen is no
+    /// gap any more: its address lease runs out before the Backup may fail it over.
     pub fn fencing_gap(self) -> bool {
-        matches!(
-            self,
-            FaultKind::Kill9Main | FaultKind::StopMainLong | FaultKind::CutAllPaths
-        )
+        matches!(self, FaultKind::CutAllPaths)
     }
 
     fn index(self) -> u64 {
@@ -206,6 +203,10 @@ impl Fault {
             // (its commands reach the cut-off Main).
             FaultKind::CutAllPaths => rng.pick(&["hb + main lan", "hb + backup lan"]),
             FaultKind::CutOnePath => rng.pick(&["hb", "main lan", "backup lan"]),
+            // The agent alone, or the whole host: its links go down with the agent and come
+            // back before the agent is restarted (the address it held is still configured
+            // in its namespace unless its lease ran out).
+            FaultKind::Kill9Main => rng.pick(&["agent", "host"]),
             _ => "",
         };
         Fault { kind, lasts, path }
@@ -214,6 +215,10 @@ impl Fault {
     pub fn describe(&self) -> String {
         let lasts = self.lasts.as_secs_f64();
         match self.kind {
+            FaultKind::Kill9Main if self.path == "host" => format!(
+                "main host lost (kill -9 main agent, its links down), links back after \
+                 {lasts:.2} s, then the agent"
+            ),
             FaultKind::Kill9Main | FaultKind::Kill9Backup => {
                 format!("{}, restarted after {lasts:.2} s", self.kind.name())
             }
@@ -1650,6 +1655,19 @@ impl Campaign {
     fn inject(&mut self, f: &Fault) {
         let p = &self.plant;
         match f.kind {
+            FaultKind::Kill9Main if f.path == "host" => {
+                let links = [(&p.main, "hb"), (&p.client, "mlan")];
+                self.main.kill9();
+                for (ns, dev) in &links {
+                    p.link(ns, dev, false);
+                }
+                std::thread::sleep(f.lasts);
+                for (ns, dev) in &links {
+                    p.link(ns, dev, true);
+                }
+                std::thread::sleep(ms(500));
+                self.main = p.start(MAIN);
+            }
             FaultKind::Kill9Main => {
                 self.main.kill9();
                 std::thread::sleep(f.lasts);
