@@ -167,7 +167,7 @@ fn snmpget_of_the_system_group_and_the_snmp_counters() {
         "{or}"
     );
     assert!(
-        or.contains("SNMPv2-MIB::sysORID.5 = OID: UNDERSTUDY-MIB::rgCompliance"),
+        or.contains("SNMPv2-MIB::sysORID.5 = OID: UNDERSTUDY-MIB::rgFullCompliance"),
         "{or}"
     );
     assert!(or.contains("SNMPv2-MIB::sysORDescr.5 = STRING: "), "{or}");
