@@ -4,7 +4,7 @@
 use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 use crate::group::{OpKind, OperState, ReplicationResult, Role};
-use crate::snapshot::{Snapshot, VERSION};
+use crate::snapshot::{FenceOutcome, Snapshot, VERSION};
 
 /// Every metric family the agent exports (alert rules and dashboards may use only these).
 pub const METRIC_NAMES: &[&str] = &[
@@ -24,6 +24,27 @@ pub const METRIC_NAMES: &[&str] = &[
     "understudy_replication_failures_total",
     "understudy_snmp_notifications_total",
     "understudy_state_writable",
+    "understudy_member_address_lease_expiry_timestamp_seconds",
+    "understudy_coordination_up",
+    "understudy_coordination_changed_timestamp_seconds",
+    "understudy_coordination_session_expiry_timestamp_seconds",
+    "understudy_fencing_total",
+    "understudy_fencing_last_timestamp_seconds",
+    "understudy_fencing_last_duration_seconds",
+];
+
+/// The metric families that are absent unless something is configured or has happened: the
+/// alarm's raise time, the lease and quorum-source and fence-command families (a deployment
+/// without leases, `[coordination]` or `[fencing]` exports none of them).
+pub const CONDITIONAL_METRIC_NAMES: &[&str] = &[
+    "understudy_no_redundancy_since_timestamp_seconds",
+    "understudy_member_address_lease_expiry_timestamp_seconds",
+    "understudy_coordination_up",
+    "understudy_coordination_changed_timestamp_seconds",
+    "understudy_coordination_session_expiry_timestamp_seconds",
+    "understudy_fencing_total",
+    "understudy_fencing_last_timestamp_seconds",
+    "understudy_fencing_last_duration_seconds",
 ];
 
 fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -31,6 +52,90 @@ fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
     reg.register(Box::new(g.clone()))
         .expect("each metric is registered once");
     g
+}
+
+/// A wall-clock time in milliseconds as Prometheus seconds.
+fn seconds(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// The quorum source's families: present only with a `[coordination]` section.
+fn coordination(reg: &Registry, snap: &Snapshot) {
+    let Some(c) = &snap.coordination else {
+        return;
+    };
+    let g = snap.group.as_str();
+    let labels = [g, c.backend];
+    gauge(
+        reg,
+        "understudy_coordination_up",
+        "1 while this agent reaches its quorum source (its session there is renewed); 0 while \
+         it does not: failover is suspended (present only with a quorum source configured).",
+        &["group", "backend"],
+    )
+    .with_label_values(&labels)
+    .set(f64::from(u8::from(c.up)));
+    gauge(
+        reg,
+        "understudy_coordination_changed_timestamp_seconds",
+        "When this agent's quorum source last went up or down.",
+        &["group", "backend"],
+    )
+    .with_label_values(&labels)
+    .set(seconds(c.since));
+    let session = gauge(
+        reg,
+        "understudy_coordination_session_expiry_timestamp_seconds",
+        "Until when this agent's session at its quorum source (the etcd lease behind the \
+         addresses it holds) is known to be valid (present while it has one).",
+        &["group", "backend"],
+    );
+    if let Some(until) = c.session_until {
+        session.with_label_values(&labels).set(seconds(until));
+    }
+}
+
+/// The fence command's families: present only with a `[fencing]` section.
+fn fencing(reg: &Registry, snap: &Snapshot) {
+    let Some(f) = &snap.fencing else {
+        return;
+    };
+    let g = snap.group.as_str();
+    let runs = IntCounterVec::new(
+        Opts::new(
+            "understudy_fencing_total",
+            "Runs of the fence command by this agent since it started, by outcome (success, \
+             failed, timeout); a failover waits for a run that succeeds.",
+        ),
+        &["group", "outcome"],
+    )
+    .expect("static metric definition");
+    reg.register(Box::new(runs.clone()))
+        .expect("registered once");
+    for outcome in FenceOutcome::ALL {
+        runs.with_label_values(&[g, outcome.as_str()])
+            .inc_by(f.runs.get(&outcome).copied().unwrap_or(0));
+    }
+    let last_at = gauge(
+        reg,
+        "understudy_fencing_last_timestamp_seconds",
+        "When the last fence command run by this agent ended, with the Main it fenced and its \
+         outcome (present once a run ended).",
+        &["group", "target", "outcome"],
+    );
+    let last_duration = gauge(
+        reg,
+        "understudy_fencing_last_duration_seconds",
+        "How long the last fence command run by this agent took (present once a run ended).",
+        &["group", "target", "outcome"],
+    );
+    if let Some(run) = &f.last {
+        let labels = [g, run.target.as_str(), run.outcome.as_str()];
+        last_at.with_label_values(&labels).set(seconds(run.at));
+        last_duration
+            .with_label_values(&labels)
+            .set(run.duration_ms as f64 / 1000.0);
+    }
 }
 
 /// Renders the snapshot in the Prometheus text format.
@@ -106,8 +211,19 @@ pub fn render(snap: &Snapshot) -> String {
         "1 when this agent exchanged heartbeats with the member on the path recently.",
         &["group", "member", "path"],
     );
+    let lease = gauge(
+        &reg,
+        "understudy_member_address_lease_expiry_timestamp_seconds",
+        "When the lease under which the member holds its current address runs out unless it is \
+         renewed (present only while it holds one; the kernel or the agent removes the address \
+         when it runs out).",
+        &["group", "member"],
+    );
     for m in &snap.members {
         let r = &m.record;
+        if let Some(l) = &m.lease {
+            lease.with_label_values(&[g, &r.name]).set(seconds(l.until));
+        }
         let name = r.name.as_str();
         info.with_label_values(&[
             g,
@@ -222,9 +338,155 @@ pub fn render(snap: &Snapshot) -> String {
     )
     .with_label_values(&[g])
     .set(f64::from(u8::from(snap.state_error.is_none())));
+    coordination(&reg, snap);
+    fencing(&reg, snap);
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&reg.gather(), &mut out)
         .expect("text encoding into a Vec cannot fail");
     String::from_utf8(out).expect("the text format is UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::snapshot::{CoordinationView, FenceRun, FencingView, LeaseView};
+    use crate::snmp::mib::tests::snapshot;
+
+    /// The lines of `text` that start with `name{` or `name ` (its samples).
+    fn samples<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+        text.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")) || l.starts_with(&format!("{name} ")))
+            .collect()
+    }
+
+    #[test]
+    fn without_leases_quorum_source_or_fencing_their_families_are_absent() {
+        let text = render(&snapshot());
+        for name in CONDITIONAL_METRIC_NAMES {
+            assert!(
+                !text.contains(&format!("# TYPE {name} ")),
+                "{name} present:\n{text}"
+            );
+        }
+        for name in METRIC_NAMES {
+            if !CONDITIONAL_METRIC_NAMES.contains(name)
+                && *name != "understudy_member_last_replication_timestamp_seconds"
+                && *name != "understudy_member_last_replication_success"
+                && *name != "understudy_member_replicated_timestamp_seconds"
+                && *name != "understudy_snmp_notifications_total"
+                && *name != "understudy_member_current_address_info"
+                && *name != "understudy_peer_up"
+            {
+                assert!(text.contains(&format!("# TYPE {name} ")), "{name} absent");
+            }
+        }
+    }
+
+    #[test]
+    fn a_lease_the_quorum_source_and_fence_runs_are_exported() {
+        let mut s = snapshot();
+        s.members[0].lease = Some(LeaseView {
+            until: 1_700_000_030_500,
+            enforced_by: "kernel",
+        });
+        s.coordination = Some(CoordinationView {
+            backend: "etcd",
+            up: false,
+            since: 1_700_000_010_000,
+            error: Some("connection refused".into()),
+            session_until: Some(1_700_000_012_000),
+            holders: BTreeMap::new(),
+        });
+        s.fencing = Some(FencingView {
+            runs: BTreeMap::from([(FenceOutcome::Success, 2), (FenceOutcome::Timeout, 1)]),
+            last: Some(FenceRun {
+                target: "main-1".into(),
+                outcome: FenceOutcome::Timeout,
+                at: 1_700_000_020_000,
+                duration_ms: 5_000,
+                detail: "timed out after 5s".into(),
+            }),
+        });
+        let text = render(&s);
+        let table: [(&str, &[&str]); 7] = [
+            (
+                "understudy_member_address_lease_expiry_timestamp_seconds",
+                &["understudy_member_address_lease_expiry_timestamp_seconds{group=\"demo\",member=\"main-1\"} 1700000030.5"],
+            ),
+            (
+                "understudy_coordination_up",
+                &["understudy_coordination_up{backend=\"etcd\",group=\"demo\"} 0"],
+            ),
+            (
+                "understudy_coordination_changed_timestamp_seconds",
+                &["understudy_coordination_changed_timestamp_seconds{backend=\"etcd\",group=\"demo\"} 1700000010"],
+            ),
+            (
+                "understudy_coordination_session_expiry_timestamp_seconds",
+                &["understudy_coordination_session_expiry_timestamp_seconds{backend=\"etcd\",group=\"demo\"} 1700000012"],
+            ),
+            (
+                "understudy_fencing_total",
+                &[
+                    "understudy_fencing_total{group=\"demo\",outcome=\"failed\"} 0",
+                    "understudy_fencing_total{group=\"demo\",outcome=\"success\"} 2",
+                    "understudy_fencing_total{group=\"demo\",outcome=\"timeout\"} 1",
+                ],
+            ),
+            (
+                "understudy_fencing_last_timestamp_seconds",
+                &["understudy_fencing_last_timestamp_seconds{group=\"demo\",outcome=\"timeout\",target=\"main-1\"} 1700000020"],
+            ),
+            (
+                "understudy_fencing_last_duration_seconds",
+                &["understudy_fencing_last_duration_seconds{group=\"demo\",outcome=\"timeout\",target=\"main-1\"} 5"],
+            ),
+        ];
+        for (name, want) in table {
+            assert!(METRIC_NAMES.contains(&name), "{name} is not listed");
+            assert_eq!(samples(&text, name), want, "{name}:\n{text}");
+        }
+        // Only the member with a lease has the lease's sample.
+        assert!(!text.contains(
+            "understudy_member_address_lease_expiry_timestamp_seconds{group=\"demo\",member=\"backup-1\"}"
+        ));
+    }
+
+    #[test]
+    fn fencing_configured_but_never_run_lists_zeros_and_no_last_run() {
+        let mut s = snapshot();
+        s.fencing = Some(FencingView::default());
+        let text = render(&s);
+        assert_eq!(
+            samples(&text, "understudy_fencing_total").len(),
+            3,
+            "{text}"
+        );
+        assert!(samples(&text, "understudy_fencing_total")
+            .iter()
+            .all(|l| l.ends_with(" 0")));
+        assert!(samples(&text, "understudy_fencing_last_timestamp_seconds").is_empty());
+        let mut s = snapshot();
+        s.coordination = Some(CoordinationView {
+            backend: "etcd",
+            up: true,
+            since: 1_000,
+            error: None,
+            session_until: None,
+            holders: BTreeMap::new(),
+        });
+        let text = render(&s);
+        assert_eq!(
+            samples(&text, "understudy_coordination_up"),
+            ["understudy_coordination_up{backend=\"etcd\",group=\"demo\"} 1"]
+        );
+        assert!(samples(
+            &text,
+            "understudy_coordination_session_expiry_timestamp_seconds"
+        )
+        .is_empty());
+    }
 }

@@ -140,6 +140,8 @@ fn critical_alerts_page_and_the_others_go_to_the_webhook() {
             "understudy-webhook",
         ),
         ("UnderstudyTakeover", "info", "understudy-webhook"),
+        ("UnderstudyCoordinationDown", "critical", "understudy-pager"),
+        ("UnderstudyFencingFailed", "critical", "understudy-pager"),
     ];
     for (alertname, severity, receiver) in cases {
         let out = run_tool(
@@ -215,6 +217,10 @@ fn alerts_follow_the_mixin_conventions() {
         "UnderstudyAutoFailoverDisabled",
         "UnderstudyPeerDown",
         "UnderstudyAgentDown",
+        "UnderstudyCoordinationDown",
+        "UnderstudyFencingFailed",
+        "UnderstudyAddressLeaseNotRenewed",
+        "UnderstudyAddressLeaseLost",
     ] {
         assert!(seen.contains(required), "alert {required} is missing");
     }

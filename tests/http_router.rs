@@ -146,6 +146,7 @@ async fn the_group_has_every_member_with_the_documented_fields() {
             "acting_for",
             "failing_device_checks",
             "peer_paths",
+            "lease",
         ] {
             assert!(m.get(field).is_some(), "{name} lacks {field}: {m}");
         }
@@ -156,10 +157,114 @@ async fn the_group_has_every_member_with_the_documented_fields() {
             );
         }
     }
+    // The demo has no address leases, no quorum source and no fence command: null, not absent.
+    for m in g["members"].as_array().expect("members") {
+        assert!(m["lease"].is_null(), "{m}");
+    }
+    for field in ["coordination", "fencing"] {
+        assert!(g.get(field).is_some_and(Value::is_null), "{field}: {g}");
+    }
     // Before any heartbeat the peer is not known yet.
     assert_eq!(member(&g, "main-1")["operational_state"], "unknown", "{g}");
     let ev = get_ok(&app, "/api/v1/events", "application/json").await;
     assert!(ev.json()["events"].is_array(), "{ev:?}");
+}
+
+#[test]
+fn leases_the_quorum_source_and_fencing_are_in_the_group_json() {
+    use support::safety::{troubled, with_safety};
+    let json = |s: &understudy::snapshot::Snapshot| {
+        serde_json::to_value(understudy::http::group_json(s)).expect("JSON")
+    };
+    let g = json(&with_safety());
+    assert_eq!(
+        member(&g, "main-1")["lease"],
+        serde_json::json!({"until": "2023-11-14T22:13:50.000Z", "enforced_by": "kernel"}),
+        "{g}"
+    );
+    assert_eq!(
+        g["coordination"],
+        serde_json::json!({
+            "backend": "etcd",
+            "up": true,
+            "since": "2023-11-14T22:12:20.000Z",
+            "error": null,
+            "session_until": "2023-11-14T22:13:30.000Z",
+            "holders": {"192.0.2.11": "main-1", "198.51.100.11": "backup-1"},
+        }),
+        "{g}"
+    );
+    assert_eq!(
+        g["fencing"],
+        serde_json::json!({"runs": {"success": 0, "failed": 0, "timeout": 0}, "last": null}),
+        "{g}"
+    );
+    let g = json(&troubled());
+    assert!(member(&g, "main-1")["lease"].is_null(), "{g}");
+    assert_eq!(g["coordination"]["up"], false, "{g}");
+    assert_eq!(
+        g["coordination"]["since"], "2023-11-14T22:13:25.000Z",
+        "{g}"
+    );
+    assert_eq!(g["coordination"]["error"], "connection refused", "{g}");
+    assert!(g["coordination"]["session_until"].is_null(), "{g}");
+    assert_eq!(
+        g["fencing"],
+        serde_json::json!({
+            "runs": {"success": 1, "failed": 0, "timeout": 1},
+            "last": {
+                "target": "main-1",
+                "outcome": "timeout",
+                "at": "2023-11-14T22:13:28.000Z",
+                "duration_ms": 5000,
+                "detail": "no answer within 5s",
+            },
+        }),
+        "{g}"
+    );
+}
+
+#[test]
+fn promtool_accepts_the_lease_quorum_and_fencing_metrics() {
+    use support::safety::{troubled, with_safety};
+    for (what, snap) in [("with_safety", with_safety()), ("troubled", troubled())] {
+        let text = understudy::metrics::render(&snap);
+        for name in [
+            "understudy_coordination_up",
+            "understudy_fencing_total",
+            "understudy_coordination_changed_timestamp_seconds",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{what}: {name}\n{text}"
+            );
+        }
+        let mut promtool = std::process::Command::new("promtool")
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("promtool (Debian package prometheus) is needed: run ./scripts/test ({e})")
+            });
+        {
+            use std::io::Write;
+            promtool
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(text.as_bytes())
+                .expect("write to promtool");
+        }
+        let out = promtool.wait_with_output().expect("promtool");
+        assert!(
+            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+            "{what}: promtool check metrics: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[tokio::test]

@@ -35,8 +35,9 @@ fn walks_of_the_whole_mib_resolve_every_name() {
             "not resolved through UNDERSTUDY-MIB: {line}"
         );
     }
-    // 7 scalars and 13 columns for each of the 2 members; no alarm while redundant.
-    assert_eq!(walk.lines().count(), 7 + 13 * 2, "{walk}");
+    // 7 scalars, 15 columns for each of the 2 members, 5 quorum-source and 8 fencing
+    // scalars (served without them too: none, zeros); no alarm while redundant.
+    assert_eq!(walk.lines().count(), 7 + 15 * 2 + 5 + 8, "{walk}");
     for want in [
         "UNDERSTUDY-MIB::rgGroupName.0 = STRING: demo",
         "UNDERSTUDY-MIB::rgRedundancyStatus.0 = INTEGER: redundant(1)",
@@ -63,6 +64,18 @@ fn walks_of_the_whole_mib_resolve_every_name() {
         "UNDERSTUDY-MIB::rgMemberManualTakeover.2 = INTEGER: 0",
         "UNDERSTUDY-MIB::rgMemberReverseTakeover.1 = INTEGER: false(2)",
         "UNDERSTUDY-MIB::rgMemberActingFor.2 = INTEGER: 0",
+        // The demo has no address leases, no quorum source and no fence command.
+        "UNDERSTUDY-MIB::rgMemberLeaseExpiry.1 = STRING: 0-0-0,0:0:0.0",
+        "UNDERSTUDY-MIB::rgMemberLeaseEnforcedBy.2 = INTEGER: none(1)",
+        "UNDERSTUDY-MIB::rgCoordinationStatus.0 = INTEGER: none(1)",
+        "UNDERSTUDY-MIB::rgCoordinationSince.0 = STRING: 0-0-0,0:0:0.0",
+        "UNDERSTUDY-MIB::rgCoordinationSessionExpiry.0 = STRING: 0-0-0,0:0:0.0",
+        "UNDERSTUDY-MIB::rgFencingEnabled.0 = INTEGER: false(2)",
+        "UNDERSTUDY-MIB::rgFencingSuccesses.0 = Counter32: 0",
+        "UNDERSTUDY-MIB::rgFencingFailures.0 = Counter32: 0",
+        "UNDERSTUDY-MIB::rgFencingTimeouts.0 = Counter32: 0",
+        "UNDERSTUDY-MIB::rgFencingLastOutcome.0 = INTEGER: none(1)",
+        "UNDERSTUDY-MIB::rgFencingLastTime.0 = STRING: 0-0-0,0:0:0.0",
     ] {
         assert!(
             walk.lines().any(|l| l == want),
@@ -167,7 +180,7 @@ fn snmpget_of_the_system_group_and_the_snmp_counters() {
         "{or}"
     );
     assert!(
-        or.contains("SNMPv2-MIB::sysORID.5 = OID: UNDERSTUDY-MIB::rgCompliance"),
+        or.contains("SNMPv2-MIB::sysORID.5 = OID: UNDERSTUDY-MIB::rgFullCompliance"),
         "{or}"
     );
     assert!(or.contains("SNMPv2-MIB::sysORDescr.5 = STRING: "), "{or}");

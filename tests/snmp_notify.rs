@@ -2,7 +2,9 @@
 //! loaded so varbinds are decoded by name): the demo's v2c traps through a takeover and a
 //! reverse takeover, and, from `understudy run` with an `[snmp]` section, v2c and v3 informs
 //! acknowledged by snmptrapd, a v3 trap, the alarm repeated every `alarm_repeat`, and an inform
-//! to a dead receiver given up and counted. A missing tool fails the test (run ./scripts/test).
+//! to a dead receiver given up and counted; rgFencingFailed, rgCoordinationLost and
+//! rgCoordinationRestored decided from hand-built snapshots and sent by the agent's notifier.
+//! A missing tool fails the test (run ./scripts/test).
 
 mod support;
 
@@ -13,8 +15,8 @@ use std::time::Duration;
 use support::metric_names::sample;
 use support::snmp::*;
 use support::{
-    free_tcp_port, free_udp_port, http_get, spawn_agent, text, understudy_on, wait_for, write,
-    Deadline, Demo, Proc,
+    block_on, free_tcp_port, free_udp_port, http_get, spawn_agent, text, understudy_on, wait_for,
+    write, Deadline, Demo, Proc,
 };
 
 /// snmptrapd on a free loopback port, logging every notification on one line of `log`.
@@ -433,4 +435,88 @@ auth_password_file = "watcher-auth"
     });
     let m = http_get(&format!("{backup_http}/metrics"));
     assert!(acked(&m) >= 6, "{m}");
+}
+
+/// rgFencingFailed, rgCoordinationLost and rgCoordinationRestored as snmptrapd decodes them.
+/// Nothing in the agent fills the fence and quorum-source views yet, so the notifications are
+/// the ones `snmp::transitions` decides from hand-built snapshots (the quorum source goes down
+/// while a fence run times out, then comes back), sent by the agent's own notifier.
+#[test]
+fn fencing_and_quorum_source_notifications_reach_snmptrapd_decoded_by_name() {
+    use support::safety::{troubled, with_safety, NOW};
+    use understudy::secret::Secret;
+    use understudy::snmp::config::{parse_oid, SnmpConfig};
+    use understudy::snmp::engine::Engine;
+    use understudy::snmp::notifier::{Notifier, Outcome};
+    use understudy::snmp::transitions::{transitions, Kind};
+
+    let trapd = Trapd::start("authCommunity log public\n");
+    let mut cfg: SnmpConfig = toml::from_str(&format!(
+        "listen = \"127.0.0.1:0\"\n[[targets]]\naddress = \"{}\"\nnotify = \"trap\"\n",
+        trapd.target()
+    ))
+    .expect("an [snmp] section");
+    cfg.targets[0].community = Secret::new("public");
+    let root = parse_oid(&cfg.mib_root).expect("the MIB root");
+    let ok = with_safety();
+    let bad = troubled();
+    let mut back = troubled();
+    if let Some(c) = back.coordination.as_mut() {
+        c.up = true;
+        c.since = NOW + 20_000;
+        c.error = None;
+    }
+    let mut notes = transitions(&ok, &bad, &root, false);
+    notes.extend(transitions(&bad, &back, &root, false));
+    let kinds: Vec<Kind> = notes.iter().map(|n| n.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            Kind::CoordinationLost,
+            Kind::FencingFailed,
+            Kind::CoordinationRestored
+        ]
+    );
+    let sent: Vec<Outcome> = block_on(async {
+        let engine = Engine::start(&[0x80, 0, 0x7e, 0xd9, 5, 9, 8, 7, 6], 1).expect("engine");
+        let notifier = Notifier::new(&cfg.targets[0], &cfg, &engine).expect("notifier");
+        let mut sent = Vec::new();
+        for n in &notes {
+            sent.push(notifier.send(n, 100).await);
+        }
+        sent
+    });
+    assert_eq!(sent, [Outcome::Sent; 3]);
+    let m = "UNDERSTUDY-MIB::";
+    trapd.wait(
+        "rgFencingFailed",
+        &[
+            &format!("{TRAP_OID}{m}rgFencingFailed"),
+            &format!("{m}rgGroupName.0 = STRING: demo"),
+            &format!("{m}rgNotifyMainName.0 = STRING: main-1"),
+            &format!("{m}rgNotifyBackupName.0 = STRING: backup-1"),
+            &format!("{m}rgFencingLastOutcome.0 = INTEGER: timeout(4)"),
+            &format!("{m}rgFencingLastTime.0 = STRING: 2023-11-14,22:13:28.0,+0:0"),
+            &format!("{m}rgFencingLastDetail.0 = STRING: no answer within 5s"),
+            "SNMPv2-MIB::sysName.0 = STRING: backup-1",
+        ],
+    );
+    trapd.wait(
+        "rgCoordinationLost",
+        &[
+            &format!("{TRAP_OID}{m}rgCoordinationLost"),
+            &format!("{m}rgCoordinationStatus.0 = INTEGER: down(3)"),
+            &format!("{m}rgCoordinationBackend.0 = STRING: etcd"),
+            &format!("{m}rgCoordinationSince.0 = STRING: 2023-11-14,22:13:25.0,+0:0"),
+            &format!("{m}rgCoordinationError.0 = STRING: connection refused"),
+        ],
+    );
+    trapd.wait(
+        "rgCoordinationRestored",
+        &[
+            &format!("{TRAP_OID}{m}rgCoordinationRestored"),
+            &format!("{m}rgCoordinationStatus.0 = INTEGER: up(2)"),
+            &format!("{m}rgCoordinationSince.0 = STRING: 2023-11-14,22:13:40.0,+0:0"),
+        ],
+    );
 }

@@ -25,7 +25,7 @@ use self::request::{parse_json, ClientAddr};
 use crate::agent::Agent;
 use crate::command::{Command, Event};
 use crate::group::{Operation, Requester, Role};
-use crate::snapshot::{rfc3339, Snapshot, VERSION};
+use crate::snapshot::{rfc3339, FenceOutcome, Snapshot, VERSION};
 use crate::{metrics, peer, status_page};
 
 /// Builds the whole router for `agent`: the API, `/metrics`, the status page and `/healthz`,
@@ -108,6 +108,50 @@ pub struct GroupJson {
     pub redundancy: RedundancyJson,
     pub members: Vec<MemberJson>,
     pub takeovers: std::collections::BTreeMap<String, u64>,
+    /// The quorum source as this agent sees it; `null` without a `[coordination]` section.
+    pub coordination: Option<CoordinationJson>,
+    /// This agent's fence command runs; `null` without a `[fencing]` section.
+    pub fencing: Option<FencingJson>,
+}
+
+/// A member's lease on its current address.
+#[derive(Debug, Serialize)]
+pub struct LeaseJson {
+    /// When it runs out unless renewed (RFC 3339).
+    pub until: String,
+    /// `kernel` or `agent`: who removes the address when it runs out.
+    pub enforced_by: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CoordinationJson {
+    pub backend: &'static str,
+    pub up: bool,
+    /// Since when it has been up / down (RFC 3339).
+    pub since: String,
+    /// Why it is down, while it is.
+    pub error: Option<String>,
+    /// Until when this agent's session is known to be valid (RFC 3339), if it has one.
+    pub session_until: Option<String>,
+    /// Service address → the member holding it at the quorum source.
+    pub holders: std::collections::BTreeMap<String, String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FencingJson {
+    /// Runs by outcome (`success`, `failed`, `timeout`; zeros listed) since the agent started.
+    pub runs: std::collections::BTreeMap<&'static str, u64>,
+    pub last: Option<FenceRunJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FenceRunJson {
+    pub target: String,
+    pub outcome: &'static str,
+    /// When it ended (RFC 3339).
+    pub at: String,
+    pub duration_ms: u64,
+    pub detail: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -144,6 +188,8 @@ pub struct MemberJson {
     pub failing_device_checks: Vec<String>,
     pub local: bool,
     pub peer_paths: std::collections::BTreeMap<String, bool>,
+    /// The lease on its current address; `null` when it holds none.
+    pub lease: Option<LeaseJson>,
 }
 
 #[derive(Debug, Serialize)]
@@ -207,6 +253,10 @@ pub fn group_json(s: &Snapshot) -> GroupJson {
                     failing_device_checks: r.failing_checks.clone(),
                     local: s.is_local(m),
                     peer_paths: m.paths.iter().cloned().collect(),
+                    lease: m.lease.as_ref().map(|l| LeaseJson {
+                        until: rfc3339(l.until),
+                        enforced_by: l.enforced_by,
+                    }),
                 }
             })
             .collect(),
@@ -219,6 +269,27 @@ pub fn group_json(s: &Snapshot) -> GroupJson {
                 )
             })
             .collect(),
+        coordination: s.coordination.as_ref().map(|c| CoordinationJson {
+            backend: c.backend,
+            up: c.up,
+            since: rfc3339(c.since),
+            error: c.error.clone(),
+            session_until: c.session_until.map(rfc3339),
+            holders: c.holders.clone(),
+        }),
+        fencing: s.fencing.as_ref().map(|f| FencingJson {
+            runs: FenceOutcome::ALL
+                .iter()
+                .map(|o| (o.as_str(), f.runs.get(o).copied().unwrap_or(0)))
+                .collect(),
+            last: f.last.as_ref().map(|r| FenceRunJson {
+                target: r.target.clone(),
+                outcome: r.outcome.as_str(),
+                at: rfc3339(r.at),
+                duration_ms: r.duration_ms,
+                detail: r.detail.clone(),
+            }),
+        }),
     }
 }
 

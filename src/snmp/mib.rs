@@ -7,7 +7,7 @@
 use bytes::Bytes;
 
 use crate::group::{Alarm, AlarmKind, Millis, OperState, ReplicationResult, Role};
-use crate::snapshot::{Snapshot, VERSION};
+use crate::snapshot::{FenceOutcome, LeaseView, Snapshot, VERSION};
 
 /// An OID as its arcs. Slices of arcs order like OIDs (arc by arc, a prefix first).
 pub type Oid = Vec<u32>;
@@ -159,6 +159,29 @@ pub mod member_col {
     pub const MANUAL_TAKEOVER: u32 = 12;
     pub const REVERSE_TAKEOVER: u32 = 13;
     pub const ACTING_FOR: u32 = 14;
+    pub const LEASE_EXPIRY: u32 = 15;
+    pub const LEASE_ENFORCED_BY: u32 = 16;
+}
+
+/// Scalars of `rgCoordination` (instance `.0` is added by [`coordination_scalar`]).
+pub mod coordination_arc {
+    pub const STATUS: u32 = 1;
+    pub const BACKEND: u32 = 2;
+    pub const SINCE: u32 = 3;
+    pub const ERROR: u32 = 4;
+    pub const SESSION_EXPIRY: u32 = 5;
+}
+
+/// Scalars of `rgFencing` (instance `.0` is added by [`fencing_scalar`]).
+pub mod fencing_arc {
+    pub const ENABLED: u32 = 1;
+    pub const SUCCESSES: u32 = 2;
+    pub const FAILURES: u32 = 3;
+    pub const TIMEOUTS: u32 = 4;
+    pub const LAST_TARGET: u32 = 5;
+    pub const LAST_OUTCOME: u32 = 6;
+    pub const LAST_TIME: u32 = 7;
+    pub const LAST_DETAIL: u32 = 8;
 }
 
 /// Columns of `rgAlarmEntry`.
@@ -196,11 +219,24 @@ pub mod notification_arc {
     pub const NO_REDUNDANCY: u32 = 3;
     pub const REDUNDANCY_RESTORED: u32 = 4;
     pub const REPLICATION_FAILED: u32 = 5;
+    pub const FENCING_FAILED: u32 = 6;
+    pub const COORDINATION_LOST: u32 = 7;
+    pub const COORDINATION_RESTORED: u32 = 8;
 }
 
 /// `rgGroup` scalar instance: root.1.1.arc.0
 pub fn scalar(root: &[u32], arc: u32) -> Oid {
     join(root, &[1, 1, arc, 0])
+}
+
+/// `rgCoordination` scalar instance: root.1.5.arc.0
+pub fn coordination_scalar(root: &[u32], arc: u32) -> Oid {
+    join(root, &[1, 5, arc, 0])
+}
+
+/// `rgFencing` scalar instance: root.1.6.arc.0
+pub fn fencing_scalar(root: &[u32], arc: u32) -> Oid {
+    join(root, &[1, 6, arc, 0])
 }
 
 /// `rgMemberEntry` instance: root.1.2.1.col.index
@@ -311,6 +347,40 @@ pub fn alarm_type_value(k: AlarmKind) -> i32 {
     }
 }
 
+/// `rgCoordinationStatus`: none(1) without a quorum source, up(2), down(3).
+pub fn coordination_status(snap: &Snapshot) -> i32 {
+    match &snap.coordination {
+        None => 1,
+        Some(c) if c.up => 2,
+        Some(_) => 3,
+    }
+}
+
+/// `rgFencingLastOutcome`: none(1) before any run (or without a fence command), success(2),
+/// failed(3), timeout(4).
+pub fn fence_outcome_value(o: Option<FenceOutcome>) -> i32 {
+    match o {
+        None => 1,
+        Some(FenceOutcome::Success) => 2,
+        Some(FenceOutcome::Failed) => 3,
+        Some(FenceOutcome::Timeout) => 4,
+    }
+}
+
+/// `rgMemberLeaseEnforcedBy`: none(1) without a lease, kernel(2), agent(3).
+pub fn lease_enforced_by_value(lease: Option<&LeaseView>) -> i32 {
+    match lease.map(|l| l.enforced_by) {
+        None => 1,
+        Some("kernel") => 2,
+        Some(_) => 3,
+    }
+}
+
+/// A Counter32 of a count that may exceed it (wraps, as counters do).
+fn counter32(n: u64) -> Value {
+    Value::Counter32((n & 0xffff_ffff) as u32)
+}
+
 fn index32(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
 }
@@ -395,8 +465,8 @@ fn or_table(root: &[u32]) -> Vec<(Oid, &'static str)> {
             "The MIB module for SNMP entities (SNMPv2-MIB).",
         ),
         (
-            join(root, &[2, 1, 1]),
-            "The redundancy group of understudy agents (UNDERSTUDY-MIB rgCompliance).",
+            join(root, &[2, 1, 2]),
+            "The redundancy group of understudy agents (UNDERSTUDY-MIB rgFullCompliance).",
         ),
     ]
 }
@@ -546,7 +616,19 @@ fn understudy(snap: &Snapshot, root: &[u32], e: &mut Vec<(Oid, Cell)>) {
             cell(c::ACTING_FOR),
             Value::Integer(i32::try_from(acting).unwrap_or(0)),
         );
+        push(
+            e,
+            cell(c::LEASE_EXPIRY),
+            date_or_zero(m.lease.as_ref().map(|l| l.until)),
+        );
+        push(
+            e,
+            cell(c::LEASE_ENFORCED_BY),
+            Value::Integer(lease_enforced_by_value(m.lease.as_ref())),
+        );
     }
+    coordination_objects(snap, root, e);
+    fencing_objects(snap, root, e);
     for a in &red.alarms {
         use alarm_col as ac;
         let idx = alarm_index(snap, a);
@@ -565,6 +647,48 @@ fn understudy(snap: &Snapshot, root: &[u32], e: &mut Vec<(Oid, Cell)>) {
         push(e, cell(ac::MAIN_INDEX), Value::Integer(idx_of(&a.main)));
         push(e, cell(ac::BACKUP_INDEX), Value::Integer(idx_of(&a.backup)));
     }
+}
+
+/// `rgCoordination`: always served; `none(1)` and empty values without a quorum source.
+fn coordination_objects(snap: &Snapshot, root: &[u32], e: &mut Vec<(Oid, Cell)>) {
+    use coordination_arc as a;
+    let c = snap.coordination.as_ref();
+    let mut push = |arc: u32, v: Value| e.push((coordination_scalar(root, arc), Cell::Fixed(v)));
+    push(a::STATUS, Value::Integer(coordination_status(snap)));
+    push(a::BACKEND, Value::text(c.map_or("", |c| c.backend)));
+    push(a::SINCE, date_or_zero(c.map(|c| c.since)));
+    push(
+        a::ERROR,
+        Value::display(c.and_then(|c| c.error.as_deref()).unwrap_or("")),
+    );
+    push(
+        a::SESSION_EXPIRY,
+        date_or_zero(c.and_then(|c| c.session_until)),
+    );
+}
+
+/// `rgFencing`: always served; `rgFencingEnabled` false(2), zeros and `none(1)` without a
+/// fence command.
+fn fencing_objects(snap: &Snapshot, root: &[u32], e: &mut Vec<(Oid, Cell)>) {
+    use fencing_arc as a;
+    let f = snap.fencing.as_ref();
+    let runs = |o: FenceOutcome| f.and_then(|f| f.runs.get(&o).copied()).unwrap_or(0);
+    let last = f.and_then(|f| f.last.as_ref());
+    let mut push = |arc: u32, v: Value| e.push((fencing_scalar(root, arc), Cell::Fixed(v)));
+    push(a::ENABLED, truth(f.is_some()));
+    push(a::SUCCESSES, counter32(runs(FenceOutcome::Success)));
+    push(a::FAILURES, counter32(runs(FenceOutcome::Failed)));
+    push(a::TIMEOUTS, counter32(runs(FenceOutcome::Timeout)));
+    push(a::LAST_TARGET, Value::text(last.map_or("", |r| &r.target)));
+    push(
+        a::LAST_OUTCOME,
+        Value::Integer(fence_outcome_value(last.map(|r| r.outcome))),
+    );
+    push(a::LAST_TIME, date_or_zero(last.map(|r| r.at)));
+    push(
+        a::LAST_DETAIL,
+        Value::display(last.map_or("", |r| &r.detail)),
+    );
 }
 
 #[cfg(test)]
@@ -830,6 +954,142 @@ pub(crate) mod tests {
             ),
             (format!("{r}.1.3.1.5.1"), int(1)),
             (format!("{r}.1.3.1.6.1"), int(2)),
+        ];
+        for (o, want) in table {
+            assert_eq!(t.get(&oid(&o)), Some(&want), "value of {o}");
+        }
+    }
+
+    /// [`snapshot`] with a kernel lease on main-1, the quorum source down since `at` and a
+    /// fence run against main-1 that failed at `at`.
+    pub(crate) fn with_safety(at: Millis) -> Snapshot {
+        use crate::snapshot::{CoordinationView, FenceRun, FencingView, LeaseView};
+        let mut s = snapshot();
+        s.members[0].lease = Some(LeaseView {
+            until: at + 30_000,
+            enforced_by: "kernel",
+        });
+        s.coordination = Some(CoordinationView {
+            backend: "etcd",
+            up: false,
+            since: at,
+            error: Some("connection refused".into()),
+            session_until: Some(at + 10_000),
+            holders: BTreeMap::new(),
+        });
+        s.fencing = Some(FencingView {
+            runs: BTreeMap::from([
+                (FenceOutcome::Success, 3),
+                (FenceOutcome::Failed, 1),
+                (FenceOutcome::Timeout, 0),
+            ]),
+            last: Some(FenceRun {
+                target: "main-1".into(),
+                outcome: FenceOutcome::Failed,
+                at,
+                duration_ms: 120,
+                detail: "exit status 1: power controller refused".into(),
+            }),
+        });
+        s
+    }
+
+    #[test]
+    fn leases_quorum_and_fencing_objects_without_them() {
+        let t = build(&snapshot(), &info());
+        let r = "1.3.6.1.4.1.32473.36";
+        let zero = || Cell::Fixed(Value::Octets(no_date_and_time()));
+        let table: Vec<(String, Cell)> = vec![
+            (format!("{r}.1.2.1.15.1"), zero()),
+            (format!("{r}.1.2.1.15.2"), zero()),
+            (format!("{r}.1.2.1.16.1"), int(1)),
+            (format!("{r}.1.5.1.0"), int(1)),
+            (format!("{r}.1.5.2.0"), text("")),
+            (format!("{r}.1.5.3.0"), zero()),
+            (format!("{r}.1.5.4.0"), text("")),
+            (format!("{r}.1.5.5.0"), zero()),
+            (format!("{r}.1.6.1.0"), int(2)),
+            (format!("{r}.1.6.2.0"), Cell::Fixed(Value::Counter32(0))),
+            (format!("{r}.1.6.3.0"), Cell::Fixed(Value::Counter32(0))),
+            (format!("{r}.1.6.4.0"), Cell::Fixed(Value::Counter32(0))),
+            (format!("{r}.1.6.5.0"), text("")),
+            (format!("{r}.1.6.6.0"), int(1)),
+            (format!("{r}.1.6.7.0"), zero()),
+            (format!("{r}.1.6.8.0"), text("")),
+        ];
+        for (o, want) in table {
+            assert_eq!(t.get(&oid(&o)), Some(&want), "value of {o}");
+        }
+    }
+
+    #[test]
+    fn leases_quorum_and_fencing_objects_with_them() {
+        let at = 1_700_000_100_000;
+        let t = build(&with_safety(at), &info());
+        let r = "1.3.6.1.4.1.32473.36";
+        let date = |ms| Cell::Fixed(Value::Octets(date_and_time(ms)));
+        let table: Vec<(String, Cell)> = vec![
+            (format!("{r}.1.2.1.15.1"), date(at + 30_000)),
+            (
+                format!("{r}.1.2.1.15.2"),
+                Cell::Fixed(Value::Octets(no_date_and_time())),
+            ),
+            (format!("{r}.1.2.1.16.1"), int(2)),
+            (format!("{r}.1.2.1.16.2"), int(1)),
+            (format!("{r}.1.5.1.0"), int(3)),
+            (format!("{r}.1.5.2.0"), text("etcd")),
+            (format!("{r}.1.5.3.0"), date(at)),
+            (format!("{r}.1.5.4.0"), text("connection refused")),
+            (format!("{r}.1.5.5.0"), date(at + 10_000)),
+            (format!("{r}.1.6.1.0"), int(1)),
+            (format!("{r}.1.6.2.0"), Cell::Fixed(Value::Counter32(3))),
+            (format!("{r}.1.6.3.0"), Cell::Fixed(Value::Counter32(1))),
+            (format!("{r}.1.6.4.0"), Cell::Fixed(Value::Counter32(0))),
+            (format!("{r}.1.6.5.0"), text("main-1")),
+            (format!("{r}.1.6.6.0"), int(3)),
+            (format!("{r}.1.6.7.0"), date(at)),
+            (
+                format!("{r}.1.6.8.0"),
+                text("exit status 1: power controller refused"),
+            ),
+        ];
+        for (o, want) in table {
+            assert_eq!(t.get(&oid(&o)), Some(&want), "value of {o}");
+        }
+        let mut up = with_safety(at);
+        if let Some(c) = up.coordination.as_mut() {
+            c.up = true;
+        }
+        assert_eq!(coordination_status(&up), 2);
+        assert_eq!(fence_outcome_value(Some(FenceOutcome::Timeout)), 4);
+        assert_eq!(fence_outcome_value(Some(FenceOutcome::Success)), 2);
+        assert_eq!(
+            lease_enforced_by_value(Some(&crate::snapshot::LeaseView {
+                until: 0,
+                enforced_by: "agent"
+            })),
+            3
+        );
+    }
+
+    #[test]
+    fn coordination_and_fencing_alarms_take_their_indexes() {
+        let mut s = snapshot();
+        s.redundancy = Redundancy {
+            alarms: vec![
+                crate::group::coordination_lost("backup-1", "etcd", "connection refused", 5),
+                crate::group::fencing_failed("backup-1", "main-1", "exit status 1", 6),
+            ],
+        };
+        let t = build(&s, &info());
+        let r = "1.3.6.1.4.1.32473.36";
+        // two members: coordinationLost at 2 + 4, fencingFailed at 2 + 5
+        let table = [
+            (format!("{r}.1.3.1.2.6"), int(6)),
+            (format!("{r}.1.3.1.5.6"), int(0)),
+            (format!("{r}.1.3.1.2.7"), int(7)),
+            (format!("{r}.1.3.1.5.7"), int(1)),
+            (format!("{r}.1.3.1.6.7"), int(2)),
         ];
         for (o, want) in table {
             assert_eq!(t.get(&oid(&o)), Some(&want), "value of {o}");

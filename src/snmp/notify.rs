@@ -13,7 +13,9 @@ use tracing::{debug, info, warn};
 use crate::snapshot::{NotificationCounts, Snapshot, VERSION};
 use crate::snmp::mib::Oid;
 use crate::snmp::notifier::{Delivery, Notifier, Outcome};
-use crate::snmp::transitions::{cold_start, no_redundancy, transitions, Notification, Repeater};
+use crate::snmp::transitions::{
+    cold_start, coordination, no_redundancy, transitions, Kind, Notification, Repeater,
+};
 
 /// Every (type, outcome) pair a notification can end with, counted from zero: what the
 /// agent's snapshot (and so `understudy_snmp_notifications_total`) starts from.
@@ -142,6 +144,12 @@ pub(crate) async fn run(
         let settle_now = |snap: &Snapshot, repeater: &mut Repeater| {
             for a in &snap.redundancy.alarms {
                 send(no_redundancy(snap, &root, a));
+            }
+            // A quorum source down since the start is announced now, as the alarms are.
+            if let Some(lost) =
+                coordination(snap, &root).filter(|n| n.kind == Kind::CoordinationLost)
+            {
+                send(lost);
             }
             repeater.seen(snap, ms());
         };

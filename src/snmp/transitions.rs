@@ -2,7 +2,9 @@
 //! agent starts, `rgTakeover` or `rgFailover` when a Main is taken over, `rgNoRedundancy` when
 //! an alarm is raised and again every `alarm_repeat` while it stays raised ([`Repeater`]),
 //! `rgRedundancyRestored` when the last alarm clears, `rgReplicationFailed` when a Backup's
-//! replication fails. Every agent reports the group as it sees it; each notification also
+//! replication fails, `rgFencingFailed` when a run of this agent's fence command fails or times
+//! out, `rgCoordinationLost` / `rgCoordinationRestored` when this agent's quorum source goes
+//! down / comes back. Every agent reports the group as it sees it; each notification also
 //! carries `sysName.0`, the member whose agent sent it. Pure: no I/O, time is a value.
 
 use std::collections::BTreeMap;
@@ -10,9 +12,11 @@ use std::time::Duration;
 
 use crate::command::{Event, OutcomeKind};
 use crate::group::{Alarm, Millis, OpKind, Operation, ReplicationResult, Requester, TakeoverMark};
+use crate::snapshot::FenceOutcome;
 use crate::snapshot::Snapshot;
 use crate::snmp::mib::{
-    self, alarm_col, member_col, notification_arc as na, notify_arc, scalar_arc, Oid, Value,
+    self, alarm_col, coordination_arc, fencing_arc, member_col, notification_arc as na, notify_arc,
+    scalar_arc, Oid, Value,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -23,6 +27,9 @@ pub enum Kind {
     NoRedundancy,
     RedundancyRestored,
     ReplicationFailed,
+    FencingFailed,
+    CoordinationLost,
+    CoordinationRestored,
 }
 
 impl Kind {
@@ -35,6 +42,9 @@ impl Kind {
             Kind::NoRedundancy => "rgNoRedundancy",
             Kind::RedundancyRestored => "rgRedundancyRestored",
             Kind::ReplicationFailed => "rgReplicationFailed",
+            Kind::FencingFailed => "rgFencingFailed",
+            Kind::CoordinationLost => "rgCoordinationLost",
+            Kind::CoordinationRestored => "rgCoordinationRestored",
         }
     }
 
@@ -48,6 +58,9 @@ impl Kind {
             Kind::NoRedundancy => na::NO_REDUNDANCY,
             Kind::RedundancyRestored => na::REDUNDANCY_RESTORED,
             Kind::ReplicationFailed => na::REPLICATION_FAILED,
+            Kind::FencingFailed => na::FENCING_FAILED,
+            Kind::CoordinationLost => na::COORDINATION_LOST,
+            Kind::CoordinationRestored => na::COORDINATION_RESTORED,
         };
         mib::notification(root, arc)
     }
@@ -244,6 +257,70 @@ pub fn replication_failed(snap: &Snapshot, root: &[u32], backup: &str) -> Option
     Some(note(Kind::ReplicationFailed, snap, root, varbinds))
 }
 
+/// `rgFencingFailed` for this agent's last fence run, if it failed or timed out.
+pub fn fencing_failed(snap: &Snapshot, root: &[u32]) -> Option<Notification> {
+    let run = snap.fencing.as_ref()?.last.as_ref()?;
+    if run.outcome == FenceOutcome::Success {
+        return None;
+    }
+    let f = |arc| mib::fencing_scalar(root, arc);
+    let varbinds = vec![
+        group_name(snap, root),
+        notify_text(root, notify_arc::MAIN_NAME, &run.target),
+        notify_text(root, notify_arc::BACKUP_NAME, &snap.local),
+        (
+            f(fencing_arc::LAST_OUTCOME),
+            Value::Integer(mib::fence_outcome_value(Some(run.outcome))),
+        ),
+        (
+            f(fencing_arc::LAST_TIME),
+            Value::Octets(mib::date_and_time(run.at)),
+        ),
+        (f(fencing_arc::LAST_DETAIL), Value::display(&run.detail)),
+    ];
+    Some(note(Kind::FencingFailed, snap, root, varbinds))
+}
+
+/// `rgCoordinationLost` (the quorum source is down) or `rgCoordinationRestored` (it is up), as
+/// `snap` shows it; `None` without a quorum source.
+pub fn coordination(snap: &Snapshot, root: &[u32]) -> Option<Notification> {
+    let c = snap.coordination.as_ref()?;
+    let o = |arc| mib::coordination_scalar(root, arc);
+    let mut varbinds = vec![
+        group_name(snap, root),
+        (
+            o(coordination_arc::STATUS),
+            Value::Integer(mib::coordination_status(snap)),
+        ),
+        (o(coordination_arc::BACKEND), Value::text(c.backend)),
+        (
+            o(coordination_arc::SINCE),
+            Value::Octets(mib::date_and_time(c.since)),
+        ),
+    ];
+    let kind = if c.up {
+        Kind::CoordinationRestored
+    } else {
+        varbinds.push((
+            o(coordination_arc::ERROR),
+            Value::display(c.error.as_deref().unwrap_or("")),
+        ));
+        Kind::CoordinationLost
+    };
+    Some(note(kind, snap, root, varbinds))
+}
+
+/// Identifies a fence run across snapshots.
+fn fence_key(snap: &Snapshot) -> Option<(Millis, &str, FenceOutcome)> {
+    let run = snap.fencing.as_ref()?.last.as_ref()?;
+    Some((run.at, run.target.as_str(), run.outcome))
+}
+
+/// The quorum source's state across snapshots: (up, since).
+fn coordination_key(snap: &Snapshot) -> Option<(bool, Millis)> {
+    snap.coordination.as_ref().map(|c| (c.up, c.since))
+}
+
 /// Identifies an alarm across snapshots.
 fn alarm_key(snap: &Snapshot, a: &Alarm) -> (u32, Millis) {
     (mib::alarm_index(snap, a), a.raised_at)
@@ -295,6 +372,19 @@ pub fn transitions(
         if !old.redundancy.redundant() && new.redundancy.redundant() {
             out.push(restored(new, root, old.redundancy.since()));
         }
+        // Down, or down again since the last snapshot: lost. Up after down: restored. (Up
+        // from the start is no news; down from the start is announced when the agent has
+        // settled, with the alarms raised then: `notify`.)
+        match (coordination_key(old), coordination_key(new)) {
+            (before, Some((false, since))) if before != Some((false, since)) => {
+                out.extend(coordination(new, root));
+            }
+            (Some((false, _)), Some((true, _))) => out.extend(coordination(new, root)),
+            _ => {}
+        }
+    }
+    if fence_key(new) != fence_key(old) {
+        out.extend(fencing_failed(new, root));
     }
     for m in &new.members {
         let Some(rep) = &m.record.replication else {
@@ -371,7 +461,7 @@ mod tests {
 
     use super::*;
     use crate::group::Replication;
-    use crate::snmp::mib::tests::{snapshot, taken_over, ROOT};
+    use crate::snmp::mib::tests::{snapshot, taken_over, with_safety, ROOT};
 
     fn vb<'a>(n: &'a Notification, oid: &[u32]) -> Option<&'a Value> {
         n.varbinds.iter().find(|(o, _)| o == oid).map(|(_, v)| v)
@@ -559,6 +649,153 @@ mod tests {
             Some(&Value::text("main-1 unreachable"))
         );
         assert!(transitions(&after, &after, ROOT, false).is_empty());
+    }
+
+    /// `with_safety(at)` with the quorum source up since `at` and no fence run yet.
+    fn safe(at: Millis) -> Snapshot {
+        let mut s = with_safety(at);
+        if let Some(c) = s.coordination.as_mut() {
+            c.up = true;
+            c.error = None;
+        }
+        if let Some(f) = s.fencing.as_mut() {
+            f.last = None;
+        }
+        s
+    }
+
+    fn kinds(notes: &[Notification]) -> Vec<Kind> {
+        notes.iter().map(|n| n.kind).collect()
+    }
+
+    #[test]
+    fn a_failed_fence_run_sends_rg_fencing_failed_once() {
+        let before = safe(100);
+        let after = with_safety(100); // last run: failed against main-1 at 100
+        let notes = transitions(&before, &after, ROOT, true);
+        assert!(
+            kinds(&notes).contains(&Kind::FencingFailed),
+            "even while settling"
+        );
+        let notes = transitions(&before, &after, ROOT, false);
+        let n = notes
+            .iter()
+            .find(|n| n.kind == Kind::FencingFailed)
+            .expect("rgFencingFailed");
+        assert_eq!(n.trap_oid, mib::notification(ROOT, 6));
+        let o = |arc| mib::notify_object(ROOT, arc);
+        let f = |arc| mib::fencing_scalar(ROOT, arc);
+        assert_eq!(
+            vb(n, &o(notify_arc::MAIN_NAME)),
+            Some(&Value::text("main-1"))
+        );
+        assert_eq!(
+            vb(n, &o(notify_arc::BACKUP_NAME)),
+            Some(&Value::text("backup-1")),
+            "the agent that ran it"
+        );
+        assert_eq!(
+            vb(n, &f(fencing_arc::LAST_OUTCOME)),
+            Some(&Value::Integer(3))
+        );
+        assert_eq!(
+            vb(n, &f(fencing_arc::LAST_TIME)),
+            Some(&Value::Octets(mib::date_and_time(100)))
+        );
+        assert_eq!(
+            vb(n, &f(fencing_arc::LAST_DETAIL)),
+            Some(&Value::text("exit status 1: power controller refused"))
+        );
+        assert_eq!(n.varbinds.len(), 7, "6 MIB varbinds and sysName.0");
+        // the same run again: nothing; a timeout later: again; a success: nothing
+        let notes = transitions(&after, &after, ROOT, false);
+        assert!(!kinds(&notes).contains(&Kind::FencingFailed));
+        let mut timeout = after.clone();
+        if let Some(run) = timeout.fencing.as_mut().and_then(|f| f.last.as_mut()) {
+            run.at = 200;
+            run.outcome = FenceOutcome::Timeout;
+        }
+        let notes = transitions(&after, &timeout, ROOT, false);
+        let n = notes
+            .iter()
+            .find(|n| n.kind == Kind::FencingFailed)
+            .expect("rgFencingFailed for the timeout");
+        assert_eq!(
+            vb(n, &mib::fencing_scalar(ROOT, fencing_arc::LAST_OUTCOME)),
+            Some(&Value::Integer(4))
+        );
+        let mut success = timeout.clone();
+        if let Some(run) = success.fencing.as_mut().and_then(|f| f.last.as_mut()) {
+            run.at = 300;
+            run.outcome = FenceOutcome::Success;
+        }
+        assert!(
+            !kinds(&transitions(&timeout, &success, ROOT, false)).contains(&Kind::FencingFailed)
+        );
+        // no fence command: nothing
+        assert!(fencing_failed(&snapshot(), ROOT).is_none());
+    }
+
+    #[test]
+    fn the_quorum_source_going_down_and_up_sends_lost_then_restored() {
+        let up = safe(100);
+        let mut down = up.clone();
+        if let Some(c) = down.coordination.as_mut() {
+            c.up = false;
+            c.since = 500;
+            c.error = Some("connection refused".into());
+        }
+        if let Some(f) = down.fencing.as_mut() {
+            f.last = None;
+        }
+        let notes = transitions(&up, &down, ROOT, false);
+        assert_eq!(kinds(&notes), vec![Kind::CoordinationLost]);
+        let n = &notes[0];
+        assert_eq!(n.trap_oid, mib::notification(ROOT, 7));
+        let c = |arc| mib::coordination_scalar(ROOT, arc);
+        assert_eq!(
+            vb(n, &c(coordination_arc::STATUS)),
+            Some(&Value::Integer(3))
+        );
+        assert_eq!(
+            vb(n, &c(coordination_arc::BACKEND)),
+            Some(&Value::text("etcd"))
+        );
+        assert_eq!(
+            vb(n, &c(coordination_arc::SINCE)),
+            Some(&Value::Octets(mib::date_and_time(500)))
+        );
+        assert_eq!(
+            vb(n, &c(coordination_arc::ERROR)),
+            Some(&Value::text("connection refused"))
+        );
+        // still down: nothing more; while settling: nothing (announced once settled)
+        assert!(transitions(&down, &down, ROOT, false).is_empty());
+        assert!(transitions(&up, &down, ROOT, true).is_empty());
+        // back up: restored
+        let mut again = up.clone();
+        if let Some(c) = again.coordination.as_mut() {
+            c.since = 900;
+        }
+        let notes = transitions(&down, &again, ROOT, false);
+        assert_eq!(kinds(&notes), vec![Kind::CoordinationRestored]);
+        assert_eq!(notes[0].trap_oid, mib::notification(ROOT, 8));
+        assert_eq!(
+            vb(&notes[0], &c(coordination_arc::STATUS)),
+            Some(&Value::Integer(2))
+        );
+        // up from the start is no news; down with a new since (up and down in between): lost
+        assert!(transitions(&snapshot(), &up, ROOT, false).is_empty());
+        let mut down_again = down.clone();
+        if let Some(c) = down_again.coordination.as_mut() {
+            c.since = 1_000;
+        }
+        assert_eq!(
+            kinds(&transitions(&down, &down_again, ROOT, false)),
+            vec![Kind::CoordinationLost]
+        );
+        // no quorum source at all: nothing
+        assert!(coordination(&snapshot(), ROOT).is_none());
     }
 
     #[test]

@@ -1,6 +1,9 @@
 //! The status page at `GET /`: the seed's "Redundancy configuration page", rendered on the
 //! server from one snapshot. Pure.
 //!
+//! Besides the seed's columns it shows, when configured, the lease each member holds its
+//! address under, the quorum source and the fence command's last run.
+//!
 //! The page is complete without JavaScript for reading (it refreshes itself with a meta refresh
 //! inside `<noscript>`). A small inline script (`status_page/app.js`, no external files, no
 //! CDN) adds the commands: the Manual Take-Over drop-down + Go on every Backup row, Reverse
@@ -11,8 +14,8 @@
 use std::fmt::Write;
 
 use crate::command::OutcomeKind;
-use crate::group::{OpKind, OperState, ReplicationResult, Role};
-use crate::snapshot::{rfc3339, MemberSnapshot, Snapshot, VERSION};
+use crate::group::{Millis, OpKind, OperState, ReplicationResult, Role};
+use crate::snapshot::{rfc3339, FenceOutcome, MemberSnapshot, Snapshot, VERSION};
 
 /// The page's style sheet and script, inlined so the agent serves one self-contained page.
 const STYLE: &str = include_str!("style.css");
@@ -106,6 +109,7 @@ pub fn render(s: &Snapshot) -> String {
     );
     h.push_str("<div id=\"live\">");
     render_redundancy(&mut h, s);
+    render_safety(&mut h, s);
     render_area(&mut h, s, Role::Main);
     render_area(&mut h, s, Role::Backup);
     h.push_str(
@@ -218,9 +222,14 @@ fn render_row(h: &mut String, s: &Snapshot, m: &MemberSnapshot) {
     }
     let _ = write!(
         h,
-        "</td><td>{caddr}</td><td>{cur}</td><td>{auto}</td><td>",
+        "</td><td>{caddr}</td><td>{cur}",
         caddr = esc(r.configured_address),
         cur = r.current_address.map_or_else(|| "none".to_string(), esc),
+    );
+    render_lease(h, s, m);
+    let _ = write!(
+        h,
+        "</td><td>{auto}</td><td>",
         auto = if r.auto_failover {
             "Enabled"
         } else {
@@ -241,6 +250,110 @@ fn render_row(h: &mut String, s: &Snapshot, m: &MemberSnapshot) {
         Role::Main => h.push('—'),
     }
     h.push_str("</td></tr>");
+}
+
+/// `HH:MM:SS` (UTC) of a time, for notes that only need the time of day.
+fn time_of_day(ms: Millis) -> String {
+    let full = rfc3339(ms);
+    full.get(11..19)
+        .map_or_else(|| full.clone(), str::to_string)
+}
+
+/// Under the current IP: the lease it is held under ("lease until HH:MM:SS UTC", the full time
+/// as a tooltip). Where the group uses leases (some member holds one) a member that holds an
+/// address without one shows "no lease"; a group without leases shows nothing.
+fn render_lease(h: &mut String, s: &Snapshot, m: &MemberSnapshot) {
+    match &m.lease {
+        Some(l) => {
+            let _ = write!(
+                h,
+                "<span class=\"note lease\" title=\"{full}, removed by the {by} when it runs \
+                 out\">lease until {time} UTC</span>",
+                full = rfc3339(l.until),
+                by = escape(l.enforced_by),
+                time = time_of_day(l.until),
+            );
+        }
+        None if m.record.current_address.is_some()
+            && s.members.iter().any(|m| m.lease.is_some()) =>
+        {
+            h.push_str("<span class=\"note rep-failed lease\">no lease</span>");
+        }
+        None => {}
+    }
+}
+
+/// Below the redundancy banner, when configured: the quorum source (up / down since when,
+/// why) and the fence command's last run.
+fn render_safety(h: &mut String, s: &Snapshot) {
+    if s.coordination.is_none() && s.fencing.is_none() {
+        return;
+    }
+    h.push_str("<div id=\"safety\">");
+    if let Some(c) = &s.coordination {
+        if c.up {
+            let _ = write!(
+                h,
+                "<p id=\"coordination\" class=\"safety-ok\">Quorum source ({backend}): \
+                 <b>up</b> since {since}</p>",
+                backend = escape(c.backend),
+                since = rfc3339(c.since),
+            );
+        } else {
+            let _ = write!(
+                h,
+                "<p id=\"coordination\" class=\"safety-down\" role=\"alert\">Quorum source \
+                 ({backend}): <b>DOWN</b> since {since}{error}. Failover is suspended.</p>",
+                backend = escape(c.backend),
+                since = rfc3339(c.since),
+                error = c
+                    .error
+                    .as_deref()
+                    .map(|e| format!(": {}", escape(e)))
+                    .unwrap_or_default(),
+            );
+        }
+    }
+    if let Some(f) = &s.fencing {
+        let runs = FenceOutcome::ALL
+            .iter()
+            .map(|o| format!("{} {}", f.runs.get(o).copied().unwrap_or(0), o.as_str()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        match &f.last {
+            None => {
+                let _ = write!(
+                    h,
+                    "<p id=\"fencing\">Fence command: not run yet (runs: {runs})</p>"
+                );
+            }
+            Some(run) => {
+                let failed = run.outcome != FenceOutcome::Success;
+                let _ = write!(
+                    h,
+                    "<p id=\"fencing\"{cls}>Fence command: last run against <b>{target}</b> \
+                     ended {at}: <span class=\"{outcome_cls}\">{outcome}</span> after {secs:.1} \
+                     s{detail} (runs: {runs})</p>",
+                    cls = if failed {
+                        " class=\"safety-down\" role=\"alert\""
+                    } else {
+                        ""
+                    },
+                    target = escape(&run.target),
+                    at = rfc3339(run.at),
+                    outcome_cls = if failed { "rep-failed" } else { "rep-success" },
+                    outcome = run.outcome.as_str(),
+                    secs = run.duration_ms as f64 / 1000.0,
+                    detail = if run.detail.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" — {}", escape(&run.detail))
+                    },
+                );
+            }
+        }
+    }
+    h.push_str("</div>");
 }
 
 fn render_replication(h: &mut String, r: &crate::group::MemberRecord) {
@@ -650,6 +763,97 @@ mod tests {
         let html = render(&s);
         assert!(
             html.contains("failed (and 2 times more, last 1970-01-01T00:00:03.000Z)"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn leases_show_under_the_current_ip_and_a_member_without_one_stands_out() {
+        use crate::snapshot::LeaseView;
+        // No member holds a lease: nothing about leases on the page.
+        let html = render(&healthy());
+        assert!(!html.contains("lease"), "{html}");
+        let mut s = healthy();
+        s.members[0].lease = Some(LeaseView {
+            until: 1_700_000_030_000,
+            enforced_by: "kernel",
+        });
+        s.members[2].lease = Some(LeaseView {
+            until: 1_700_000_029_000,
+            enforced_by: "agent",
+        });
+        let html = render(&s);
+        let main = row(&html, "main-1");
+        assert!(main.contains(">lease until 22:13:50 UTC</span>"), "{main}");
+        assert!(
+            main.contains(
+                "title=\"2023-11-14T22:13:50.000Z, removed by the kernel when it runs out\""
+            ),
+            "{main}"
+        );
+        assert!(row(&html, "backup-1").contains("lease until 22:13:49 UTC"));
+        // main-2 holds its address without a lease while the others have one.
+        assert!(row(&html, "main-2").contains(">no lease</span>"));
+        assert!(!row(&html, "main-1").contains("no lease"));
+    }
+
+    #[test]
+    fn the_quorum_source_and_the_last_fence_run_show_when_configured() {
+        use crate::snapshot::{CoordinationView, FenceRun, FencingView};
+        let html = render(&healthy());
+        assert!(!html.contains("id=\"safety\""), "nothing without them");
+        let mut s = healthy();
+        s.coordination = Some(CoordinationView {
+            backend: "etcd",
+            up: true,
+            since: 2_000,
+            error: None,
+            session_until: None,
+            holders: BTreeMap::new(),
+        });
+        s.fencing = Some(FencingView::default());
+        let html = render(&s);
+        assert!(html.contains(
+            "<p id=\"coordination\" class=\"safety-ok\">Quorum source (etcd): <b>up</b> since \
+             1970-01-01T00:00:02.000Z</p>"
+        ));
+        assert!(html.contains(
+            "<p id=\"fencing\">Fence command: not run yet (runs: 0 success, 0 failed, 0 timeout)</p>"
+        ));
+        // The quorum source sits right below the redundancy line, above the members.
+        let at = html.find("id=\"safety\"").expect("safety");
+        assert!(html.find("id=\"redundancy\"").is_some_and(|r| r < at));
+        assert!(html.find("id=\"mains\"").is_some_and(|m| m > at));
+        if let Some(c) = s.coordination.as_mut() {
+            c.up = false;
+            c.since = 3_000;
+            c.error = Some("<connection refused>".into());
+        }
+        s.fencing = Some(FencingView {
+            runs: BTreeMap::from([(FenceOutcome::Timeout, 2)]),
+            last: Some(FenceRun {
+                target: "main-1".into(),
+                outcome: FenceOutcome::Timeout,
+                at: 4_000,
+                duration_ms: 5_000,
+                detail: "no answer within 5s".into(),
+            }),
+        });
+        let html = render(&s);
+        assert!(
+            html.contains(
+                "Quorum source (etcd): <b>DOWN</b> since 1970-01-01T00:00:03.000Z: \
+             &lt;connection refused&gt;. Failover is suspended."
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "<p id=\"fencing\" class=\"safety-down\" role=\"alert\">Fence command: last run \
+             against <b>main-1</b> ended 1970-01-01T00:00:04.000Z: <span class=\"rep-failed\">\
+             timeout</span> after 5.0 s — no answer within 5s (runs: 0 success, 0 failed, 2 \
+             timeout)</p>"
+            ),
             "{html}"
         );
     }

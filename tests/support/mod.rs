@@ -3,7 +3,7 @@
 //! helper ([`Deadline`], [`wait_for`], [`wait_for_async`]) and reqwest as the HTTP client
 //! ([`get_json`], [`post`], [`http_get`] for sync tests). Beside them: groups of separate
 //! `understudy run` agents on loopback ([`write_group`]), net-snmp's tools ([`snmp`]), the
-//! network-namespace plant ([`netns`]) and the fault campaign run in it ([`campaign`]), the metric names a text uses ([`metric_names`]) and a
+//! network-namespace plant ([`netns`]) and the fault campaign run in it ([`campaign`]), the metric names a text uses ([`metric_names`]), hand-built snapshots of leases, the quorum source and fencing ([`safety`]) and a
 //! small BER encoder ([`ber`]). Does I/O.
 #![allow(dead_code, unused_imports)]
 
@@ -15,6 +15,7 @@ pub mod http;
 pub mod metric_names;
 pub mod netns;
 pub mod process;
+pub mod safety;
 pub mod snmp;
 pub mod tmpfs;
 pub mod wait;
