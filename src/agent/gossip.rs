@@ -58,6 +58,9 @@ impl Agent {
     /// with ours (and our definition when the two differ).
     pub async fn handle_heartbeat(&self, hb: Heartbeat) -> Result<HeartbeatReply, CommandError> {
         self.mark_seen(&hb.from, &hb.path);
+        if hb.sent_at != 0 {
+            self.note_peer_lease(&hb.from, hb.lease.as_ref());
+        }
         self.absorb(&hb.records).await;
         self.forget_ended_claims(&hb).await;
         let (definition_digest, definition) = {
@@ -79,6 +82,7 @@ impl Agent {
             want: st.view.wanted(&hb.digest),
             definition_digest,
             definition,
+            lease: self.lease_wire(),
         })
     }
 
@@ -205,6 +209,7 @@ impl Agent {
             )
         };
         let definition_digest = Some(self.agreement().digest().to_string());
+        let lease = self.lease_wire();
         let mut set = JoinSet::new();
         for m in &self.inner.cfg.file.members {
             if m.name == self.inner.name {
@@ -231,6 +236,7 @@ impl Agent {
                     sent_at,
                     definition_digest: definition_digest.clone(),
                     definition: definition.clone(),
+                    lease: lease.clone(),
                 };
                 let peers = self.inner.peers.clone();
                 let (member, path, url) = (m.name.clone(), path.clone(), url.clone());
@@ -267,6 +273,7 @@ impl Agent {
                     let returned = self.reachability(&member) == Reachability::Unreachable
                         && self.inner.started.elapsed() > self.inner.cfg.file.failover_after;
                     self.mark_seen(&member, &path);
+                    self.note_peer_lease(&member, reply.lease.as_ref());
                     self.compare_definition(
                         &member,
                         reply.definition_digest.as_deref(),
@@ -333,6 +340,7 @@ impl Agent {
             sent_at: 0,
             definition_digest: Some(self.agreement().digest().to_string()),
             definition: None,
+            lease: None,
         };
         match self.inner.peers.heartbeat(member, url, &hb).await {
             Ok(reply) => self.absorb(&reply.records).await,

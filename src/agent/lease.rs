@@ -91,6 +91,48 @@ impl Agent {
         })
     }
 
+    /// This member's lease as its heartbeats report it.
+    pub(super) fn lease_wire(&self) -> Option<crate::peer::LeaseWire> {
+        self.lease_view().map(|v| crate::peer::LeaseWire {
+            until: v.until,
+            enforced_by: v.enforced_by.to_string(),
+        })
+    }
+
+    /// Notes the lease `peer` reported (the snapshot shows it as last heard).
+    pub(super) fn note_peer_lease(&self, peer: &str, lease: Option<&crate::peer::LeaseWire>) {
+        let view = lease.map(|l| crate::snapshot::LeaseView {
+            until: l.until,
+            enforced_by: if l.enforced_by == "kernel" {
+                "kernel"
+            } else {
+                "agent"
+            },
+        });
+        let mut leases = self
+            .inner
+            .peer_leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match view {
+            Some(v) => leases.insert(peer.to_string(), v),
+            None => leases.remove(peer),
+        };
+    }
+
+    /// A member's lease as the snapshot shows it: this member's own, a peer's as last heard.
+    pub(super) fn member_lease(&self, member: &str) -> Option<crate::snapshot::LeaseView> {
+        if member == self.inner.name {
+            return self.lease_view();
+        }
+        self.inner
+            .peer_leases
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(member)
+            .cloned()
+    }
+
     /// Renews the lease while this agent runs (every `group::lease::renew_every`).
     pub(super) async fn lease_loop(&self, stop: CancellationToken) {
         if self.inner.address.lease_enforced_by().is_none() {

@@ -87,6 +87,8 @@ struct Inner {
     lease: Mutex<lease::LeaseState>,
     /// The lease held, as the snapshot reads it.
     lease_seen: StdMutex<Option<crate::group::lease::Lease>>,
+    /// Each peer's lease as its last heartbeat or reply reported it.
+    peer_leases: StdMutex<BTreeMap<String, crate::snapshot::LeaseView>>,
 }
 
 /// A handle on the agent; cheap to clone.
@@ -175,6 +177,7 @@ impl Agent {
                 operations: TaskTracker::new(),
                 lease: Mutex::new(lease::LeaseState::default()),
                 lease_seen: StdMutex::new(None),
+                peer_leases: StdMutex::new(BTreeMap::new()),
             }),
         };
         // Serve the restored state from the first request on (peers show as unknown until
@@ -423,7 +426,7 @@ impl Agent {
                             (p, up)
                         })
                         .collect(),
-                    lease: if is_local { self.lease_view() } else { None },
+                    lease: self.member_lease(&r.name),
                 }
             })
             .collect();

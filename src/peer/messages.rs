@@ -39,6 +39,18 @@ pub struct Heartbeat {
     /// (so the peer can say how).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition: Option<Definition>,
+    /// The lease under which the sender holds its current address now (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseWire>,
+}
+
+/// A member's lease on its address, as it reports it to its peers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseWire {
+    /// When it runs out unless renewed (the sender's wall clock, ms since the epoch).
+    pub until: Millis,
+    /// `kernel` or `agent`.
+    pub enforced_by: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -56,6 +68,9 @@ pub struct HeartbeatReply {
     /// The replier's group definition, when its digest differs from the heartbeat's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub definition: Option<Definition>,
+    /// The lease under which the replier holds its current address now (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseWire>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -216,6 +231,7 @@ mod tests {
             sent_at: 0,
             definition_digest: None,
             definition: None,
+            lease: None,
         }
     }
 

@@ -404,6 +404,7 @@ impl Node {
             // Every simulated member lists the same group: nothing to compare.
             definition_digest: None,
             definition: None,
+            lease: None,
         });
 
         for peer in 0..ctx.names.len() {
@@ -519,6 +520,7 @@ impl Node {
                 want: view.wanted(&hb.digest),
                 definition_digest: None,
                 definition: None,
+                lease: None,
             })
         };
         ctx.send(p.from, p.rpc, Route::HeartbeatReply, &reply);
@@ -562,6 +564,7 @@ impl Node {
                 sent_at: 0,
                 definition_digest: None,
                 definition: None,
+                lease: None,
             };
             let rpc = ctx.rpc();
             self.mem()
