@@ -85,6 +85,9 @@ pub struct ConfigFile {
     /// The SNMP agent and its notification targets (absent: no SNMP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snmp: Option<crate::snmp::config::SnmpConfig>,
+    /// The quorum source (absent: the peer protocol alone decides).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coordination: Option<crate::coordination::CoordinationConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -419,6 +422,22 @@ impl ConfigFile {
                 humantime::format_duration(self.heartbeat_interval),
                 crate::group::lease::KERNEL_SLACK,
                 humantime::format_duration(Duration::from_millis(shortest)),
+            )];
+        }
+        let with_quorum = crate::group::lease::shortest_failover_after_with_quorum(
+            ms(lease),
+            ms(self.heartbeat_interval),
+        );
+        if self.coordination.is_some() && ms(self.failover_after) < with_quorum {
+            return vec![format!(
+                "failover_after ({}) must be at least address.lease + {} ms of kernel slack + \
+                 3 × heartbeat_interval = {} with a [coordination] section: while the quorum \
+                 source cannot be reached, a Main keeps its address only while it has heard \
+                 every peer within failover_after - lease - slack - heartbeat_interval, which \
+                 must span two heartbeats",
+                humantime::format_duration(self.failover_after),
+                crate::group::lease::KERNEL_SLACK,
+                humantime::format_duration(Duration::from_millis(with_quorum)),
             )];
         }
         Vec::new()

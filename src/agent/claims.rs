@@ -39,6 +39,7 @@ impl Agent {
         let me = self.clone();
         let op = op.to_string();
         self.inner.operations.spawn(async move {
+            me.unlock_operation(&op).await;
             me.claim_requests(&op, &[], (0, 0), true).await;
         });
     }

@@ -149,6 +149,12 @@ impl Agent {
         };
         // Runs here now: the heartbeat rounds leave its intent alone until it ends.
         let _running = Running::mark(self, &plan.id);
+        // With a quorum source: the group's operation lock there, across partitions.
+        if let Err(err) = self.lock_operation(&plan.id).await {
+            self.end_intent(&plan.id).await;
+            self.record_refusal(&cmd, now, &err).await;
+            return Err(err);
+        }
         // Then on every peer: of two overlapping operations, one finds the other's claim.
         let answers = self
             .claim_round(&plan.id, &members, self.claim_duration(&plan), since)

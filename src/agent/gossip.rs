@@ -374,6 +374,11 @@ impl Agent {
         else {
             return;
         };
+        if let Some(why) = self.failover_suspended() {
+            // The alarm (coordination_lost) says so; the decision is made again every tick.
+            debug!(member = %self.inner.name, %main, %why, "failover suspended");
+            return;
+        }
         let now = self.mono_now();
         let backoff = self.backoff_of(&main);
         if !backoff.allows(now) {

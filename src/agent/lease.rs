@@ -23,12 +23,6 @@ impl Agent {
         self.inner.cfg.file.address.lease.as_millis() as Millis
     }
 
-    /// What the quorum source vouches for this member's hold on `address`: `None` without
-    /// one (see `group::lease::renewal`).
-    pub(super) fn vouched(&self, _address: std::net::IpAddr) -> Option<Option<Mono>> {
-        None
-    }
-
     /// The lifetime to give `address` when it is taken now (None: a backend without leases).
     pub(super) fn lease_lifetime(&self, address: Option<std::net::IpAddr>) -> Option<u32> {
         let a = address?;
@@ -43,6 +37,12 @@ impl Agent {
     /// Moves the address as `t` says and records the lease it now holds, then runs the hooks.
     /// Renewals wait while the address moves (they must never add an address just released).
     pub(super) async fn change_address(&self, t: &Transition) -> Result<(), AddressError> {
+        // A new address is taken only with its key in the quorum source (or in failsafe).
+        if let Some(a) = t.address {
+            if t.previous_state.is_none() || t.previous_address != Some(a) {
+                self.may_take(a).await?;
+            }
+        }
         let mut state = self.inner.lease.lock().await;
         let granted_at = self.mono_now();
         let moved = self.inner.address.move_address(t).await;
@@ -62,6 +62,9 @@ impl Agent {
         }
         drop(state);
         moved?;
+        if let Some(released) = t.release() {
+            self.gave_up(released).await;
+        }
         self.inner.address.run_hooks(t).await;
         Ok(())
     }
@@ -210,6 +213,7 @@ impl Agent {
         state.lost_at = Some(self.mono_now());
         self.inner.address.remove_lapsed(held.address).await;
         drop(state);
+        self.gave_up(held.address).await;
         error!(member = %self.inner.name, address = %held.address,
             "the lease on the address ran out before it could be renewed (the agent did not \
              run, or the quorum source stopped vouching for it); the address is given up until \

@@ -13,6 +13,7 @@ mod claims;
 mod command;
 mod gossip;
 mod lease;
+mod quorum;
 mod replicas;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -87,6 +88,8 @@ struct Inner {
     lease: Mutex<lease::LeaseState>,
     /// The lease held, as the snapshot reads it.
     lease_seen: StdMutex<Option<crate::group::lease::Lease>>,
+    /// The quorum source (`[coordination]`), if configured.
+    quorum: Option<Arc<dyn crate::coordination::Quorum>>,
     /// Each peer's lease as its last heartbeat or reply reported it.
     peer_leases: StdMutex<BTreeMap<String, crate::snapshot::LeaseView>>,
 }
@@ -101,6 +104,15 @@ impl Agent {
     /// Opens the state directory (restoring the persisted state, alarm included) and builds
     /// the agent. Nothing runs until [`Agent::run`].
     pub fn open(cfg: Config, address: Arc<dyn AddressBackend>) -> Result<Agent, StoreError> {
+        Agent::open_with(cfg, address, None)
+    }
+
+    /// [`Agent::open`] with a quorum source (the `[coordination]` section).
+    pub fn open_with(
+        cfg: Config,
+        address: Arc<dyn AddressBackend>,
+        quorum: Option<Arc<dyn crate::coordination::Quorum>>,
+    ) -> Result<Agent, StoreError> {
         let name = cfg.file.member.clone();
         // check-config shows these as warnings; at every start they are a note.
         for w in cfg.file.warnings() {
@@ -178,6 +190,7 @@ impl Agent {
                 lease: Mutex::new(lease::LeaseState::default()),
                 lease_seen: StdMutex::new(None),
                 peer_leases: StdMutex::new(BTreeMap::new()),
+                quorum,
             }),
         };
         // Serve the restored state from the first request on (peers show as unknown until
@@ -405,6 +418,11 @@ impl Agent {
         if let Some((why, since)) = self.state_error_since() {
             alarms.push(state_not_writable(&self.inner.name, &why, since));
         }
+        let (coordination, lost) = match self.coordination_view() {
+            Some((view, alarm)) => (Some(view), alarm),
+            None => (None, None),
+        };
+        alarms.extend(lost);
         let redundancy = Redundancy { alarms };
         let members = st
             .view
@@ -467,7 +485,7 @@ impl Agent {
             mismatched,
             boots: st.boots,
             started_at: self.inner.started_at,
-            coordination: None,
+            coordination,
             fencing: None,
         }
     }
@@ -479,8 +497,12 @@ impl Agent {
     pub async fn run(&self, stop: CancellationToken) {
         // Learn from the peers before acting on the persisted record: a Main that was taken
         // over while it was down must not reclaim its address.
+        let (me, s) = (self.clone(), stop.clone());
+        let quorum = tokio::spawn(async move { me.quorum_loops(s).await });
         let first = tokio::time::timeout(self.inner.cfg.file.failover_after, self.gossip_round());
         let answered = first.await.unwrap_or_default();
+        // With a quorum source: its first session, so the take can acquire the key.
+        self.await_quorum(self.inner.cfg.file.failover_after).await;
         self.take_own_address().await;
         // An operation this agent coordinated when it stopped is carried to an end from its
         // persisted intent (now if every member it involves answered, else in a later round).
@@ -502,6 +524,7 @@ impl Agent {
             tasks.spawn(async move { me.device_check_loop(i, s).await });
         }
         while tasks.join_next().await.is_some() {}
+        let _ = quorum.await;
         debug!(member = %self.inner.name, "agent loops stopped");
     }
 
@@ -525,7 +548,9 @@ impl Agent {
         if let Some(own) = own {
             let t = self.transition(None, &own);
             if let Err(e) = self.change_address(&t).await {
-                error!(member = %self.inner.name, error = %e, "cannot take own address");
+                error!(member = %self.inner.name, error = %e,
+                    "cannot take own address; trying again after the next heartbeat round");
+                self.inner.lease.lock().await.lost_at = Some(self.mono_now());
             }
         }
     }

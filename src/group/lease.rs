@@ -122,6 +122,21 @@ pub fn renewal_too_late(old: &Lease, answered: Mono) -> bool {
     answered >= old.ends()
 }
 
+/// The quorum source's failsafe (Patroni's term): while it cannot be reached but every peer
+/// can, a member keeps renewing the address it holds, as long as it heard every peer within
+/// this window (ms). A member cut off from its peers too stops renewing at most this long
+/// after it last heard them, so its address is gone (lease and kernel slack included) before
+/// a Backup that heard it last at about the same time may fail it over.
+pub fn failsafe_window(failover_after: Millis, lease: Millis, heartbeat: Millis) -> Millis {
+    failover_after.saturating_sub(lease + KERNEL_SLACK + heartbeat)
+}
+
+/// The shortest `failover_after` with a quorum source: the failsafe window must span two
+/// heartbeat intervals, or one lost heartbeat would stop a healthy Main from renewing.
+pub fn shortest_failover_after_with_quorum(lease: Millis, heartbeat: Millis) -> Millis {
+    lease + KERNEL_SLACK + 3 * heartbeat
+}
+
 /// How often to renew a lease of `lease` ms: four times per lease, at least every heartbeat
 /// interval, never more often than every 100 ms.
 pub fn renew_every(lease: Millis, heartbeat: Millis) -> Millis {
@@ -212,6 +227,19 @@ mod tests {
         assert!(!renewal_too_late(&l, 10_900));
         assert!(renewal_too_late(&l, 10_980));
         assert!(renewal_too_late(&l, 14_000));
+    }
+
+    #[test]
+    fn a_member_in_failsafe_loses_its_address_before_a_failover() {
+        // failover_after 3 s, lease 1 s, heartbeat 500 ms: renewals stop 1.1 s after the
+        // peers were last heard; the address is gone by 1.1 + 1 + 0.4 = 2.5 s, before the
+        // earliest failover (3 s after the Backup last heard it, which is at most a heartbeat
+        // interval before the Main last heard the Backup).
+        let w = failsafe_window(3000, 1000, 500);
+        assert_eq!(w, 1100);
+        assert!(w + 1000 + KERNEL_SLACK < 3000 - 500 + 1);
+        assert!(shortest_failover_after_with_quorum(1000, 500) <= 3000);
+        assert!(failsafe_window(shortest_failover_after_with_quorum(1000, 500), 1000, 500) >= 1000);
     }
 
     #[test]

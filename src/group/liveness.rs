@@ -96,6 +96,13 @@ impl Liveness {
         }
     }
 
+    /// Whether `member` was heard on some path within `window` of `now`, strictly: no
+    /// allowance for a pause of this agent (for a decision that must rest on fresh news).
+    pub fn heard_within(&self, member: &str, now: Mono, window: Millis) -> bool {
+        self.heard_from(member)
+            .any(|t| now.saturating_sub(t) < window)
+    }
+
     /// Whether `member` was heard on `path` within `window`.
     pub fn path_up(&self, member: &str, path: &str, now: Mono, window: Millis) -> bool {
         self.last_heard
