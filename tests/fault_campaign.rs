@@ -65,6 +65,39 @@ fn a_killed_frozen_or_lost_main_never_holds_its_address_beside_the_backup() {
     ));
 }
 
+/// The same faults and a cut of every heartbeat path, on a plant with a quorum source (etcd in
+/// a namespace of its own, reachable from both sides, or cut from one side with the paths):
+/// no fault is a fencing gap any more. A Main cut off with etcd reachable keeps its key and
+/// its address and is not failed over; a Main cut off from etcd too loses its key and its
+/// address before the Backup, which reaches etcd, acquires the key; a Backup cut off from
+/// etcd does not fail over. 8 trials (each kind at least twice).
+#[cfg(feature = "etcd")]
+#[test]
+fn with_a_quorum_source_no_fault_leaves_two_holders() {
+    campaign(
+        &Settings::from_env(
+            8,
+            &[
+                FaultKind::Kill9Main,
+                FaultKind::StopMainLong,
+                FaultKind::CutAllPaths,
+                FaultKind::CutAllPaths,
+            ],
+            false,
+        )
+        .with_quorum(),
+    );
+}
+
+/// The long campaign with a quorum source (bench/fault-campaign --quorum;
+/// `UNDERSTUDY_CAMPAIGN_TRIALS`, default 200).
+#[cfg(feature = "etcd")]
+#[test]
+#[ignore = "the long campaign with a quorum source: run by bench/fault-campaign"]
+fn long_fault_campaign_with_a_quorum_source() {
+    campaign(&Settings::from_env(200, &FaultKind::ALL, true).with_quorum());
+}
+
 /// The long campaign over every kind (bench/fault-campaign runs it;
 /// `UNDERSTUDY_CAMPAIGN_TRIALS`, default 200).
 #[test]

@@ -27,7 +27,8 @@ use super::process::Proc;
 use super::snmp;
 use super::tmpfs::Tmpfs;
 
-/// The plant's `failover_after` (tests/support/netns.rs writes it; heartbeats every 500 ms).
+/// The plant's `failover_after` (tests/support/netns.rs writes it; heartbeats every 500 ms);
+/// with a quorum source [`QUORUM_FAILOVER_AFTER`].
 pub const FAILOVER_AFTER: Duration = Duration::from_secs(2);
 /// The plant's heartbeat interval. A Backup counts a Main's silence from the last heartbeat it
 /// heard, up to one interval before a freeze: a Main frozen for `failover_after` minus one
@@ -186,8 +187,9 @@ pub struct Fault {
 }
 
 impl Fault {
-    fn draw(kind: FaultKind, rng: &mut Rng) -> Fault {
-        let fa = FAILOVER_AFTER;
+    /// Draws a fault of `kind` for a plant with `failover_after` `fa`, with or without a
+    /// quorum network (`quorum`: a cut of every path may cut it on one side too).
+    fn draw(kind: FaultKind, rng: &mut Rng, fa: Duration, quorum: bool) -> Fault {
         let lasts = match kind {
             FaultKind::Kill9Main | FaultKind::Kill9Backup => rng.between(ms(0), 3 * fa),
             // Short: the Backup never hears a silence of failover_after (the freeze ends at
@@ -201,6 +203,13 @@ impl Fault {
         let path = match kind {
             // The client stays on one side: the Backup's (it sees the failover) or the Main's
             // (its commands reach the cut-off Main).
+            // With a quorum source: reachable from both sides, or from one side only.
+            FaultKind::CutAllPaths if quorum => rng.pick(&[
+                "hb + main lan",
+                "hb + backup lan",
+                "hb + main lan + main quorum",
+                "hb + backup lan + backup quorum",
+            ]),
             FaultKind::CutAllPaths => rng.pick(&["hb + main lan", "hb + backup lan"]),
             FaultKind::CutOnePath => rng.pick(&["hb", "main lan", "backup lan"]),
             // The agent alone, or the whole host: its links go down with the agent and come
@@ -245,6 +254,8 @@ pub struct Settings {
     pub kinds: Vec<FaultKind>,
     /// Whether the clients' commands may overlap (otherwise they take turns).
     pub concurrent: bool,
+    /// Whether the plant has a quorum source (etcd in a namespace of its own).
+    pub quorum: bool,
 }
 
 impl Settings {
@@ -273,6 +284,7 @@ impl Settings {
                 Ok("turns") => false,
                 _ => concurrent,
             },
+            quorum: false,
         }
     }
 
@@ -284,7 +296,14 @@ impl Settings {
             replay: Some(seed),
             kinds: FaultKind::ALL.to_vec(),
             concurrent: true,
+            quorum: false,
         }
+    }
+
+    /// The same, on a plant with a quorum source (etcd).
+    pub fn with_quorum(mut self) -> Settings {
+        self.quorum = true;
+        self
     }
 
     /// The same trial `n` times over (a race shows in some runs only).
@@ -1181,6 +1200,9 @@ pub struct Finding {
 #[derive(Debug, Default)]
 pub struct Report {
     pub seed: u64,
+    /// Whether the plant had a quorum source (etcd): then no fault kind is a fencing gap.
+    pub quorum: bool,
+    pub failover_after: Duration,
     /// Whether the clients' commands could overlap.
     pub concurrent: bool,
     pub trials: usize,
@@ -1226,10 +1248,18 @@ impl Report {
         self.total(|k| k.unsettled)
     }
 
+    /// Is `kind` a fencing gap in this campaign's plant? (None is, with a quorum source.)
+    pub fn gap(&self, kind: FaultKind) -> bool {
+        kind.fencing_gap() && !self.quorum
+    }
+
     /// Failovers decided less than failover_after after the Main went silent, of `kind`.
     pub fn early_failovers(&self, kind: FaultKind) -> usize {
         self.kinds.get(&kind).map_or(0, |f| {
-            f.decided.iter().filter(|d| **d < FAILOVER_AFTER).count()
+            f.decided
+                .iter()
+                .filter(|d| **d < self.failover_after)
+                .count()
         })
     }
 
@@ -1238,7 +1268,7 @@ impl Report {
     pub fn two_holders_outside_gaps(&self) -> Duration {
         self.kinds
             .iter()
-            .filter(|(k, _)| !k.fencing_gap())
+            .filter(|(k, _)| !self.gap(**k))
             .map(|(_, f)| f.two_holders + f.two_holders_healed)
             .sum::<Duration>()
             + self.before.two_holders
@@ -1259,10 +1289,15 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "plant: main and backup namespaces, one agent each (linux backend), heartbeat 500 ms \
-             on 2 paths, failover_after {:.3} s; addresses sampled every {} ms; 3 clients (http, \
-             cli, snmp), {}",
-            FAILOVER_AFTER.as_secs_f64(),
+            "plant: main and backup namespaces, one agent each (linux backend, address lease \
+             1 s), heartbeat 500 ms on 2 paths, failover_after {:.3} s{}; addresses sampled \
+             every {} ms; 3 clients (http, cli, snmp), {}",
+            self.failover_after.as_secs_f64(),
+            if self.quorum {
+                ", quorum source: etcd (session TTL 2 s) in a namespace of its own"
+            } else {
+                ", no quorum source"
+            },
             SAMPLE_EVERY.as_millis(),
             if self.concurrent {
                 "their commands may overlap"
@@ -1306,7 +1341,7 @@ impl Report {
                 "{:<31} {:>6} {:>4} {:>21} {:>10} {:>9}  {:<32} {:>4} {:>5}",
                 kind.name(),
                 f.trials,
-                if kind.fencing_gap() { "yes" } else { "no" },
+                if self.gap(*kind) { "yes" } else { "no" },
                 format!(
                     "{} / {}",
                     f.two_holders.as_millis(),
@@ -1331,13 +1366,13 @@ impl Report {
         let gap: Duration = self
             .kinds
             .iter()
-            .filter(|(k, _)| k.fencing_gap())
+            .filter(|(k, _)| self.gap(**k))
             .map(|(_, f)| f.two_holders)
             .sum();
         let gap_healed: Duration = self
             .kinds
             .iter()
-            .filter(|(k, _)| k.fencing_gap())
+            .filter(|(k, _)| self.gap(**k))
             .map(|(_, f)| f.two_holders_healed)
             .sum();
         let none: Duration = self.kinds.values().map(|f| f.none_online).sum::<Duration>()
@@ -1350,7 +1385,7 @@ impl Report {
             self.two_holders_outside_gaps().as_millis(),
             gap.as_millis(),
             gap_healed.as_millis(),
-            FAILOVER_AFTER.as_millis()
+            self.failover_after.as_millis()
         );
         let mut decided: Vec<Duration> = self
             .kinds
@@ -1359,7 +1394,10 @@ impl Report {
             .collect();
         decided.sort();
         if !decided.is_empty() {
-            let early = decided.iter().filter(|d| **d < FAILOVER_AFTER).count();
+            let early = decided
+                .iter()
+                .filter(|d| **d < self.failover_after)
+                .count();
             let _ = writeln!(
                 s,
                 "failovers decided after the Main went silent (kill -9, SIGSTOP, every path cut): \
@@ -1493,6 +1531,9 @@ pub struct Campaign {
     timeline: Vec<String>,
     /// Whether the clients' commands may overlap.
     concurrent: bool,
+    /// The quorum source's process, when the plant has one.
+    etcd: Option<Proc>,
+    failover_after: Duration,
 }
 
 /// What one trial saw, for its line and, when a check fails, its file.
@@ -1518,9 +1559,10 @@ fn signal(pid: u32, sig: &str) {
 impl Campaign {
     /// Builds the plant (SNMP on, state directories on 8 MiB tmpfs), starts both agents and
     /// waits until they have met and replicated and the service answers from the Main.
-    pub fn start() -> Campaign {
-        let plant = Plant::build("fc", true);
+    pub fn start(quorum: bool) -> Campaign {
+        let plant = Plant::build(if quorum { "fq" } else { "fc" }, true);
         plant.enable_snmp();
+        let etcd = quorum.then(|| plant.enable_quorum());
         let disks =
             [MAIN, BACKUP].map(|m| Tmpfs::mount(&plant.dir.path().join(m).join("state"), "8m"));
         let (main, backup) = plant.start_group();
@@ -1537,6 +1579,12 @@ impl Campaign {
             out,
             timeline: Vec::new(),
             concurrent: true,
+            etcd,
+            failover_after: if quorum {
+                QUORUM_FAILOVER_AFTER
+            } else {
+                FAILOVER_AFTER
+            },
         }
     }
 
@@ -1554,10 +1602,12 @@ impl Campaign {
             settings.seed
         );
         let started = Instant::now();
-        let mut c = Campaign::start();
+        let mut c = Campaign::start(settings.quorum);
         c.concurrent = settings.concurrent;
         let mut report = Report {
             concurrent: settings.concurrent,
+            quorum: settings.quorum,
+            failover_after: c.failover_after,
             seed: settings.replay.unwrap_or(settings.seed),
             out: c.out.clone(),
             ..Report::default()
@@ -1656,7 +1706,10 @@ impl Campaign {
         let p = &self.plant;
         match f.kind {
             FaultKind::Kill9Main if f.path == "host" => {
-                let links = [(&p.main, "hb"), (&p.client, "mlan")];
+                let mut links = vec![(&p.main, "hb"), (&p.client, "mlan")];
+                if self.etcd.is_some() {
+                    links.push((&p.main, "qnet"));
+                }
                 self.main.kill9();
                 for (ns, dev) in &links {
                     p.link(ns, dev, false);
@@ -1689,13 +1742,21 @@ impl Campaign {
                 signal(pid, "CONT");
             }
             FaultKind::CutAllPaths | FaultKind::CutOnePath => {
-                let links: Vec<(&str, &str)> = match f.path {
+                let mut links: Vec<(&str, &str)> = match f.path {
                     "hb" => vec![(&p.main, "hb")],
                     "main lan" => vec![(&p.client, "mlan")],
                     "backup lan" => vec![(&p.client, "blan")],
-                    "hb + backup lan" => vec![(&p.main, "hb"), (&p.client, "blan")],
+                    p if p.starts_with("hb + backup lan") => {
+                        vec![(&self.plant.main, "hb"), (&self.plant.client, "blan")]
+                    }
                     _ => vec![(&p.main, "hb"), (&p.client, "mlan")],
                 };
+                if f.path.ends_with("main quorum") {
+                    links.push((&p.main, "qnet"));
+                }
+                if f.path.ends_with("backup quorum") {
+                    links.push((&p.backup, "qnet"));
+                }
                 for (ns, dev) in &links {
                     p.link(ns, dev, false);
                 }
@@ -1903,8 +1964,13 @@ impl Campaign {
         report: &mut Report,
     ) -> Result<(), String> {
         let mut rng = Rng::new(seed);
-        let fault = Fault::draw(FaultKind::of_seed(seed), &mut rng);
-        let client_delay = rng.between(ms(0), 2 * FAILOVER_AFTER + ms(2000));
+        let fault = Fault::draw(
+            FaultKind::of_seed(seed),
+            &mut rng,
+            self.failover_after,
+            self.etcd.is_some(),
+        );
+        let client_delay = rng.between(ms(0), 2 * self.failover_after + ms(2000));
         let linger = rng.between(ms(0), ms(1000));
         let client_seeds = [rng.next_u64(), rng.next_u64(), rng.next_u64()];
         // Left over since the last trial was restored (the start, before the first).
@@ -2034,7 +2100,7 @@ impl Campaign {
         fig.two_holders_healed += restoring.two_holders;
         report.restoring_none_online += restoring.none_online;
         let two = during.two_holders + after.two_holders + restoring.two_holders;
-        if two > Duration::ZERO && !kind.fencing_gap() {
+        if two > Duration::ZERO && !(kind.fencing_gap() && self.etcd.is_none()) {
             failed.push(format!(
                 "{} ms with an address on two hosts outside the fencing gaps",
                 two.as_millis()

@@ -20,6 +20,14 @@ pub const CLIENT_HOST: &str = "192.0.2.100";
 /// Heartbeat network (main <-> backup only).
 pub const MAIN_HB: &str = "198.51.100.1";
 pub const BACKUP_HB: &str = "198.51.100.2";
+/// Quorum network (main and backup <-> the etcd namespace; inside the namespaces only).
+pub const MAIN_Q: &str = "203.0.113.1";
+pub const BACKUP_Q: &str = "203.0.113.2";
+pub const ETCD_HOST: &str = "203.0.113.100";
+pub const ETCD_PORT: u16 = 2379;
+/// `failover_after` of a plant with a quorum source: at least lease (1 s) + kernel slack
+/// (0.4 s) + 3 heartbeat intervals (1.5 s), and above the etcd session TTL (2 s).
+pub const QUORUM_FAILOVER_AFTER: Duration = Duration::from_secs(3);
 /// Service addresses the agents move.
 pub const MAIN_SERVICE: &str = "192.0.2.10";
 pub const MAIN_EXTRA: &str = "192.0.2.110";
@@ -343,6 +351,120 @@ access = "read-write"
         }
     }
 
+    /// The etcd namespace's name (it exists after [`Plant::enable_quorum`]).
+    pub fn quorum_ns(&self) -> String {
+        format!("{}q", self.main.trim_end_matches('m'))
+    }
+
+    /// Adds a quorum source: a namespace with a one-node etcd (Debian's etcd-server) on a
+    /// bridge of its own, one port from each server (`qnet` there), so the quorum network
+    /// can be cut apart from the heartbeat paths; gives both agents a `[coordination]`
+    /// section and `failover_after` [`QUORUM_FAILOVER_AFTER`]. Call before starting them;
+    /// returns the etcd process's guard once it answers.
+    pub fn enable_quorum(&self) -> Proc {
+        let q = self.quorum_ns();
+        let _ = run(&["ip", "netns", "del", &q]);
+        must(&["ip", "netns", "add", &q]);
+        must(&["ip", "-n", &q, "link", "set", "lo", "up"]);
+        must(&["ip", "-n", &q, "link", "add", "br0", "type", "bridge"]);
+        must(&["ip", "-n", &q, "link", "set", "br0", "up"]);
+        add_address(&q, &format!("{ETCD_HOST}/24"), "br0", &[]);
+        for (ns, port, host) in [(&self.main, "qm", MAIN_Q), (&self.backup, "qb", BACKUP_Q)] {
+            must(&[
+                "ip", "-n", ns, "link", "add", "qnet", "type", "veth", "peer", "name", port,
+                "netns", &q,
+            ]);
+            must(&["ip", "-n", &q, "link", "set", port, "master", "br0"]);
+            must(&["ip", "-n", &q, "link", "set", port, "up"]);
+            add_address(ns, &format!("{host}/24"), "qnet", &[]);
+            must(&["ip", "-n", ns, "link", "set", "qnet", "up"]);
+        }
+        let d = self.dir.path();
+        let client_url = format!("http://{ETCD_HOST}:{ETCD_PORT}");
+        let log = std::fs::File::create(d.join("etcd.log")).expect("etcd log");
+        let etcd = Proc::spawn(
+            "etcd in the quorum namespace",
+            Command::new("ip")
+                .args(["netns", "exec", &q, "etcd", "--name", "q", "--data-dir"])
+                .arg(d.join("etcd-data"))
+                .args([
+                    "--listen-client-urls",
+                    &client_url,
+                    "--advertise-client-urls",
+                    &client_url,
+                    "--listen-peer-urls",
+                    "http://127.0.0.1:2380",
+                    "--initial-advertise-peer-urls",
+                    "http://127.0.0.1:2380",
+                    "--initial-cluster",
+                    "q=http://127.0.0.1:2380",
+                    "--heartbeat-interval",
+                    "50",
+                    "--election-timeout",
+                    "500",
+                ])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::from(log)),
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let health = self.exec(
+                &self.main,
+                &["etcdctl", "--endpoints", &client_url, "endpoint", "health"],
+            );
+            if health.status.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not become healthy in 20 s: {}\n{}",
+                String::from_utf8_lossy(&health.stderr),
+                std::fs::read_to_string(d.join("etcd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let section = format!(
+            r#"
+[coordination]
+backend = "etcd"
+endpoints = ["{client_url}"]
+session_ttl = "2s"
+request_timeout = "500ms"
+"#
+        );
+        for member in ["main-1", "backup-1"] {
+            let cfg = d.join(member).join("agent.toml");
+            let text = std::fs::read_to_string(&cfg).expect("config");
+            let text = text.replace(
+                "failover_after = \"2s\"",
+                &format!(
+                    "failover_after = \"{}ms\"",
+                    QUORUM_FAILOVER_AFTER.as_millis()
+                ),
+            );
+            std::fs::write(&cfg, text + &section).expect("config");
+        }
+        etcd
+    }
+
+    /// The service address's holder as etcd records it (`etcdctl get`), if any.
+    pub fn etcd_holder(&self, address: &str) -> Option<String> {
+        let out = self.exec(
+            &self.quorum_ns(),
+            &[
+                "etcdctl",
+                "--endpoints",
+                &format!("http://{ETCD_HOST}:{ETCD_PORT}"),
+                "get",
+                "--print-value-only",
+                &format!("/understudy/netns/address/{address}"),
+            ],
+        );
+        let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !v.is_empty()).then_some(v)
+    }
+
     pub fn ns_of(&self, member: &str) -> &str {
         if member == "main-1" {
             &self.main
@@ -629,7 +751,8 @@ impl Drop for Plant {
         for m in ["main-1", "backup-1"] {
             self.kill_responder(m);
         }
-        for ns in [&self.main, &self.backup, &self.client] {
+        let quorum = self.quorum_ns();
+        for ns in [&self.main, &self.backup, &self.client, &quorum] {
             // Anything still running inside (a hook's child) is killed before the namespace
             // goes, so nothing keeps it alive.
             let pids = run(&["ip", "netns", "pids", ns]);
