@@ -81,8 +81,11 @@ pub trait Quorum: Send + Sync + std::fmt::Debug {
     /// `HeldBy` while another member's key is there. Retries every 100 ms for at most `wait`
     /// while it is held by another member or the source is unreachable (a failed Main's key
     /// goes away when its session's TTL runs out).
-    fn acquire(&self, address: IpAddr, wait: std::time::Duration)
-        -> BoxFuture<'_, Result<(), QuorumError>>;
+    fn acquire(
+        &self,
+        address: IpAddr,
+        wait: std::time::Duration,
+    ) -> BoxFuture<'_, Result<(), QuorumError>>;
 
     /// Deletes the key of `address` if this member holds it (a transaction: never another
     /// member's key). Succeeds when the key is absent.
