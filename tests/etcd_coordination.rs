@@ -568,3 +568,134 @@ fn leader_index(etcd: &EtcdCluster) -> usize {
         .find(|&i| etcd.node(i).client_url == url)
         .expect("the leader is one of ours")
 }
+
+#[test]
+fn the_example_coordination_section_is_valid_once_uncommented() {
+    use std::os::unix::fs::PermissionsExt;
+    let example = support::repo().join("examples/two-server");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(&example).expect("examples") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name");
+        std::fs::copy(&path, dir.path().join(name)).expect("copy");
+    }
+    let text = std::fs::read_to_string(example.join("main-1.toml")).expect("read");
+    let start = text.find("#[coordination]").expect("the commented section");
+    // Uncomment the settings ("#key"), keep the prose ("# ..."); failover_after as it says.
+    let section: String = text[start..]
+        .lines()
+        .map(|l| match l.strip_prefix('#') {
+            Some(rest) if !rest.starts_with(' ') => format!("{rest}\n"),
+            _ => format!("{l}\n"),
+        })
+        .collect();
+    let main =
+        text[..start].replace("failover_after = \"2s\"", "failover_after = \"3s\"") + &section;
+    let file = dir.path().join("main-1.toml");
+    std::fs::write(&file, main).expect("write");
+    let password = dir.path().join("etcd-password");
+    std::fs::write(&password, "s3cret\n").expect("write");
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+
+    let cfg = understudy::config::Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    let c = cfg.file.coordination.expect("the section");
+    assert_eq!(c.endpoints.len(), 3);
+    assert_eq!(c.username.as_deref(), Some("understudy"));
+    assert_eq!(c.password.as_ref().map(|p| p.expose()), Some("s3cret"));
+    let tls = c.tls.expect("tls");
+    assert_eq!(
+        tls.ca_file,
+        dir.path().join("etcd-ca.pem"),
+        "relative to the file"
+    );
+
+    // A password file others may read is refused.
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let e = understudy::config::Config::load(&file).expect_err("0644");
+    assert!(e.to_string().contains("chmod 600"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_etcd_user_with_its_password_from_the_configuration() {
+    let etcd = blocking(EtcdCluster::single);
+    blocking(|| {
+        for args in [
+            &["user", "add", "root:root-pw"][..],
+            &["user", "add", "understudy:agent-pw"],
+            &["role", "add", "understudy"],
+            &[
+                "role",
+                "grant-permission",
+                "understudy",
+                "--prefix=true",
+                "readwrite",
+                "/understudy/",
+            ],
+            &["user", "grant-role", "understudy", "understudy"],
+            &["auth", "enable"],
+        ] {
+            etcd.etcdctl(args);
+        }
+    });
+    let with_password = |pw: &str| {
+        let mut c = config(etcd.endpoints());
+        c.username = Some("understudy".into());
+        c.password_file = Some("etcd-password".into());
+        c.password = Some(understudy::secret::Secret::new(pw));
+        c
+    };
+
+    let a = Arc::new(Etcd::connect(&with_password("agent-pw"), GROUP, "main-1").expect("connect"));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn({
+        let (a, stop) = (a.clone(), stop.clone());
+        async move { a.run(stop).await }
+    });
+    let d = Deadline::new(Duration::from_secs(5), "up as etcd user understudy");
+    while !a.status().up {
+        d.tick().await;
+    }
+    a.acquire(ip("192.0.2.10"), Duration::ZERO)
+        .await
+        .expect("acquire as the user");
+    let stored = blocking(|| {
+        etcd.etcdctl(&[
+            "--user=root:root-pw",
+            "get",
+            "--print-value-only",
+            &key("192.0.2.10"),
+        ])
+    });
+    assert_eq!(stored.trim(), "main-1");
+    stop.cancel();
+    task.await.expect("run");
+
+    // A wrong password: never up, and the status says why.
+    let b = Arc::new(Etcd::connect(&with_password("wrong"), GROUP, "backup-1").expect("connect"));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn({
+        let (b, stop) = (b.clone(), stop.clone());
+        async move { b.run(stop).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let s = b.status();
+    assert!(!s.up, "{s:?}");
+    assert!(
+        s.error
+            .as_deref()
+            .is_some_and(|e| e.contains("authentication failed")),
+        "{s:?}"
+    );
+    let refused = b.acquire(ip("192.0.2.11"), Duration::ZERO).await;
+    assert!(
+        matches!(refused, Err(QuorumError::Unreachable { .. })),
+        "{refused:?}"
+    );
+    stop.cancel();
+    task.await.expect("run");
+
+    // A user without its password is refused before any request.
+    let mut no_password = with_password("x");
+    no_password.password = None;
+    assert!(Etcd::connect(&no_password, GROUP, "main-1").is_err());
+}
