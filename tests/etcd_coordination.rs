@@ -699,3 +699,59 @@ async fn an_etcd_user_with_its_password_from_the_configuration() {
     no_password.password = None;
     assert!(Etcd::connect(&no_password, GROUP, "main-1").is_err());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_client_certificate() {
+    use understudy::coordination::config::EtcdTls;
+    let etcd = blocking(EtcdCluster::single_tls);
+    let pki = etcd.pki().expect("tls").clone();
+    assert!(etcd.endpoints()[0].starts_with("https://127.0.0.1:"));
+    let with_tls = |client_cert: bool| {
+        let mut c = config(etcd.endpoints());
+        c.tls = Some(EtcdTls {
+            ca_file: pki.ca.clone(),
+            cert_file: client_cert.then(|| pki.client_cert.clone()),
+            key_file: client_cert.then(|| pki.client_key.clone()),
+            domain: None,
+        });
+        c
+    };
+
+    let a = Arc::new(Etcd::connect(&with_tls(true), GROUP, "main-1").expect("connect"));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn({
+        let (a, stop) = (a.clone(), stop.clone());
+        async move { a.run(stop).await }
+    });
+    let d = Deadline::new(Duration::from_secs(5), "up over TLS");
+    while !a.status().up {
+        d.tick().await;
+    }
+    a.acquire(ip("192.0.2.10"), Duration::ZERO)
+        .await
+        .expect("acquire over TLS");
+    assert_eq!(
+        blocking(|| etcd.value(&key("192.0.2.10"))).as_deref(),
+        Some("main-1")
+    );
+    stop.cancel();
+    task.await.expect("run");
+
+    // etcd requires a client certificate: without one the session never comes up.
+    let b = Arc::new(Etcd::connect(&with_tls(false), GROUP, "backup-1").expect("connect"));
+    let refused = b.acquire(ip("192.0.2.11"), Duration::ZERO).await;
+    assert!(
+        matches!(refused, Err(QuorumError::Unreachable { .. })),
+        "{refused:?}"
+    );
+    let s = b.status();
+    assert!(!s.up && s.error.is_some(), "{s:?}");
+
+    // A missing CA file is refused when connecting.
+    let mut missing = with_tls(true);
+    if let Some(t) = missing.tls.as_mut() {
+        t.ca_file = etcd.dir().join("no-such-ca.pem");
+    }
+    let e = Etcd::connect(&missing, GROUP, "main-1").expect_err("no CA file");
+    assert!(e.to_string().contains("no-such-ca.pem"), "{e}");
+}

@@ -1,10 +1,12 @@
 //! Real etcd servers for the quorum-source tests: one node or a three-node cluster on
 //! 127.0.0.1 (loopback only) with free ports, a temporary data directory and fast Raft timings
 //! (50 ms heartbeats, 500 ms election time-out: etcd then honours TTLs of 2 s); a member can
-//! be killed and started again on its data. etcdctl reads what is really stored. Every etcd
-//! is killed (the process guard) and its data removed when the cluster is dropped. Does I/O.
+//! be killed and started again on its data. One node can serve TLS only, with client
+//! certificates required, from a throw-away CA made with openssl ([`TestPki`]). etcdctl reads
+//! what is really stored. Every etcd is killed (the process guard) and its data removed when
+//! the cluster is dropped. Does I/O.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -27,27 +29,106 @@ pub struct EtcdNode {
     proc: Option<Proc>,
 }
 
+/// PEM files: a throw-away CA, a server certificate for 127.0.0.1 and a client certificate.
+#[derive(Debug, Clone)]
+pub struct TestPki {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl TestPki {
+    /// Makes the CA and both certificates in `dir` with openssl (P-256 keys, valid 2 days).
+    pub fn make(dir: &Path) -> TestPki {
+        let openssl = program("openssl", "openssl");
+        let run = |args: &[&str]| {
+            let mut cmd = Command::new(&openssl);
+            cmd.current_dir(dir).args(args);
+            let out = cmd.output().expect("run openssl");
+            assert!(out.status.success(), "{}", describe(&cmd, &out));
+        };
+        let key = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        run(&[
+            &["req", "-x509"][..],
+            &key,
+            &[
+                "-keyout",
+                "ca-key.pem",
+                "-out",
+                "ca.pem",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=understudy-test-ca",
+            ],
+        ]
+        .concat());
+        for (name, cn, ext) in [
+            ("server", "127.0.0.1", "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\nbasicConstraints=CA:FALSE\n"),
+            ("client", "understudy", "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n"),
+        ] {
+            std::fs::write(dir.join(format!("{name}.ext")), ext).expect("write ext");
+            let key_file = format!("{name}-key.pem");
+            let csr = format!("{name}.csr");
+            let cert = format!("{name}.pem");
+            let subj = format!("/CN={cn}");
+            let ext_file = format!("{name}.ext");
+            run(&[&["req"][..], &key, &["-keyout", &key_file, "-out", &csr, "-subj", &subj]].concat());
+            run(&["x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-out", &cert, "-days", "2", "-extfile", &ext_file]);
+        }
+        TestPki {
+            ca: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server-key.pem"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client-key.pem"),
+        }
+    }
+}
+
 /// A running etcd cluster (one or three members).
 #[derive(Debug)]
 pub struct EtcdCluster {
     // Declared before `dir`: the processes are killed before their data is removed.
     nodes: Vec<EtcdNode>,
+    tls: Option<TestPki>,
     dir: tempfile::TempDir,
 }
 
 impl EtcdCluster {
     /// One etcd, ready.
     pub fn single() -> EtcdCluster {
-        EtcdCluster::start(1)
+        EtcdCluster::start(1, false)
     }
 
     /// Three etcd members in one cluster, every one ready.
     pub fn three() -> EtcdCluster {
-        EtcdCluster::start(3)
+        EtcdCluster::start(3, false)
     }
 
-    fn start(n: usize) -> EtcdCluster {
+    /// One etcd serving clients over TLS only, requiring a client certificate from the CA
+    /// of [`EtcdCluster::pki`].
+    pub fn single_tls() -> EtcdCluster {
+        EtcdCluster::start(1, true)
+    }
+
+    /// The certificates of a TLS cluster.
+    pub fn pki(&self) -> Option<&TestPki> {
+        self.tls.as_ref()
+    }
+
+    fn start(n: usize, tls: bool) -> EtcdCluster {
         let dir = tempfile::tempdir().expect("temp dir for etcd");
+        let pki = tls.then(|| TestPki::make(dir.path()));
+        let scheme = if tls { "https" } else { "http" };
         let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_tcp_port(), free_tcp_port())).collect();
         let peer_url = |p: u16| format!("http://127.0.0.1:{p}");
         let initial: Vec<String> = ports
@@ -59,8 +140,8 @@ impl EtcdCluster {
         let mut nodes = Vec::new();
         for (i, (client, peer)) in ports.iter().enumerate() {
             let name = format!("etcd-{i}");
-            let client_url = format!("http://127.0.0.1:{client}");
-            let args = vec![
+            let client_url = format!("{scheme}://127.0.0.1:{client}");
+            let mut args = vec![
                 format!("--name={name}"),
                 format!("--data-dir={}", dir.path().join(&name).display()),
                 format!("--listen-client-urls={client_url}"),
@@ -75,6 +156,14 @@ impl EtcdCluster {
                 "--logger=zap".into(),
                 "--log-outputs=stderr".into(),
             ];
+            if let Some(pki) = &pki {
+                args.extend([
+                    format!("--cert-file={}", pki.server_cert.display()),
+                    format!("--key-file={}", pki.server_key.display()),
+                    format!("--trusted-ca-file={}", pki.ca.display()),
+                    "--client-cert-auth".into(),
+                ]);
+            }
             let log = dir.path().join(format!("{name}.log"));
             nodes.push(EtcdNode {
                 name,
@@ -84,7 +173,11 @@ impl EtcdCluster {
                 proc: None,
             });
         }
-        let mut cluster = EtcdCluster { nodes, dir };
+        let mut cluster = EtcdCluster {
+            nodes,
+            tls: pki,
+            dir,
+        };
         for i in 0..n {
             cluster.spawn(i);
         }
@@ -178,8 +271,13 @@ impl EtcdCluster {
         let mut cmd = Command::new(program("etcdctl", "etcd-client"));
         cmd.env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", endpoints.join(",")))
-            .arg("--command-timeout=2s")
-            .args(args);
+            .arg("--command-timeout=2s");
+        if let Some(pki) = &self.tls {
+            cmd.arg(format!("--cacert={}", pki.ca.display()))
+                .arg(format!("--cert={}", pki.client_cert.display()))
+                .arg(format!("--key={}", pki.client_key.display()));
+        }
+        cmd.args(args);
         cmd
     }
 
