@@ -93,7 +93,8 @@ pub trait Quorum: Send + Sync + std::fmt::Debug {
 
     /// Takes the group's operation lock for operation `op` (a key under this member's
     /// session: a crashed coordinator's lock goes away with its session). Fails with `Busy`
-    /// while another operation holds it.
+    /// while another operation holds it; taking it again for the same operation (from the
+    /// same member) succeeds.
     fn lock_operation<'a>(&'a self, op: &'a str) -> BoxFuture<'a, Result<(), QuorumError>>;
 
     /// Deletes the operation lock if `op` holds it.
