@@ -85,7 +85,8 @@ pub struct ConfigFile {
     /// The SNMP agent and its notification targets (absent: no SNMP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snmp: Option<crate::snmp::config::SnmpConfig>,
-    /// The quorum source (absent: the peer protocol alone decides).
+    /// The quorum source (etcd) that decides who holds each address (absent: the peer
+    /// protocol alone decides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coordination: Option<crate::coordination::CoordinationConfig>,
 }
@@ -284,6 +285,12 @@ impl Config {
                     message,
                 },
             )?;
+        }
+        if let Some(coordination) = file.coordination.as_mut() {
+            coordination.load_files(base, read_secret, |p, message| ConfigError::Invalid {
+                path: p.to_path_buf(),
+                message,
+            })?;
         }
         let token = read_secret(&base.join(&file.http.token_file))?;
         let peer_secret = read_secret(&base.join(&file.peer.secret_file))?;
@@ -631,6 +638,9 @@ impl ConfigFile {
         if let Some(snmp) = &self.snmp {
             errs.extend(snmp.validate());
         }
+        if let Some(coordination) = &self.coordination {
+            errs.extend(coordination.validate(self.failover_after));
+        }
         if errs.is_empty() {
             Ok(())
         } else {
@@ -780,5 +790,33 @@ peer_urls = { lan = "http://127.0.0.1:9401" }
             .replace(":9401", ":9402");
         let e = ConfigFile::parse(&text).expect_err("two mains default to 10.0.3.6");
         assert!(e.message.contains("10.0.3.6"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_coordination_section_is_validated_with_the_group_failover_after() {
+        let text = GOOD.replace("[http]", "failover_after = \"3s\"\n[http]")
+            + "[coordination]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\n";
+        let parsed = ConfigFile::parse(&text);
+        if cfg!(feature = "etcd") {
+            let c = parsed.expect("valid with the etcd feature");
+            assert_eq!(
+                c.coordination.map(|c| c.session_ttl),
+                Some(Duration::from_secs(2))
+            );
+        } else {
+            let e = parsed.expect_err("a build without etcd refuses the section");
+            assert!(
+                e.message.contains("build with --features etcd"),
+                "{}",
+                e.message
+            );
+        }
+        let e = ConfigFile::parse(&text.replace("\"3s\"", "\"2s\"")).expect_err("ttl = failover");
+        assert!(
+            e.message
+                .contains("session_ttl (2s) must be shorter than failover_after (2s)"),
+            "{}",
+            e.message
+        );
     }
 }

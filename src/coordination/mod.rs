@@ -81,8 +81,11 @@ pub trait Quorum: Send + Sync + std::fmt::Debug {
     /// `HeldBy` while another member's key is there. Retries every 100 ms for at most `wait`
     /// while it is held by another member or the source is unreachable (a failed Main's key
     /// goes away when its session's TTL runs out).
-    fn acquire(&self, address: IpAddr, wait: std::time::Duration)
-        -> BoxFuture<'_, Result<(), QuorumError>>;
+    fn acquire(
+        &self,
+        address: IpAddr,
+        wait: std::time::Duration,
+    ) -> BoxFuture<'_, Result<(), QuorumError>>;
 
     /// Deletes the key of `address` if this member holds it (a transaction: never another
     /// member's key). Succeeds when the key is absent.
@@ -90,7 +93,8 @@ pub trait Quorum: Send + Sync + std::fmt::Debug {
 
     /// Takes the group's operation lock for operation `op` (a key under this member's
     /// session: a crashed coordinator's lock goes away with its session). Fails with `Busy`
-    /// while another operation holds it.
+    /// while another operation holds it; taking it again for the same operation (from the
+    /// same member) succeeds.
     fn lock_operation<'a>(&'a self, op: &'a str) -> BoxFuture<'a, Result<(), QuorumError>>;
 
     /// Deletes the operation lock if `op` holds it.

@@ -2,14 +2,17 @@
 //! launcher ([`Demo`]: `understudy demo` on port 0, its printed member table read), the wait
 //! helper ([`Deadline`], [`wait_for`], [`wait_for_async`]) and reqwest as the HTTP client
 //! ([`get_json`], [`post`], [`http_get`] for sync tests). Beside them: groups of separate
-//! `understudy run` agents on loopback ([`write_group`]), net-snmp's tools ([`snmp`]), the
-//! network-namespace plant ([`netns`]) and the fault campaign run in it ([`campaign`]), the metric names a text uses ([`metric_names`]), hand-built snapshots of leases, the quorum source and fencing ([`safety`]) and a
+//! `understudy run` agents on loopback ([`write_group`]), net-snmp's tools ([`snmp`]), real
+//! etcd servers ([`etcd`]), the network-namespace plant ([`netns`]) and the fault campaign run
+//! in it ([`campaign`]), the metric names a text uses ([`metric_names`]), hand-built snapshots
+//! of leases, the quorum source and fencing ([`safety`]) and a
 //! small BER encoder ([`ber`]). Does I/O.
 #![allow(dead_code, unused_imports)]
 
 pub mod ber;
 pub mod campaign;
 pub mod demo;
+pub mod etcd;
 pub mod group;
 pub mod http;
 pub mod metric_names;
