@@ -130,6 +130,7 @@ pub fn member_config(
         },
         device_checks: Vec::new(),
         snmp: None,
+        fencing: None,
         members: members
             .iter()
             .map(|m| MemberConfig {

@@ -20,6 +20,7 @@ mod claims;
 mod coverage;
 mod definition;
 mod failover;
+mod fencing;
 mod handshake;
 mod liveness;
 mod operation;
@@ -39,6 +40,7 @@ pub use claims::{
 pub use coverage::{Refused, Uncovered};
 pub use definition::{Agreement, DefinedMember, Definition, Mismatch, Noted};
 pub use failover::{Backoff, Failover, Sight};
+pub use fencing::{fence_needed, FenceGate, FenceNext, FenceVerdict, GateTick};
 pub use handshake::{
     after_apply_failure, judge_offer, judge_offer_planned, own_record_rewritten,
     release_not_awaited, Absorbed, Adopted, AfterApplyFailure, Offer,
