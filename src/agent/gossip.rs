@@ -342,9 +342,13 @@ impl Agent {
 
     /// On a standby Backup: take over a Main with auto-failover on that has been silent on
     /// every path for `failover_after`, or that reports its device checks failing (the core
-    /// decides: [`crate::group::Sight::failover_for_local`]).
+    /// decides: [`crate::group::Sight::failover_for_local`]). With `[fencing]`, the fence gate
+    /// stands between the decision and the command (`agent::fencing`).
     async fn detect_failover(&self) {
         let view = self.inner.state.lock().await.view.clone();
+        if let Some(fencing) = &self.inner.fencing {
+            return self.detect_failover_fenced(fencing, &view).await;
+        }
         let decided = {
             let liveness = self.liveness();
             Sight {
@@ -357,19 +361,22 @@ impl Agent {
             }
             .failover_for_local()
         };
-        let Some(Failover {
+        let Some(failover) = decided else {
+            return;
+        };
+        if self.backoff_of(&failover.main).allows(self.mono_now()) {
+            self.submit_failover(failover).await;
+        }
+    }
+
+    /// Submits the failover the detector decided; a refusal backs off (per Main).
+    pub(super) async fn submit_failover(&self, failover: Failover) {
+        let Failover {
             main,
             backup,
             reason,
-        }) = decided
-        else {
-            return;
-        };
-        let now = self.mono_now();
+        } = failover;
         let backoff = self.backoff_of(&main);
-        if !backoff.allows(now) {
-            return;
-        }
         warn!(member = %self.inner.name, %main, %reason, "auto-failover");
         let cmd = Command {
             operation: Operation::Failover {
@@ -415,14 +422,14 @@ impl Agent {
             .unwrap_or_default()
     }
 
-    fn backoffs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Backoff>> {
+    pub(super) fn backoffs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Backoff>> {
         self.inner
             .failover_backoff
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    fn backoff_of(&self, main: &str) -> Backoff {
+    pub(super) fn backoff_of(&self, main: &str) -> Backoff {
         self.backoffs().get(main).copied().unwrap_or_default()
     }
 }

@@ -5,12 +5,14 @@
 //!
 //! This file holds the agent's state, the snapshot it publishes and its start-up; the
 //! `impl Agent` blocks of the submodules hold the rest: `command` (the command path and the
-//! takeover handshake), `gossip` (heartbeats, merging, the failover detector), `replicas`
+//! takeover handshake), `gossip` (heartbeats, merging, the failover detector), `fencing` (the
+//! fence command between the detector's decision and the failover), `replicas`
 //! (replication) and `checks` (device checks). They share the parent's imports.
 
 mod checks;
 mod claims;
 mod command;
+mod fencing;
 mod gossip;
 mod replicas;
 
@@ -82,6 +84,8 @@ struct Inner {
     replicating: Mutex<()>,
     /// Operations under way, each a task of its own (they outlive their requester).
     operations: TaskTracker,
+    /// The fence command, its gate and its runs (`None` without `[fencing]`).
+    fencing: Option<crate::fence::Fencing>,
 }
 
 /// A handle on the agent; cheap to clone.
@@ -144,6 +148,7 @@ impl Agent {
             fencing: None,
         });
         let agreement = Agreement::new(&name, cfg.file.definition());
+        let fencing = cfg.file.fencing.clone().map(crate::fence::Fencing::new);
         let (snapshot, _) = watch::channel(placeholder);
         let agent = Agent {
             inner: Arc::new(Inner {
@@ -168,6 +173,7 @@ impl Agent {
                 gossip_now: Notify::new(),
                 replicating: Mutex::new(()),
                 operations: TaskTracker::new(),
+                fencing,
             }),
         };
         // Serve the restored state from the first request on (peers show as unknown until
@@ -395,6 +401,9 @@ impl Agent {
         if let Some((why, since)) = self.state_error_since() {
             alarms.push(state_not_writable(&self.inner.name, &why, since));
         }
+        if let Some(f) = &self.inner.fencing {
+            alarms.extend(f.gate().alarms(&self.inner.name, &st.view));
+        }
         let redundancy = Redundancy { alarms };
         let members = st
             .view
@@ -458,7 +467,7 @@ impl Agent {
             boots: st.boots,
             started_at: self.inner.started_at,
             coordination: None,
-            fencing: None,
+            fencing: self.inner.fencing.as_ref().map(|f| f.view()),
         }
     }
 
