@@ -55,7 +55,7 @@ impl Agent {
                 "failover decided; fencing the Main after the delay unless it answers meanwhile");
         }
         for main in &tick.dropped {
-            info!(member = %self.inner.name, %main,
+            warn!(member = %self.inner.name, %main,
                 "the failover waiting for a fence is dropped: the Main answers again, or is \
                  taken over, or this Backup is no longer the one to act");
         }
