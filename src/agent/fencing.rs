@@ -61,7 +61,9 @@ impl Agent {
         }
         for next in tick.act {
             match next {
-                FenceNext::Submit(f) => self.submit_failover(f).await,
+                FenceNext::Submit(f) => {
+                    let _ = self.submit_failover(f).await;
+                }
                 FenceNext::Fence(f) => {
                     let me = self.clone();
                     self.inner
@@ -124,7 +126,9 @@ impl Agent {
                 info!(member = %self.inner.name, main = %f.main, detail = %report.detail,
                     duration_ms = report.duration_ms, "fenced");
                 g.reason = format!("{}; fenced in {} ms", g.reason, report.duration_ms);
-                self.submit_failover(g).await;
+                if self.submit_failover(g).await {
+                    fencing.gate().failed_over(&f.main);
+                }
             }
             (None, _) => {
                 info!(member = %self.inner.name, main = %f.main,

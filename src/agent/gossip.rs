@@ -365,12 +365,13 @@ impl Agent {
             return;
         };
         if self.backoff_of(&failover.main).allows(self.mono_now()) {
-            self.submit_failover(failover).await;
+            let _ = self.submit_failover(failover).await;
         }
     }
 
-    /// Submits the failover the detector decided; a refusal backs off (per Main).
-    pub(super) async fn submit_failover(&self, failover: Failover) {
+    /// Submits the failover the detector decided; a refusal backs off (per Main). Whether it
+    /// was carried out.
+    pub(super) async fn submit_failover(&self, failover: Failover) -> bool {
         let Failover {
             main,
             backup,
@@ -393,7 +394,7 @@ impl Agent {
             Ok(_) => {
                 let mut b = self.backoffs();
                 b.remove(&main);
-                return;
+                return true;
             }
             Err(e) => {
                 warn!(member = %self.inner.name, %main, error = %e, "auto-failover refused");
@@ -406,6 +407,7 @@ impl Agent {
             retry_in_ms = next.not_before.saturating_sub(self.mono_now()),
             "auto-failover backs off");
         backoffs.insert(main, next);
+        false
     }
 
     fn heartbeat_backoffs(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Backoff>> {

@@ -149,6 +149,13 @@ impl FenceGate {
         }
     }
 
+    /// The failover of `main` was carried out: nothing waits for it any more (so it is not
+    /// reported as dropped when its Main is no longer due).
+    pub fn failed_over(&mut self, main: &str) {
+        self.decided.remove(main);
+        self.failed.remove(main);
+    }
+
     /// Is a fence run against `main` under way?
     pub fn running(&self, main: &str) -> bool {
         self.running.contains(main)
@@ -406,6 +413,22 @@ mod tests {
             CAP,
         );
         assert!(g.alarms("backup-1", &view).is_empty());
+    }
+
+    #[test]
+    fn a_failover_carried_out_is_not_reported_as_dropped() {
+        let mut g = FenceGate::default();
+        let ok = all(&["main-1"]);
+        g.tick(&[(failover("main-1"), true)], &ok, 0, 0);
+        let v = g.ran("main-1", None, true, Backoff::default(), 10, 10, BASE, CAP);
+        assert!(v.submit);
+        g.failed_over("main-1");
+        assert_eq!(g.tick(&[], &ok, 20, 0), GateTick::default());
+        // Without it, the next look reports the failover dropped.
+        let mut g = FenceGate::default();
+        g.tick(&[(failover("main-1"), true)], &ok, 0, 0);
+        g.ran("main-1", None, true, Backoff::default(), 10, 10, BASE, CAP);
+        assert_eq!(g.tick(&[], &ok, 20, 0).dropped, ["main-1"]);
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! records, `operation` the operations and their refusals, `plan` the operations' effects and
 //! preconditions, `coverage` which Mains a Backup could take over now, `definition` the group
 //! definition every member's configuration must list alike, `alarm` the alarms derived from
-//! the records. All pure.
+//! the records, `fencing` the fence gate between a failover decision and the failover. All
+//! pure.
 
 mod alarm;
 mod claims;
