@@ -89,6 +89,10 @@ pub struct ConfigFile {
     /// protocol alone decides).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coordination: Option<crate::coordination::CoordinationConfig>,
+    /// The fence command a Backup runs before it fails over a Main that does not answer
+    /// (absent: no fencing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fencing: Option<crate::fence::FencingConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -532,6 +536,9 @@ impl ConfigFile {
             errs.push("peer.replay_window: must be at least 1s".to_string());
         }
         errs.extend(self.validate_address());
+        if let Some(f) = &self.fencing {
+            errs.extend(f.validate());
+        }
         if self.replication.interval < Duration::from_secs(1) {
             errs.push("replication.interval: must be at least 1s".to_string());
         }

@@ -131,6 +131,7 @@ pub fn member_config(
         device_checks: Vec::new(),
         snmp: None,
         coordination: None,
+        fencing: None,
         members: members
             .iter()
             .map(|m| MemberConfig {

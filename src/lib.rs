@@ -4,7 +4,8 @@
 //! - [`group`]: the redundancy group state machine (pure);
 //! - [`config`], [`store`]: configuration and durable state;
 //! - [`agent`]: one member's agent at run time, the one command path;
-//! - [`peer`], [`replication`], [`address`], [`device_check`]: what the agent does to the world;
+//! - [`peer`], [`replication`], [`address`], [`device_check`], [`fence`]: what the agent does to
+//!   the world;
 //! - [`http`], [`metrics`], [`snmp`], [`status_page`], [`cli`]: the interfaces;
 //! - [`demo`]: a whole group in one process.
 #![forbid(unsafe_code)]
@@ -17,6 +18,7 @@ pub mod config;
 pub mod coordination;
 pub mod demo;
 pub mod device_check;
+pub mod fence;
 pub mod group;
 pub mod http;
 pub mod metrics;

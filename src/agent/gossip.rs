@@ -351,9 +351,18 @@ impl Agent {
 
     /// On a standby Backup: take over a Main with auto-failover on that has been silent on
     /// every path for `failover_after`, or that reports its device checks failing (the core
-    /// decides: [`crate::group::Sight::failover_for_local`]).
+    /// decides: [`crate::group::Sight::failover_for_local`]). With `[fencing]`, the fence gate
+    /// stands between the decision and the command (`agent::fencing`).
     async fn detect_failover(&self) {
+        // With a quorum source that cannot be reached, failover is suspended (the alarm
+        // coordination_lost says so); decided again every tick.
+        if self.failover_suspended().is_some() {
+            return;
+        }
         let view = self.inner.state.lock().await.view.clone();
+        if let Some(fencing) = &self.inner.fencing {
+            return self.detect_failover_fenced(fencing, &view).await;
+        }
         let decided = {
             let liveness = self.liveness();
             Sight {
@@ -366,24 +375,23 @@ impl Agent {
             }
             .failover_for_local()
         };
-        let Some(Failover {
+        let Some(failover) = decided else {
+            return;
+        };
+        if self.backoff_of(&failover.main).allows(self.mono_now()) {
+            let _ = self.submit_failover(failover).await;
+        }
+    }
+
+    /// Submits the failover the detector decided; a refusal backs off (per Main). Whether it
+    /// was carried out.
+    pub(super) async fn submit_failover(&self, failover: Failover) -> bool {
+        let Failover {
             main,
             backup,
             reason,
-        }) = decided
-        else {
-            return;
-        };
-        if let Some(why) = self.failover_suspended() {
-            // The alarm (coordination_lost) says so; the decision is made again every tick.
-            debug!(member = %self.inner.name, %main, %why, "failover suspended");
-            return;
-        }
-        let now = self.mono_now();
+        } = failover;
         let backoff = self.backoff_of(&main);
-        if !backoff.allows(now) {
-            return;
-        }
         warn!(member = %self.inner.name, %main, %reason, "auto-failover");
         let cmd = Command {
             operation: Operation::Failover {
@@ -400,7 +408,7 @@ impl Agent {
             Ok(_) => {
                 let mut b = self.backoffs();
                 b.remove(&main);
-                return;
+                return true;
             }
             Err(e) => {
                 warn!(member = %self.inner.name, %main, error = %e, "auto-failover refused");
@@ -413,6 +421,7 @@ impl Agent {
             retry_in_ms = next.not_before.saturating_sub(self.mono_now()),
             "auto-failover backs off");
         backoffs.insert(main, next);
+        false
     }
 
     fn heartbeat_backoffs(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Backoff>> {
@@ -429,14 +438,14 @@ impl Agent {
             .unwrap_or_default()
     }
 
-    fn backoffs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Backoff>> {
+    pub(super) fn backoffs(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Backoff>> {
         self.inner
             .failover_backoff
             .lock()
             .unwrap_or_else(|p| p.into_inner())
     }
 
-    fn backoff_of(&self, main: &str) -> Backoff {
+    pub(super) fn backoff_of(&self, main: &str) -> Backoff {
         self.backoffs().get(main).copied().unwrap_or_default()
     }
 }

@@ -5,12 +5,14 @@
 //!
 //! This file holds the agent's state, the snapshot it publishes and its start-up; the
 //! `impl Agent` blocks of the submodules hold the rest: `command` (the command path and the
-//! takeover handshake), `gossip` (heartbeats, merging, the failover detector), `replicas`
+//! takeover handshake), `gossip` (heartbeats, merging, the failover detector), `fencing` (the
+//! fence command between the detector's decision and the failover), `replicas`
 //! (replication) and `checks` (device checks). They share the parent's imports.
 
 mod checks;
 mod claims;
 mod command;
+mod fencing;
 mod gossip;
 mod lease;
 mod quorum;
@@ -92,6 +94,8 @@ struct Inner {
     quorum: Option<Arc<dyn crate::coordination::Quorum>>,
     /// Each peer's lease as its last heartbeat or reply reported it.
     peer_leases: StdMutex<BTreeMap<String, crate::snapshot::LeaseView>>,
+    /// The fence command, its gate and its runs (`None` without `[fencing]`).
+    fencing: Option<crate::fence::Fencing>,
 }
 
 /// A handle on the agent; cheap to clone.
@@ -163,6 +167,7 @@ impl Agent {
             fencing: None,
         });
         let agreement = Agreement::new(&name, cfg.file.definition());
+        let fencing = cfg.file.fencing.clone().map(crate::fence::Fencing::new);
         let (snapshot, _) = watch::channel(placeholder);
         let agent = Agent {
             inner: Arc::new(Inner {
@@ -191,6 +196,7 @@ impl Agent {
                 lease_seen: StdMutex::new(None),
                 peer_leases: StdMutex::new(BTreeMap::new()),
                 quorum,
+                fencing,
             }),
         };
         // Serve the restored state from the first request on (peers show as unknown until
@@ -423,6 +429,9 @@ impl Agent {
             None => (None, None),
         };
         alarms.extend(lost);
+        if let Some(f) = &self.inner.fencing {
+            alarms.extend(f.gate().alarms(&self.inner.name, &st.view));
+        }
         let redundancy = Redundancy { alarms };
         let members = st
             .view
@@ -486,7 +495,7 @@ impl Agent {
             boots: st.boots,
             started_at: self.inner.started_at,
             coordination,
-            fencing: None,
+            fencing: self.inner.fencing.as_ref().map(|f| f.view()),
         }
     }
 

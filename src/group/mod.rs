@@ -13,13 +13,15 @@
 //! records, `operation` the operations and their refusals, `plan` the operations' effects and
 //! preconditions, `coverage` which Mains a Backup could take over now, `definition` the group
 //! definition every member's configuration must list alike, `alarm` the alarms derived from
-//! the records. All pure.
+//! the records, `fencing` the fence gate between a failover decision and the failover. All
+//! pure.
 
 mod alarm;
 mod claims;
 mod coverage;
 mod definition;
 mod failover;
+mod fencing;
 mod handshake;
 pub mod lease;
 mod liveness;
@@ -40,6 +42,7 @@ pub use claims::{
 pub use coverage::{Refused, Uncovered};
 pub use definition::{Agreement, DefinedMember, Definition, Mismatch, Noted};
 pub use failover::{Backoff, Failover, Sight};
+pub use fencing::{fence_needed, FenceGate, FenceNext, FenceVerdict, GateTick};
 pub use handshake::{
     after_apply_failure, judge_offer, judge_offer_planned, own_record_rewritten,
     release_not_awaited, Absorbed, Adopted, AfterApplyFailure, Offer,
