@@ -44,6 +44,8 @@ pub enum NodeError {
     State(#[from] StoreError),
     #[error(transparent)]
     Snmp(#[from] SnmpError),
+    #[error("quorum source unusable: {0}")]
+    Quorum(String),
 }
 
 impl NodeError {
@@ -63,8 +65,33 @@ impl NodeError {
             NodeError::AddressUnusable(_) => "address backend unusable",
             NodeError::State(_) => "cannot open state",
             NodeError::Snmp(_) => "cannot start SNMP",
+            NodeError::Quorum(_) => "quorum source unusable",
         }
     }
+}
+
+/// The quorum source `cfg` names (none without a `[coordination]` section). Connects
+/// lazily: an etcd that cannot be reached at start is the failsafe case, not a failed start.
+#[cfg(feature = "etcd")]
+fn quorum_source(
+    cfg: &Config,
+) -> Result<Option<Arc<dyn crate::coordination::Quorum>>, NodeError> {
+    let Some(c) = &cfg.file.coordination else {
+        return Ok(None);
+    };
+    let etcd = crate::coordination::etcd::Etcd::connect(c, &cfg.file.group, &cfg.file.member)
+        .map_err(|e| NodeError::Quorum(e.to_string()))?;
+    info!(member = %cfg.file.member, endpoints = ?c.endpoints, "quorum source: etcd");
+    Ok(Some(Arc::new(etcd)))
+}
+
+/// Without the `etcd` feature a `[coordination]` section is refused when the configuration
+/// is loaded; nothing to build here.
+#[cfg(not(feature = "etcd"))]
+fn quorum_source(
+    _cfg: &Config,
+) -> Result<Option<Arc<dyn crate::coordination::Quorum>>, NodeError> {
+    Ok(None)
 }
 
 /// An agent with its listeners bound, ready to run.
@@ -101,7 +128,8 @@ impl Node {
         backend.check().await.map_err(NodeError::AddressUnusable)?;
         info!(member = %cfg.file.member, backend = backend.name(), "address backend");
         let grace = grace_period(&cfg);
-        let agent = Agent::open(cfg, Arc::new(backend))?;
+        let quorum = quorum_source(&cfg)?;
+        let agent = Agent::open_with(cfg, Arc::new(backend), quorum)?;
         info!(member = %agent.name(), http = %http_addr, "listening on {http_addr}");
         let snmp = match snmp_socket {
             Some((front, c)) => Some(SnmpServer::build(front, agent.clone(), &c).await?),
