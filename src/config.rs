@@ -418,10 +418,8 @@ impl ConfigFile {
             )];
         }
         let ms = |d: Duration| d.as_millis() as u64;
-        let shortest = crate::group::lease::shortest_failover_after(
-            ms(lease),
-            ms(self.heartbeat_interval),
-        );
+        let shortest =
+            crate::group::lease::shortest_failover_after(ms(lease), ms(self.heartbeat_interval));
         if ms(self.failover_after) < shortest {
             return vec![format!(
                 "failover_after ({}) must be at least address.lease ({}) + heartbeat_interval \

@@ -73,9 +73,7 @@ impl NodeError {
 /// The quorum source `cfg` names (none without a `[coordination]` section). Connects
 /// lazily: an etcd that cannot be reached at start is the failsafe case, not a failed start.
 #[cfg(feature = "etcd")]
-fn quorum_source(
-    cfg: &Config,
-) -> Result<Option<Arc<dyn crate::coordination::Quorum>>, NodeError> {
+fn quorum_source(cfg: &Config) -> Result<Option<Arc<dyn crate::coordination::Quorum>>, NodeError> {
     let Some(c) = &cfg.file.coordination else {
         return Ok(None);
     };
@@ -88,9 +86,7 @@ fn quorum_source(
 /// Without the `etcd` feature a `[coordination]` section is refused when the configuration
 /// is loaded; nothing to build here.
 #[cfg(not(feature = "etcd"))]
-fn quorum_source(
-    _cfg: &Config,
-) -> Result<Option<Arc<dyn crate::coordination::Quorum>>, NodeError> {
+fn quorum_source(_cfg: &Config) -> Result<Option<Arc<dyn crate::coordination::Quorum>>, NodeError> {
     Ok(None)
 }
 

@@ -98,7 +98,12 @@ impl Hooks {
             .await
     }
 
-    async fn run_command(&self, cmd: Option<&Vec<String>>, hook: String, t: &Transition) -> HookOutcome {
+    async fn run_command(
+        &self,
+        cmd: Option<&Vec<String>>,
+        hook: String,
+        t: &Transition,
+    ) -> HookOutcome {
         let Some((program, args)) = cmd.and_then(|c| c.split_first()) else {
             return HookOutcome::NotConfigured;
         };

@@ -421,6 +421,23 @@ impl Agent {
         planned_from: Option<(u64, &str)>,
         event: Option<Event>,
     ) -> Result<(), String> {
+        // With a quorum source: a record that gives this member a new address is adopted only
+        // once its key is this member's (before anything is persisted: a refusal changes
+        // nothing). A key left over by an adoption refused below is deleted by
+        // `reconcile_keys`.
+        if let Some(a) = rec.current_address {
+            let holds = {
+                let st = self.inner.state.lock().await;
+                st.view
+                    .member(&self.inner.name)
+                    .is_some_and(|r| r.current_address == Some(a))
+            };
+            if !holds {
+                self.may_take(a)
+                    .await
+                    .map_err(|e| format!("{} cannot take {a}: {e}", self.inner.name))?;
+            }
+        }
         let mut st = self.inner.state.lock().await;
         let mut next = st.clone();
         // None: the same write again (a coordinator retrying on another path after a

@@ -80,6 +80,9 @@ impl Agent {
         let Some(fencing) = self.inner.fencing.as_ref() else {
             return;
         };
+        if self.quorum_keeps(&f.main).await.is_some() {
+            return; // alive as far as the quorum source knows: neither fenced nor failed over
+        }
         let req = {
             let st = self.inner.state.lock().await;
             FenceRequest {

@@ -391,6 +391,11 @@ impl Agent {
             backup,
             reason,
         } = failover;
+        if let Some(holder) = self.quorum_keeps(&main).await {
+            debug!(member = %self.inner.name, %main, %holder,
+                "no failover: the quorum source says the Main's address is held");
+            return false;
+        }
         let backoff = self.backoff_of(&main);
         warn!(member = %self.inner.name, %main, %reason, "auto-failover");
         let cmd = Command {

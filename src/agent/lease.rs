@@ -218,7 +218,14 @@ impl Agent {
             "the lease on the address ran out before it could be renewed (the agent did not \
              run, or the quorum source stopped vouching for it); the address is given up until \
              this agent has heard its peers again");
-        let own = self.inner.state.lock().await.view.member(&self.inner.name).cloned();
+        let own = self
+            .inner
+            .state
+            .lock()
+            .await
+            .view
+            .member(&self.inner.name)
+            .cloned();
         if let Some(own) = own {
             let mut t = self.transition(Some(&own), &own);
             t.previous_address = Some(held.address);

@@ -69,6 +69,25 @@ impl Agent {
         }
     }
 
+    /// The member other than this one whose live session holds the key of `main`'s current
+    /// address, as the quorum source was last read: the Main (or whoever holds its address)
+    /// is alive as far as the quorum decides, so it is neither fenced nor failed over.
+    pub(super) async fn quorum_keeps(&self, main: &str) -> Option<String> {
+        let status = self.quorum()?.status();
+        if !status.up {
+            return None;
+        }
+        let address = {
+            let st = self.inner.state.lock().await;
+            st.view.member(main)?.current_address?
+        };
+        status
+            .holders
+            .get(&address)
+            .filter(|h| **h != self.inner.name)
+            .cloned()
+    }
+
     /// Before taking `address`: its key, or failsafe. An error refuses the take.
     pub(super) async fn may_take(&self, address: IpAddr) -> Result<(), AddressError> {
         let Some(q) = self.quorum() else {
@@ -240,7 +259,12 @@ impl Agent {
     }
 
     /// The quorum source as the snapshot shows it, and its alarm while it cannot be reached.
-    pub(super) fn coordination_view(&self) -> Option<(crate::snapshot::CoordinationView, Option<crate::group::Alarm>)> {
+    pub(super) fn coordination_view(
+        &self,
+    ) -> Option<(
+        crate::snapshot::CoordinationView,
+        Option<crate::group::Alarm>,
+    )> {
         let q = self.quorum()?;
         let s = q.status();
         let wall = |at: Instant| -> Millis {

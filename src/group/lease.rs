@@ -179,7 +179,10 @@ mod tests {
     fn a_lease_near_or_past_its_end_is_lapsed_never_renewed() {
         let l = held(10_000, 1);
         // ends at 10_980; no renewal within RENEW_SAFETY of that.
-        assert_eq!(renewal(&l, 10_829, 250, 1000, None), Renewal::Renew { seconds: 1 });
+        assert_eq!(
+            renewal(&l, 10_829, 250, 1000, None),
+            Renewal::Renew { seconds: 1 }
+        );
         assert_eq!(renewal(&l, 10_830, 250, 1000, None), Renewal::Lapsed);
         // An agent resumed after a pause of several seconds.
         assert_eq!(renewal(&l, 16_000, 250, 1000, None), Renewal::Lapsed);
@@ -203,7 +206,10 @@ mod tests {
             Renewal::Withheld
         );
         // Not vouched for at all.
-        assert_eq!(renewal(&l, 10_300, 250, 3000, Some(None)), Renewal::Withheld);
+        assert_eq!(
+            renewal(&l, 10_300, 250, 3000, Some(None)),
+            Renewal::Withheld
+        );
         // A long lease is cut to what is vouched for.
         assert_eq!(lifetime(0, 10_000, Some(3_600)), Some(3));
         assert_eq!(lifetime(0, 10_000, None), Some(10));

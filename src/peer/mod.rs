@@ -18,7 +18,6 @@ pub mod signing;
 
 pub use client::{PeerClient, PeerError};
 pub use messages::{
-    LeaseWire,
     ApplyReply, ApplyRequest, ClaimAnswer, ClaimRequest, CommandRequest, Heartbeat, HeartbeatReply,
-    ReplicateReply, ReplicateRequest, ReplicateResult, PROTOCOL,
+    LeaseWire, ReplicateReply, ReplicateRequest, ReplicateResult, PROTOCOL,
 };

@@ -1394,10 +1394,7 @@ impl Report {
             .collect();
         decided.sort();
         if !decided.is_empty() {
-            let early = decided
-                .iter()
-                .filter(|d| **d < self.failover_after)
-                .count();
+            let early = decided.iter().filter(|d| **d < self.failover_after).count();
             let _ = writeln!(
                 s,
                 "failovers decided after the Main went silent (kill -9, SIGSTOP, every path cut): \
