@@ -256,6 +256,8 @@ pub struct Settings {
     pub concurrent: bool,
     /// Whether the plant has a quorum source (etcd in a namespace of its own).
     pub quorum: bool,
+    /// Trials given by their seeds, in order (instead of drawn from `seed`).
+    pub fixed: Vec<u64>,
 }
 
 impl Settings {
@@ -285,6 +287,20 @@ impl Settings {
                 _ => concurrent,
             },
             quorum: false,
+            fixed: Vec::new(),
+        }
+    }
+
+    /// The trials `seeds`, once each, in order.
+    pub fn trials_of(seeds: &[u64]) -> Settings {
+        Settings {
+            seed: seeds.first().copied().unwrap_or(0),
+            trials: seeds.len(),
+            replay: None,
+            kinds: FaultKind::ALL.to_vec(),
+            concurrent: false,
+            quorum: false,
+            fixed: seeds.to_vec(),
         }
     }
 
@@ -297,6 +313,7 @@ impl Settings {
             kinds: FaultKind::ALL.to_vec(),
             concurrent: true,
             quorum: false,
+            fixed: Vec::new(),
         }
     }
 
@@ -322,6 +339,9 @@ impl Settings {
     pub fn trial_seeds(&self) -> Vec<u64> {
         if let Some(seed) = self.replay {
             return vec![seed; self.trials.max(1)];
+        }
+        if !self.fixed.is_empty() {
+            return self.fixed.clone();
         }
         let mut rng = Rng::new(self.seed);
         let mut deck: Vec<FaultKind> = Vec::new();
