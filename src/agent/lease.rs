@@ -228,8 +228,9 @@ impl Agent {
             .cloned();
         if let Some(own) = own {
             let mut t = self.transition(Some(&own), &own);
+            // UNDERSTUDY_ADDRESS is the address lost.
             t.previous_address = Some(held.address);
-            t.address = None;
+            t.address = Some(held.address);
             t.lifetime = None;
             self.inner.address.lease_lost_hook(&t).await;
         }

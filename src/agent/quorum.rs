@@ -29,8 +29,10 @@ impl Agent {
         at.saturating_duration_since(self.inner.started).as_millis() as Mono
     }
 
-    /// Failsafe: the quorum source cannot be reached, but every peer was heard within the
-    /// failsafe window.
+    /// Failsafe: the quorum source cannot be reached, but every peer that could take this
+    /// member's address over was heard within the failsafe window: on a Main every Backup (a
+    /// dead Main elsewhere in an N+1 group does not stop the others), on a Backup every peer.
+    /// A peer heard within the window hears this member too, so it does not fail it over.
     pub(super) fn failsafe(&self) -> bool {
         let f = &self.inner.cfg.file;
         let window = lease::failsafe_window(
@@ -40,9 +42,13 @@ impl Agent {
         );
         let now = self.mono_now();
         let liveness = self.liveness();
+        let i_am_backup = f
+            .members
+            .iter()
+            .any(|m| m.name == self.inner.name && m.role == Role::Backup);
         f.members
             .iter()
-            .filter(|m| m.name != self.inner.name)
+            .filter(|m| m.name != self.inner.name && (i_am_backup || m.role == Role::Backup))
             .all(|m| liveness.heard_within(&m.name, now, window))
     }
 

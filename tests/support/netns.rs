@@ -379,9 +379,44 @@ access = "read-write"
             add_address(ns, &format!("{host}/24"), "qnet", &[]);
             must(&["ip", "-n", ns, "link", "set", "qnet", "up"]);
         }
+        let etcd = self.start_etcd();
         let d = self.dir.path();
         let client_url = format!("http://{ETCD_HOST}:{ETCD_PORT}");
-        let log = std::fs::File::create(d.join("etcd.log")).expect("etcd log");
+        let section = format!(
+            r#"
+[coordination]
+backend = "etcd"
+endpoints = ["{client_url}"]
+session_ttl = "2s"
+request_timeout = "500ms"
+"#
+        );
+        for member in ["main-1", "backup-1"] {
+            let cfg = d.join(member).join("agent.toml");
+            let text = std::fs::read_to_string(&cfg).expect("config");
+            let text = text.replace(
+                "failover_after = \"2s\"",
+                &format!(
+                    "failover_after = \"{}ms\"",
+                    QUORUM_FAILOVER_AFTER.as_millis()
+                ),
+            );
+            std::fs::write(&cfg, text + &section).expect("config");
+        }
+        etcd
+    }
+
+    /// Starts (or starts again: same data directory) the plant's etcd and waits until it
+    /// answers; returns its guard.
+    pub fn start_etcd(&self) -> Proc {
+        let q = self.quorum_ns();
+        let d = self.dir.path();
+        let client_url = format!("http://{ETCD_HOST}:{ETCD_PORT}");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(d.join("etcd.log"))
+            .expect("etcd log");
         let etcd = Proc::spawn(
             "etcd in the quorum namespace",
             Command::new("ip")
@@ -424,28 +459,12 @@ access = "read-write"
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        let section = format!(
-            r#"
-[coordination]
-backend = "etcd"
-endpoints = ["{client_url}"]
-session_ttl = "2s"
-request_timeout = "500ms"
-"#
-        );
-        for member in ["main-1", "backup-1"] {
-            let cfg = d.join(member).join("agent.toml");
-            let text = std::fs::read_to_string(&cfg).expect("config");
-            let text = text.replace(
-                "failover_after = \"2s\"",
-                &format!(
-                    "failover_after = \"{}ms\"",
-                    QUORUM_FAILOVER_AFTER.as_millis()
-                ),
-            );
-            std::fs::write(&cfg, text + &section).expect("config");
-        }
         etcd
+    }
+
+    /// [`Plant::start_etcd`] after the etcd process was killed.
+    pub fn restart_etcd(&self) -> Proc {
+        self.start_etcd()
     }
 
     /// The service address's holder as etcd records it (`etcdctl get`), if any.
