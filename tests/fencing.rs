@@ -167,14 +167,6 @@ fn alive(pid: &str) -> bool {
         .is_some_and(|rest| !rest.starts_with('Z') && !rest.starts_with('X'))
 }
 
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill {sig} {pid}");
-}
-
 #[tokio::test]
 async fn a_killed_main_is_fenced_then_failed_over() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -333,9 +325,9 @@ async fn a_main_heard_again_during_the_delay_is_not_fenced() {
     let (mut main, backup, group) = start(dir.path(), group).await;
     let url = group[1].url.clone();
     // Silent for 2.5 s: past failover_after (1.5 s), short of failover_after + delay (4.5 s).
-    signal(main.id(), "-STOP");
+    support::process::signal(main.id(), "STOP");
     tokio::time::sleep(Duration::from_millis(2_500)).await;
-    signal(main.id(), "-CONT");
+    support::process::signal(main.id(), "CONT");
     tokio::time::sleep(Duration::from_secs(4)).await;
     let log = backup.log_text();
     assert!(

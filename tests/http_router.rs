@@ -239,31 +239,7 @@ fn promtool_accepts_the_lease_quorum_and_fencing_metrics() {
                 "{what}: {name}\n{text}"
             );
         }
-        let mut promtool = std::process::Command::new("promtool")
-            .args(["check", "metrics"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("promtool (Debian package prometheus) is needed: run ./scripts/test ({e})")
-            });
-        {
-            use std::io::Write;
-            promtool
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(text.as_bytes())
-                .expect("write to promtool");
-        }
-        let out = promtool.wait_with_output().expect("promtool");
-        assert!(
-            out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
-            "{what}: promtool check metrics: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        support::metric_names::assert_promtool_accepts(what, &text);
     }
 }
 

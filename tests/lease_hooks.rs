@@ -9,18 +9,9 @@
 mod support;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use support::*;
-
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill {sig} {pid}");
-}
 
 /// Gives every member of `group` the hooks backend with a 1 s lease (failover_after 2 s: at
 /// least lease + heartbeat 200 ms + 0.4 s) and hooks writing `<event> <address>` lines to
@@ -84,9 +75,9 @@ async fn an_agent_paused_past_its_lease_runs_on_lease_lost_then_takes_its_addres
     assert_eq!(before, ["online 192.0.2.10"], "main-1's hooks at start");
 
     // Paused 1.3 s: past its 1 s lease, short of failover_after (2 s).
-    signal(pair.main.id(), "-STOP");
+    support::process::signal(pair.main.id(), "STOP");
     tokio::time::sleep(Duration::from_millis(1_300)).await;
-    signal(pair.main.id(), "-CONT");
+    support::process::signal(pair.main.id(), "CONT");
     wait_for_async(
         Duration::from_secs(5),
         "main-1 to lose its lease and take its address again",
@@ -124,7 +115,7 @@ async fn an_agent_paused_past_failover_after_gives_up_its_address_and_stays_offl
     let backup = pair.backup_url();
 
     // Paused 6 s (3 × failover_after): backup-1 fails main-1 over meanwhile.
-    signal(pair.main.id(), "-STOP");
+    support::process::signal(pair.main.id(), "STOP");
     wait_for_async(
         Duration::from_secs(10),
         "backup-1 to fail main-1 over",
@@ -138,7 +129,7 @@ async fn an_agent_paused_past_failover_after_gives_up_its_address_and_stays_offl
     )
     .await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    signal(pair.main.id(), "-CONT");
+    support::process::signal(pair.main.id(), "CONT");
     wait_for_async(
         Duration::from_secs(10),
         "main-1 to go offline on its extra address",

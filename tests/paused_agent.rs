@@ -7,18 +7,9 @@
 
 mod support;
 
-use std::process::Command;
 use std::time::Duration;
 
 use support::*;
-
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill {sig} {pid}");
-}
 
 #[tokio::test]
 async fn a_backup_paused_past_failover_after_does_not_fail_over_a_live_main() {
@@ -27,9 +18,9 @@ async fn a_backup_paused_past_failover_after_does_not_fail_over_a_live_main() {
     let pair = Pair::start(group).await;
     let (main, backup) = (pair.main_url(), pair.backup_url());
     for trial in 0..3 {
-        signal(pair.backup.id(), "-STOP");
+        support::process::signal(pair.backup.id(), "STOP");
         tokio::time::sleep(Duration::from_millis(4_500)).await;
-        signal(pair.backup.id(), "-CONT");
+        support::process::signal(pair.backup.id(), "CONT");
         tokio::time::sleep(Duration::from_secs(3)).await;
         for url in [&main, &backup] {
             let g = get_json(&format!("{url}/api/v1/group")).await;

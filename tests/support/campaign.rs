@@ -1565,14 +1565,6 @@ impl TrialLog {
     }
 }
 
-fn signal(pid: u32, sig: &str) {
-    let ok = Command::new("kill")
-        .args([format!("-{sig}"), pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "kill -{sig} {pid} failed");
-}
-
 impl Campaign {
     /// Builds the plant (SNMP on, state directories on 8 MiB tmpfs), starts both agents and
     /// waits until they have met and replicated and the service answers from the Main.
@@ -1754,9 +1746,9 @@ impl Campaign {
                 } else {
                     self.main.id()
                 };
-                signal(pid, "STOP");
+                super::process::signal(pid, "STOP");
                 std::thread::sleep(f.lasts);
-                signal(pid, "CONT");
+                super::process::signal(pid, "CONT");
             }
             FaultKind::CutAllPaths | FaultKind::CutOnePath => {
                 let mut links: Vec<(&str, &str)> = match f.path {

@@ -41,3 +41,31 @@ pub fn sample(text: &str, sample: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(sample))
         .and_then(|v| v.trim().parse().ok())
 }
+
+/// Fails unless `promtool check metrics` (Debian package prometheus) accepts `text` without a
+/// word; `what` names the text in the failure.
+pub fn assert_promtool_accepts(what: &str, text: &str) {
+    use std::io::Write;
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("promtool (Debian package prometheus) is needed: run ./scripts/test ({e})")
+        });
+    promtool
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = promtool.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "{what}: promtool check metrics: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

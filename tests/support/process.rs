@@ -164,3 +164,12 @@ pub fn require_tool(tool: &str, args: &[&str], package: &str) {
         args.join(" ")
     );
 }
+
+/// Sends `sig` (`STOP`, `CONT`, ...) to process `pid` with kill(1); fails the test if it cannot.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([format!("-{sig}"), pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "kill -{sig} {pid} failed");
+}
