@@ -47,7 +47,11 @@ impl Agent {
                     address = ?new.current_address,
                     "this member's record was changed by a peer; adopting it");
                 if let Err(e) = self.move_address(&old, &new).await {
-                    error!(member = %self.inner.name, error = %e, "cannot move address");
+                    // Tried again after the next heartbeat round (`retake_after_lapse`), as
+                    // the record names it then (e.g. once the quorum source gives the key).
+                    error!(member = %self.inner.name, error = %e,
+                        "cannot move address; trying again after the next heartbeat round");
+                    self.inner.lease.lock().await.lost_at = Some(self.mono_now());
                 }
             }
         }
