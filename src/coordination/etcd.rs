@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use super::config::{CoordinationConfig, EtcdTls};
+use super::BoxFuture;
 use super::{Quorum, QuorumError, QuorumStatus};
-use crate::address::BoxFuture;
 
 /// The backend's name in errors and the status.
 pub const BACKEND: &str = "etcd";

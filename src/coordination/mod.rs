@@ -19,7 +19,8 @@ use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::address::BoxFuture;
+/// A future returned by a quorum source (boxed: the trait is used as `dyn Quorum`).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 pub use config::CoordinationConfig;
 
