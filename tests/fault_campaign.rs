@@ -184,6 +184,22 @@ fn regression_a_backup_with_a_full_disk_leaves_a_takeover_half_done() {
     campaign(&Settings::replay(14950896725900388167));
 }
 
+/// The Main's agent is killed and restarted 0.83 s later; meanwhile a client's takeover reaches
+/// the Backup, whose apply to the dead Main fails. Since the address leases the Backup waits
+/// for the Main's lease to run out before it takes the address without a release, but the
+/// restarted Main had taken its address again after its first heartbeat round (no record said
+/// otherwise yet): 100 ms with two holders, until it heard of the takeover. Showed in a full
+/// test run and in 1 of 3 replays here.
+/// Fixed: a Main heard again during that wait is asked to release once more, and does.
+#[test]
+fn regression_a_main_restarted_during_a_takeover_without_its_release_is_asked_again() {
+    campaign(
+        &Settings::replay(14204200745708593947)
+            .times(3)
+            .taking_turns(),
+    );
+}
+
 /// Two commands overlap after the Backup was frozen 5.23 s: a takeover (coordinated by the
 /// Backup) and a reverse takeover (coordinated by the Main) are done within milliseconds of
 /// each other. Each coordinator's lock covers its own operations only; the Main, which has

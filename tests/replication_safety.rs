@@ -227,7 +227,16 @@ async fn a_copy_that_cannot_fit_is_refused_before_anything_is_written() {
 
     let big = vec![b'x'; 12 * 1024 * 1024];
     std::fs::write(dir.path().join("main-1/data/big.bin"), &big).expect("write");
-    let r = replicate_now(&group[1].url).await;
+    // A replication already under way (the periodic one) answers for the request with what it
+    // saw before big.bin was written; the first one to see it must fail.
+    let mut r = replicate_now(&group[1].url).await;
+    for _ in 0..20 {
+        if r["result"] == "failed" || r["files"].as_u64() != Some(1) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        r = replicate_now(&group[1].url).await;
+    }
     assert_eq!(r["result"], "failed", "{r}");
     assert!(
         r["error"]

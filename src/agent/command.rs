@@ -284,7 +284,9 @@ impl Agent {
             }
             let req = self.apply_request(rec, from, Some(event.clone()));
             let reach = self.reachability(&rec.name);
-            let answer = if release_not_awaited(&plan.operation, &rec.name, reach) {
+            let not_awaited = release_not_awaited(&plan.operation, &rec.name, reach);
+            let asked_at = self.mono_now();
+            let mut answer = if not_awaited {
                 Err(PeerError::Unreachable {
                     member: rec.name.clone(),
                     detail: "silent on every heartbeat path; its release was not awaited".into(),
@@ -292,6 +294,27 @@ impl Agent {
             } else {
                 self.inner.peers.apply(&rec.name, &req).await
             };
+            // Asked and not answered: it may have died just now, holding the address under a
+            // lease it renewed until then, which is gone once that lease has run out (a Main
+            // silent for failover_after is past it). If it is heard again meanwhile (an agent
+            // restarted), it is asked once more: it releases the address itself.
+            if !not_awaited
+                && matches!(answer, Err(PeerError::Unreachable { .. }))
+                && after_apply_failure(&plan.operation, &rec.name, true)
+                    == AfterApplyFailure::Proceed
+            {
+                if let Some(wait) = self.unconfirmed_release_wait() {
+                    info!(member = %self.inner.name, main = %rec.name,
+                        wait_ms = wait.as_millis() as u64,
+                        "waiting for the Main's address lease to run out");
+                    tokio::time::sleep(wait).await;
+                    if self.liveness().heard_since(&rec.name, asked_at) {
+                        info!(member = %self.inner.name, main = %rec.name,
+                            "the Main answers again; asking it to release once more");
+                        answer = self.inner.peers.apply(&rec.name, &req).await;
+                    }
+                }
+            }
             match answer {
                 Ok(reply) => {
                     self.absorb(std::slice::from_ref(&reply.record)).await;

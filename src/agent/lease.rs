@@ -69,6 +69,15 @@ impl Agent {
         Ok(())
     }
 
+    /// How long a member that did not answer may still hold an address under a lease it
+    /// renewed up to now (`group::lease::unconfirmed_release_wait`); `None` without leases.
+    pub(super) fn unconfirmed_release_wait(&self) -> Option<Duration> {
+        self.inner.address.lease_enforced_by()?;
+        Some(Duration::from_millis(lease::unconfirmed_release_wait(
+            self.lease_ms(),
+        )))
+    }
+
     /// Records the lease now held (and the copy the snapshot reads without waiting).
     fn set_held(&self, state: &mut LeaseState, held: Option<Lease>) {
         state.held = held;

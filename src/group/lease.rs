@@ -137,6 +137,14 @@ pub fn shortest_failover_after_with_quorum(lease: Millis, heartbeat: Millis) -> 
     lease + KERNEL_SLACK + 3 * heartbeat
 }
 
+/// How long a member that stopped answering just now may still hold an address under a
+/// lease of `lease` ms it renewed up to the moment it stopped (ms): the whole lease and the
+/// kernel's slack. A takeover that proceeds without such a Main's release waits this long
+/// before the Backup takes the address.
+pub fn unconfirmed_release_wait(lease: Millis) -> Millis {
+    lease + KERNEL_SLACK
+}
+
 /// How often to renew a lease of `lease` ms: four times per lease, at least every heartbeat
 /// interval, never more often than every 100 ms.
 pub fn renew_every(lease: Millis, heartbeat: Millis) -> Millis {

@@ -103,6 +103,11 @@ impl Liveness {
             .any(|t| now.saturating_sub(t) < window)
     }
 
+    /// Whether `member` was heard on some path after `since`.
+    pub fn heard_since(&self, member: &str, since: Mono) -> bool {
+        self.heard_from(member).any(|t| t > since)
+    }
+
     /// Whether `member` was heard on `path` within `window`.
     pub fn path_up(&self, member: &str, path: &str, now: Mono, window: Millis) -> bool {
         self.last_heard
