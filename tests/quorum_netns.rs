@@ -128,7 +128,7 @@ fn etcd_decides_and_its_loss_suspends_failover_without_stopping_the_service() {
     );
 
     // 3. etcd back: the Backup acquires the key (main-1's session has expired) and fails over.
-    let _etcd = p.restart_etcd();
+    let _etcd = p.start_etcd();
     let back = Instant::now();
     p.wait_service_from("backup-1", Duration::from_secs(20));
     let took = back.elapsed();

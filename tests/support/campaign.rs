@@ -2012,6 +2012,7 @@ impl Campaign {
 
         report.faults += 1;
         let kind = fault.kind;
+        let in_gap = report.gap(kind);
         let fig = report.kinds.entry(kind).or_default();
         fig.trials += 1;
         fig.two_holders += during.two_holders;
@@ -2109,7 +2110,7 @@ impl Campaign {
         fig.two_holders_healed += restoring.two_holders;
         report.restoring_none_online += restoring.none_online;
         let two = during.two_holders + after.two_holders + restoring.two_holders;
-        if two > Duration::ZERO && !(kind.fencing_gap() && self.etcd.is_none()) {
+        if two > Duration::ZERO && !in_gap {
             failed.push(format!(
                 "{} ms with an address on two hosts outside the fencing gaps",
                 two.as_millis()

@@ -462,11 +462,6 @@ request_timeout = "500ms"
         etcd
     }
 
-    /// [`Plant::start_etcd`] after the etcd process was killed.
-    pub fn restart_etcd(&self) -> Proc {
-        self.start_etcd()
-    }
-
     /// The service address's holder as etcd records it (`etcdctl get`), if any.
     pub fn etcd_holder(&self, address: &str) -> Option<String> {
         let out = self.exec(
