@@ -29,8 +29,8 @@ impl Agent {
         self.inner.address.lease_enforced_by()?;
         let vouched = self.vouched(a).unwrap_or(None);
         // Without a quorum source the configured lease; with one, never past what it vouches
-        // for (a member it does not vouch for is given the shortest lifetime, 1 s: it is
-        // about to be refused anyway, see `coordination`).
+        // for. A new address's key is acquired after this is computed (`change_address`), so
+        // a first take gets the shortest lifetime, 1 s; the renewals then follow the session.
         Some(lease::lifetime(self.mono_now(), self.lease_ms(), vouched).unwrap_or(1))
     }
 
