@@ -54,6 +54,8 @@ mod defaults {
         fail_after: u32 = 1;
         check_timeout: Duration = Duration::from_secs(2);
         check_interval: Duration = Duration::from_secs(5);
+        /// A working shift: a maintenance window left on longer was most likely forgotten.
+        maintenance_alert_after: Duration = Duration::from_secs(4 * 3600);
     }
 }
 
@@ -93,6 +95,30 @@ pub struct ConfigFile {
     /// (absent: no fencing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fencing: Option<crate::fence::FencingConfig>,
+    /// Maintenance mode: how long it may stay on before `UnderstudyMaintenanceModeTooLong`
+    /// fires (exported as a metric the alert rule compares against).
+    #[serde(default)]
+    pub maintenance: MaintenanceConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    /// How long maintenance mode may last before the alert fires
+    /// (`understudy_group_maintenance_alert_after_seconds`).
+    #[serde(
+        default = "defaults::maintenance_alert_after",
+        with = "humantime_serde"
+    )]
+    pub alert_after: Duration,
+}
+
+impl Default for MaintenanceConfig {
+    fn default() -> Self {
+        MaintenanceConfig {
+            alert_after: defaults::maintenance_alert_after(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -539,6 +565,9 @@ impl ConfigFile {
         }
         if self.replication.interval < Duration::from_secs(1) {
             errs.push("replication.interval: must be at least 1s".to_string());
+        }
+        if self.maintenance.alert_after < Duration::from_secs(1) {
+            errs.push("maintenance.alert_after: must be at least 1s".to_string());
         }
         if self.members.is_empty() {
             errs.push("members: at least one member is required".to_string());

@@ -132,6 +132,7 @@ pub fn member_config(
         snmp: None,
         coordination: None,
         fencing: None,
+        maintenance: Default::default(),
         members: members
             .iter()
             .map(|m| MemberConfig {

@@ -31,6 +31,9 @@ pub const METRIC_NAMES: &[&str] = &[
     "understudy_fencing_total",
     "understudy_fencing_last_timestamp_seconds",
     "understudy_fencing_last_duration_seconds",
+    "understudy_group_maintenance",
+    "understudy_group_maintenance_since_timestamp_seconds",
+    "understudy_group_maintenance_alert_after_seconds",
 ];
 
 /// The metric families that are absent unless something is configured or has happened: the
@@ -45,6 +48,7 @@ pub const CONDITIONAL_METRIC_NAMES: &[&str] = &[
     "understudy_fencing_total",
     "understudy_fencing_last_timestamp_seconds",
     "understudy_fencing_last_duration_seconds",
+    "understudy_group_maintenance_since_timestamp_seconds",
 ];
 
 fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -139,6 +143,41 @@ fn fencing(reg: &Registry, snap: &Snapshot) {
 }
 
 /// Renders the snapshot in the Prometheus text format.
+/// The group's maintenance mode: on or off, since when while on, and the configured time it
+/// may last before `UnderstudyMaintenanceModeTooLong` fires.
+fn maintenance(reg: &Registry, snap: &Snapshot) {
+    let g = snap.group.as_str();
+    let m = &snap.maintenance;
+    gauge(
+        reg,
+        "understudy_group_maintenance",
+        "1 while the group is in maintenance mode: no automatic failover anywhere in the group \
+         (manual operations still work).",
+        &["group"],
+    )
+    .with_label_values(&[g])
+    .set(f64::from(u8::from(m.enabled)));
+    if let (true, Some(since)) = (m.enabled, m.since) {
+        gauge(
+            reg,
+            "understudy_group_maintenance_since_timestamp_seconds",
+            "When maintenance mode was switched on; present while it is on.",
+            &["group"],
+        )
+        .with_label_values(&[g])
+        .set(seconds(since));
+    }
+    gauge(
+        reg,
+        "understudy_group_maintenance_alert_after_seconds",
+        "[maintenance] alert_after: how long maintenance mode may last before \
+         UnderstudyMaintenanceModeTooLong fires.",
+        &["group"],
+    )
+    .with_label_values(&[g])
+    .set(seconds(snap.maintenance_alert_after));
+}
+
 pub fn render(snap: &Snapshot) -> String {
     let reg = Registry::new();
     let g = snap.group.as_str();
@@ -340,6 +379,7 @@ pub fn render(snap: &Snapshot) -> String {
     .set(f64::from(u8::from(snap.state_error.is_none())));
     coordination(&reg, snap);
     fencing(&reg, snap);
+    maintenance(&reg, snap);
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&reg.gather(), &mut out)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::command::Event;
-use crate::group::{Alarm, MemberRecord, Millis, OpKind, OperState};
+use crate::group::{Alarm, Maintenance, MemberRecord, Millis, OpKind, OperState};
 
 /// This build's version, shown by every interface.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -151,6 +151,11 @@ pub struct Snapshot {
     pub coordination: Option<CoordinationView>,
     /// The fence command's runs; `None` without a `[fencing]` section.
     pub fencing: Option<FencingView>,
+    /// The group's maintenance mode (no automatic failover anywhere while on).
+    pub maintenance: Maintenance,
+    /// `[maintenance] alert_after`: how long maintenance mode may last before the alert
+    /// `UnderstudyMaintenanceModeTooLong` fires (milliseconds).
+    pub maintenance_alert_after: Millis,
 }
 
 impl Snapshot {

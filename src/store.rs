@@ -233,6 +233,7 @@ mod tests {
                 DEFAULT_EXTRA_ADDRESS,
                 true,
             )],
+            maintenance: Default::default(),
         };
         PersistedState::new(view, "main-1")
     }
@@ -246,6 +247,42 @@ mod tests {
         s.count_op("op-1", OpKind::Manual);
         store.save(&s).expect("save");
         assert_eq!(store.load("g", "main-1").expect("load"), Some(s));
+    }
+
+    /// The maintenance setting is persisted with the view; a state file written before it
+    /// existed loads with maintenance mode off.
+    #[test]
+    fn maintenance_is_persisted_and_old_files_load_without_it() {
+        use crate::group::Requester;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut s = state();
+        let by = Requester {
+            interface: "http".into(),
+            identity: "token@127.0.0.1".into(),
+        };
+        s.view.maintenance = s
+            .view
+            .maintenance
+            .set(true, &by, Some("window"), 42, "main-1");
+        store.save(&s).expect("save");
+        let back = store.load("g", "main-1").expect("load").expect("saved");
+        assert!(back.view.maintenance.enabled);
+        assert_eq!(back.view.maintenance.since, Some(42));
+        assert_eq!(back, s);
+
+        let mut old = serde_json::to_value(state()).expect("json");
+        old["view"]
+            .as_object_mut()
+            .expect("view is an object")
+            .remove("maintenance");
+        fs::write(store.path(), old.to_string()).expect("write");
+        let back = store
+            .load("g", "main-1")
+            .expect("old file loads")
+            .expect("saved");
+        assert_eq!(back.view.maintenance, crate::group::Maintenance::default());
+        assert!(!back.view.maintenance.enabled);
     }
 
     #[test]

@@ -40,6 +40,10 @@ impl Agent {
     }
 
     async fn submit_here(&self, cmd: Command) -> CommandResult {
+        // A group setting: the agent asked sets it and pushes it to its peers.
+        if let Operation::SetMaintenance { enabled } = cmd.operation {
+            return self.set_maintenance(cmd, enabled).await;
+        }
         {
             let st = self.inner.state.lock().await;
             for name in cmd.operation.named_members() {
@@ -551,5 +555,8 @@ fn describe_done(op: &Operation) -> String {
             "auto-failover {} on {member}",
             if *enabled { "enabled" } else { "disabled" }
         ),
+        Operation::SetMaintenance { enabled } => {
+            format!("maintenance mode {}", if *enabled { "on" } else { "off" })
+        }
     }
 }

@@ -66,6 +66,7 @@ impl Agent {
             self.note_peer_lease(&hb.from, hb.lease.as_ref());
         }
         self.absorb(&hb.records).await;
+        self.absorb_maintenance(hb.maintenance.as_ref()).await;
         self.forget_ended_claims(&hb).await;
         let (definition_digest, definition) = {
             let ours = self.agreement().digest().to_string();
@@ -78,6 +79,7 @@ impl Agent {
             let definition = differs.then(|| self.agreement().definition().clone());
             (Some(ours), definition)
         };
+        let maintenance = self.maintenance_wire().await;
         let st = self.inner.state.lock().await;
         Ok(HeartbeatReply {
             protocol: PROTOCOL,
@@ -87,6 +89,7 @@ impl Agent {
             definition_digest,
             definition,
             lease: self.lease_wire(),
+            maintenance,
         })
     }
 
@@ -214,6 +217,7 @@ impl Agent {
         };
         let definition_digest = Some(self.agreement().digest().to_string());
         let lease = self.lease_wire();
+        let maintenance = self.maintenance_wire().await;
         let mut set = JoinSet::new();
         for m in &self.inner.cfg.file.members {
             if m.name == self.inner.name {
@@ -241,6 +245,7 @@ impl Agent {
                     definition_digest: definition_digest.clone(),
                     definition: definition.clone(),
                     lease: lease.clone(),
+                    maintenance: maintenance.clone(),
                 };
                 let peers = self.inner.peers.clone();
                 let (member, path, url) = (m.name.clone(), path.clone(), url.clone());
@@ -284,6 +289,7 @@ impl Agent {
                         reply.definition.as_ref(),
                     );
                     self.absorb(&reply.records).await;
+                    self.absorb_maintenance(reply.maintenance.as_ref()).await;
                     answered.insert(member.clone());
                     if !reply.want.is_empty() && pushed.insert(member.clone()) {
                         self.push(&member, &path, &url, &reply.want).await;
@@ -345,6 +351,7 @@ impl Agent {
             definition_digest: Some(self.agreement().digest().to_string()),
             definition: None,
             lease: None,
+            maintenance: None,
         };
         match self.inner.peers.heartbeat(member, url, &hb).await {
             Ok(reply) => self.absorb(&reply.records).await,

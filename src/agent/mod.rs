@@ -15,6 +15,7 @@ mod command;
 mod fencing;
 mod gossip;
 mod lease;
+mod maintenance;
 mod quorum;
 mod replicas;
 
@@ -165,6 +166,8 @@ impl Agent {
             started_at,
             coordination: None,
             fencing: None,
+            maintenance: state.view.maintenance.clone(),
+            maintenance_alert_after: cfg.file.maintenance.alert_after.as_millis() as Millis,
         });
         let agreement = Agreement::new(&name, cfg.file.definition());
         let fencing = cfg.file.fencing.clone().map(crate::fence::Fencing::new);
@@ -496,6 +499,9 @@ impl Agent {
             started_at: self.inner.started_at,
             coordination,
             fencing: self.inner.fencing.as_ref().map(|f| f.view()),
+            maintenance: st.view.maintenance.clone(),
+            maintenance_alert_after: self.inner.cfg.file.maintenance.alert_after.as_millis()
+                as Millis,
         }
     }
 
@@ -604,6 +610,7 @@ pub fn initial_view(cfg: &Config) -> GroupView {
             .iter()
             .map(|m| MemberRecord::initial(&m.name, m.role, m.address, m.extra(), m.auto_failover))
             .collect(),
+        maintenance: Default::default(),
     }
 }
 

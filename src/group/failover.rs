@@ -2,7 +2,7 @@
 //! not taken over, silent on every heartbeat path for `failover_after` or reporting failing
 //! device checks) and which Backup does it (the first, in configuration order, that could: in
 //! standby, reachable, replicated that Main, no failing check), so exactly one Backup acts.
-//! Pure: the last-heard times and the time come in as values.
+//! While the group is in maintenance mode it decides nothing. Pure: the last-heard times and the time come in as values.
 
 use std::time::Duration;
 
@@ -55,9 +55,13 @@ impl Sight<'_> {
     }
 
     /// Every Main due for failover as this agent sees it, each with its designated Backup (a
-    /// Main no Backup could take over is left out).
+    /// Main no Backup could take over is left out). None while the group is in maintenance
+    /// mode: no automatic failover anywhere, whatever a Main's silence or device checks say.
     pub fn failovers_due(&self) -> Vec<Failover> {
         let view = self.view;
+        if view.maintenance.enabled {
+            return Vec::new();
+        }
         view.members
             .iter()
             .filter(|m| m.role == Role::Main && m.auto_failover && m.takeover.is_none())
@@ -221,7 +225,14 @@ mod tests {
             }
         }
         // (what, local, edit, now, expected)
-        let rows: [Row; 9] = [
+        fn maintenance_on(v: &mut GroupView) {
+            let by = crate::group::Requester {
+                interface: "http".into(),
+                identity: "ops".into(),
+            };
+            v.maintenance = v.maintenance.set(true, &by, Some("window"), 1, "main-2");
+        }
+        let rows: [Row; 12] = [
             (
                 "all heard lately: nothing",
                 "backup-1",
@@ -288,6 +299,41 @@ mod tests {
                 pair("main-1", "backup-2"),
             ),
             ("a main never decides", "main-2", silent_main_1, 9_500, None),
+            (
+                "maintenance mode: a silent main is not failed over",
+                "backup-1",
+                |v, l| {
+                    silent_main_1(v, l);
+                    maintenance_on(v);
+                },
+                9_500,
+                None,
+            ),
+            (
+                "maintenance mode: nor one with failing device checks",
+                "backup-1",
+                |v, _| {
+                    v.members[1].failing_checks = vec!["router".into()];
+                    maintenance_on(v);
+                },
+                9_500,
+                None,
+            ),
+            (
+                "maintenance mode switched off again: failover as before",
+                "backup-1",
+                |v, l| {
+                    silent_main_1(v, l);
+                    maintenance_on(v);
+                    let by = crate::group::Requester {
+                        interface: "cli".into(),
+                        identity: "ops".into(),
+                    };
+                    v.maintenance = v.maintenance.set(false, &by, None, 2, "main-2");
+                },
+                9_500,
+                pair("main-1", "backup-1"),
+            ),
         ];
         for (what, local, edit, now, want) in rows {
             let mut v = view();
@@ -317,6 +363,34 @@ mod tests {
     }
 
     proptest! {
+        /// In maintenance mode no agent decides any failover, whatever the view, the
+        /// last-heard times and the device checks.
+        #[test]
+        fn maintenance_mode_decides_nothing_anywhere(
+            heard in prop::collection::vec((0..4usize, 0..12_000u64), 0..8),
+            states in prop::collection::vec(0..3usize, 4),
+            checks in prop::collection::vec(any::<bool>(), 4),
+            now in 0..12_000u64,
+        ) {
+            let mut v = view();
+            let by = crate::group::Requester { interface: "snmp".into(), identity: "w".into() };
+            v.maintenance = v.maintenance.set(true, &by, None, 1, "backup-2");
+            let mut l = Liveness::default();
+            for (m, at) in heard {
+                l.heard(NAMES[m], "lan", at.min(now));
+            }
+            for (i, r) in v.members.iter_mut().enumerate() {
+                r.state = [OperState::Online, OperState::Standby, OperState::Offline][states[i]];
+                if checks[i] {
+                    r.failing_checks = vec!["c".into()];
+                }
+            }
+            for local in NAMES {
+                let sight = Sight { view: &v, local, liveness: &l, now, started: 0, after: AFTER };
+                prop_assert!(sight.failovers_due().is_empty());
+            }
+        }
+
         /// Whatever the view and the last-heard times: only a standby Backup acts, only on a
         /// Main with auto-failover on and no takeover mark that is silent for `after` or
         /// reachable with failing checks, and no Backup earlier in configuration order could

@@ -304,6 +304,7 @@ mod tests {
         let mut v = GroupView {
             group: "g".into(),
             members: vec![main_1()],
+            maintenance: Default::default(),
         };
         let mut newer = written(1, "backup-1", OperState::Offline);
         newer.last_op = Some(OpStamp {
@@ -362,6 +363,7 @@ mod tests {
             let mut v = GroupView {
                 group: "g".into(),
                 members: vec![held.clone()],
+                maintenance: Default::default(),
             };
             let got = match v.adopt_own("main-1", &offered, None) {
                 Ok(None) => "repeat".to_string(),
@@ -381,6 +383,7 @@ mod tests {
         let mut empty = GroupView {
             group: "g".into(),
             members: vec![],
+            maintenance: Default::default(),
         };
         assert_eq!(
             empty.adopt_own("main-1", &newer, None),
@@ -396,7 +399,7 @@ mod tests {
             offers in prop::collection::vec((0..4u64, 0..3usize, 0..3u64, any::<bool>()), 0..6)
         ) {
             let writers = ["a", "b", "c"];
-            let mut v = GroupView { group: "g".into(), members: vec![main_1()] };
+            let mut v = GroupView { group: "g".into(), members: vec![main_1()], maintenance: Default::default() };
             let records: Vec<MemberRecord> = offers
                 .iter()
                 .enumerate()
@@ -428,7 +431,7 @@ mod tests {
             let held = written(hv, writers[hw], OperState::Offline);
             let mut offered = written(ov, writers[ow], if online { OperState::Online } else { OperState::Offline });
             offered.status_version = status;
-            let mut v = GroupView { group: "g".into(), members: vec![held.clone()] };
+            let mut v = GroupView { group: "g".into(), members: vec![held.clone()], maintenance: Default::default() };
             v.merge(&offered);
             let adopted = v.members[0].stamp() != held.stamp();
             match judge_offer(&held, &offered) {

@@ -25,6 +25,7 @@ mod fencing;
 mod handshake;
 pub mod lease;
 mod liveness;
+mod maintenance;
 mod operation;
 mod plan;
 mod record;
@@ -48,6 +49,7 @@ pub use handshake::{
     release_not_awaited, Absorbed, Adopted, AfterApplyFailure, Offer,
 };
 pub use liveness::{Liveness, Mono, PAUSE_GAP};
+pub use maintenance::Maintenance;
 pub use operation::{OpKind, Operation, Plan, Precondition, Refusal, Requester};
 pub use plan::coordinator_of;
 pub use record::{
@@ -78,6 +80,10 @@ pub struct GroupView {
     pub group: String,
     /// In configuration order.
     pub members: Vec<MemberRecord>,
+    /// The group's maintenance mode (no automatic failover while on); absent from state
+    /// files written before it existed: off.
+    #[serde(default)]
+    pub maintenance: Maintenance,
 }
 
 impl GroupView {
@@ -205,6 +211,7 @@ pub(crate) fn test_view(names: &[&str]) -> GroupView {
     GroupView {
         group: "g".into(),
         members: names.iter().enumerate().map(record).collect(),
+        maintenance: Maintenance::default(),
     }
 }
 

@@ -18,6 +18,8 @@ pub enum OpKind {
     Replace,
     Reconfigure,
     AutoFailover,
+    /// The group's maintenance mode switched on or off (not an operation on members).
+    Maintenance,
 }
 
 impl OpKind {
@@ -38,6 +40,7 @@ impl OpKind {
             OpKind::Replace => "replace",
             OpKind::Reconfigure => "reconfigure",
             OpKind::AutoFailover => "auto_failover",
+            OpKind::Maintenance => "maintenance",
         }
     }
 }
@@ -65,12 +68,34 @@ impl fmt::Display for Requester {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Operation {
-    Takeover { backup: String, main: String },
-    Failover { backup: String, main: String },
-    ReverseTakeover { main: String },
-    Reconfigure { main: String, backup: String },
-    ReplaceTakeover { main: String, replacement: String },
-    SetAutoFailover { member: String, enabled: bool },
+    Takeover {
+        backup: String,
+        main: String,
+    },
+    Failover {
+        backup: String,
+        main: String,
+    },
+    ReverseTakeover {
+        main: String,
+    },
+    Reconfigure {
+        main: String,
+        backup: String,
+    },
+    ReplaceTakeover {
+        main: String,
+        replacement: String,
+    },
+    SetAutoFailover {
+        member: String,
+        enabled: bool,
+    },
+    /// The group's maintenance mode: a group-wide setting, not planned against member
+    /// records; the agent asked sets it ([`super::Maintenance`]).
+    SetMaintenance {
+        enabled: bool,
+    },
 }
 
 impl Operation {
@@ -82,6 +107,7 @@ impl Operation {
             Operation::Reconfigure { .. } => OpKind::Reconfigure,
             Operation::ReplaceTakeover { .. } => OpKind::Replace,
             Operation::SetAutoFailover { .. } => OpKind::AutoFailover,
+            Operation::SetMaintenance { .. } => OpKind::Maintenance,
         }
     }
 
@@ -95,6 +121,7 @@ impl Operation {
             Operation::Reconfigure { main, backup } => vec![main, backup],
             Operation::ReplaceTakeover { main, replacement } => vec![main, replacement],
             Operation::SetAutoFailover { member, .. } => vec![member],
+            Operation::SetMaintenance { .. } => Vec::new(),
         }
     }
 }

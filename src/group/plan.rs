@@ -75,6 +75,11 @@ impl GroupView {
             Operation::SetAutoFailover { member, enabled } => {
                 p.set_auto_failover(member, *enabled)?
             }
+            Operation::SetMaintenance { .. } => {
+                return Err(Refusal::Invalid(
+                    "maintenance mode is a group setting, not an operation on members".into(),
+                ))
+            }
         };
         // Every member the request names or the plan writes: a member that lists the group
         // otherwise would apply records (and read row indexes) against another group.
@@ -125,7 +130,9 @@ impl GroupView {
 
 /// The agent that carries an operation out: the Backup for a takeover, failover or
 /// reconfigure, the Main for a reverse takeover, the replacement for a replace takeover, the
-/// member itself for auto-failover.
+/// member itself for auto-failover. Maintenance mode names no member: no agent coordinates
+/// it (the agent asked sets it and never forwards it), so its coordinator is no member's
+/// name (empty).
 pub fn coordinator_of(op: &Operation) -> &str {
     match op {
         Operation::Takeover { backup, .. } | Operation::Failover { backup, .. } => backup,
@@ -133,6 +140,7 @@ pub fn coordinator_of(op: &Operation) -> &str {
         Operation::Reconfigure { backup, .. } => backup,
         Operation::ReplaceTakeover { replacement, .. } => replacement,
         Operation::SetAutoFailover { member, .. } => member,
+        Operation::SetMaintenance { .. } => "",
     }
 }
 

@@ -36,6 +36,7 @@ fn group() -> GroupView {
                 false,
             ),
         ],
+        maintenance: Default::default(),
     }
 }
 

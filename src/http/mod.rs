@@ -43,6 +43,7 @@ pub fn router(agent: Agent) -> Router {
         .route("/api/v1/replace-takeover", post(command::<ReplaceBody>))
         .route("/api/v1/members/{name}/auto-failover", put(auto_failover))
         .route("/api/v1/members/{name}/replicate", post(replicate))
+        .route("/api/v1/maintenance", put(maintenance))
         .fallback(not_found)
         .with_state(agent.clone())
         .merge(peer::server::routes(agent))
@@ -112,6 +113,24 @@ pub struct GroupJson {
     pub coordination: Option<CoordinationJson>,
     /// This agent's fence command runs; `null` without a `[fencing]` section.
     pub fencing: Option<FencingJson>,
+    /// The group's maintenance mode (no automatic failover anywhere while enabled).
+    pub maintenance: MaintenanceJson,
+}
+
+/// The group's maintenance mode.
+#[derive(Debug, Serialize)]
+pub struct MaintenanceJson {
+    pub enabled: bool,
+    /// When it was switched on (RFC 3339), while it is on.
+    pub since: Option<String>,
+    /// The last change: when (RFC 3339), by whom (`interface:identity`), why, through which
+    /// agent. `null` in a group whose maintenance mode was never set.
+    pub changed_at: Option<String>,
+    pub changed_by: Option<String>,
+    pub reason: Option<String>,
+    pub changed_through: Option<String>,
+    /// `[maintenance] alert_after` in seconds: how long it may stay on before the alert.
+    pub alert_after_seconds: u64,
 }
 
 /// A member's lease on its current address.
@@ -290,6 +309,15 @@ pub fn group_json(s: &Snapshot) -> GroupJson {
                 detail: r.detail.clone(),
             }),
         }),
+        maintenance: MaintenanceJson {
+            enabled: s.maintenance.enabled,
+            since: s.maintenance.since.map(rfc3339),
+            changed_at: s.maintenance.changed_at.map(rfc3339),
+            changed_by: s.maintenance.changed_by.as_ref().map(|r| r.to_string()),
+            reason: s.maintenance.reason.clone(),
+            changed_through: (s.maintenance.version > 0).then(|| s.maintenance.writer.clone()),
+            alert_after_seconds: s.maintenance_alert_after / 1000,
+        },
     }
 }
 
@@ -442,6 +470,25 @@ async fn auto_failover(
         member: name,
         enabled: b.enabled,
     };
+    run_command(&agent, who, op, b.reason).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MaintenanceBody {
+    enabled: bool,
+    reason: Option<String>,
+}
+
+/// `PUT /api/v1/maintenance {"enabled": bool, "reason"?}`: the group's maintenance mode, set
+/// through this agent and pushed to every peer.
+async fn maintenance(
+    State(agent): State<Agent>,
+    Operator(who): Operator,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let b: MaintenanceBody = parse_json(&body)?;
+    let op = Operation::SetMaintenance { enabled: b.enabled };
     run_command(&agent, who, op, b.reason).await
 }
 

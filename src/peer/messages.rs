@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, CommandError, Event};
 pub use crate::group::ClaimAnswer;
-use crate::group::{Definition, MemberRecord, Millis, Stamp};
+use crate::group::{Definition, Maintenance, MemberRecord, Millis, Stamp};
 
 /// Version of the peer protocol; a peer speaking another one is refused. Version 2 signs
 /// every request (HMAC-SHA256) instead of sending the group secret in a header.
@@ -42,6 +42,10 @@ pub struct Heartbeat {
     /// The lease under which the sender holds its current address now (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<LeaseWire>,
+    /// The group's maintenance setting as the sender holds it (absent: never set, or an older
+    /// agent). Small enough to travel whole; the receiver keeps the higher stamp.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<Maintenance>,
 }
 
 /// A member's lease on its address, as it reports it to its peers.
@@ -71,6 +75,9 @@ pub struct HeartbeatReply {
     /// The lease under which the replier holds its current address now (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease: Option<LeaseWire>,
+    /// The group's maintenance setting as the replier holds it (see [`Heartbeat`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maintenance: Option<Maintenance>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -232,6 +239,7 @@ mod tests {
             definition_digest: None,
             definition: None,
             lease: None,
+            maintenance: None,
         }
     }
 

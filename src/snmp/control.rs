@@ -125,6 +125,7 @@ pub fn dry_run(snap: &Snapshot, op: &Operation, now: Millis) -> Result<(), Refus
     let view = GroupView {
         group: snap.group.clone(),
         members: snap.members.iter().map(|m| m.record.clone()).collect(),
+        maintenance: Default::default(),
     };
     let reach = |name: &str| match snap.member(name) {
         Some(m) if snap.is_local(m) => Reachability::Local,

@@ -754,6 +754,8 @@ pub(crate) mod tests {
             started_at: 1_700_000_000_000,
             coordination: None,
             fencing: None,
+            maintenance: Default::default(),
+            maintenance_alert_after: 4 * 3600 * 1000,
         }
     }
 

@@ -72,6 +72,7 @@ fn kind_word(k: OpKind) -> &'static str {
         OpKind::Replace => "replace takeover",
         OpKind::Reconfigure => "reconfigure",
         OpKind::AutoFailover => "auto-failover setting",
+        OpKind::Maintenance => "maintenance mode",
     }
 }
 
@@ -525,6 +526,8 @@ mod tests {
             started_at: 0,
             coordination: None,
             fencing: None,
+            maintenance: Default::default(),
+            maintenance_alert_after: 4 * 3600 * 1000,
         }
     }
 

@@ -49,6 +49,8 @@ pub fn plain() -> Snapshot {
         started_at: NOW,
         coordination: None,
         fencing: None,
+        maintenance: Default::default(),
+        maintenance_alert_after: 4 * 3600 * 1000,
     }
 }
 

@@ -236,6 +236,7 @@ impl World {
         let view = GroupView {
             group: "sim".into(),
             members,
+            maintenance: Default::default(),
         };
         let nodes = names.iter().map(|n| Node::new(view.clone(), n)).collect();
         let mut w = World {

@@ -405,6 +405,7 @@ impl Node {
             definition_digest: None,
             definition: None,
             lease: None,
+            maintenance: None,
         });
 
         for peer in 0..ctx.names.len() {
@@ -521,6 +522,7 @@ impl Node {
                 definition_digest: None,
                 definition: None,
                 lease: None,
+                maintenance: None,
             })
         };
         ctx.send(p.from, p.rpc, Route::HeartbeatReply, &reply);
@@ -565,6 +567,7 @@ impl Node {
                 definition_digest: None,
                 definition: None,
                 lease: None,
+                maintenance: None,
             };
             let rpc = ctx.rpc();
             self.mem()
