@@ -106,6 +106,16 @@ pub enum CliCommand {
     },
     /// Show the event history, newest first.
     Events(ClientArgs),
+    /// Maintenance mode for the whole group: while on, no automatic failover happens
+    /// anywhere in the group; manual operations still work.
+    Maintenance {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[arg(value_enum)]
+        setting: OnOff,
+        #[arg(long)]
+        reason: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -260,6 +270,18 @@ pub fn request_for(cmd: &CliCommand) -> Option<(&ClientArgs, Request)> {
             Request {
                 method: reqwest::Method::PUT,
                 path: format!("/api/v1/members/{member}/auto-failover"),
+                body: Some(json!({"enabled": *setting == OnOff::On, "reason": reason})),
+            },
+        )),
+        CliCommand::Maintenance {
+            client,
+            setting,
+            reason,
+        } => Some((
+            client,
+            Request {
+                method: reqwest::Method::PUT,
+                path: "/api/v1/maintenance".into(),
                 body: Some(json!({"enabled": *setting == OnOff::On, "reason": reason})),
             },
         )),
@@ -435,6 +457,18 @@ pub fn group_table(g: &Value) -> String {
         for a in red["alarms"].as_array().into_iter().flatten() {
             s += &format!("  alarm: {}\n", text(&a["reason"]));
         }
+    }
+    let maint = &g["maintenance"];
+    if maint["enabled"].as_bool() == Some(true) {
+        s += &format!(
+            "MAINTENANCE MODE since {} (by {}{}): no automatic failover in the group\n",
+            text(&maint["since"]),
+            text(&maint["changed_by"]),
+            maint["reason"]
+                .as_str()
+                .map(|r| format!(", reason: {r}"))
+                .unwrap_or_default()
+        );
     }
     let rows: Vec<Vec<String>> = g["members"]
         .as_array()

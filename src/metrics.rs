@@ -403,6 +403,57 @@ mod tests {
     }
 
     #[test]
+    fn maintenance_mode_is_exported_with_its_start_and_the_alert_threshold() {
+        let mut snap = snapshot();
+        let text = render(&snap);
+        assert_eq!(
+            samples(&text, "understudy_group_maintenance"),
+            [format!(
+                "understudy_group_maintenance{{group=\"{}\"}} 0",
+                snap.group
+            )]
+        );
+        assert!(samples(
+            &text,
+            "understudy_group_maintenance_since_timestamp_seconds"
+        )
+        .is_empty());
+        assert_eq!(
+            samples(&text, "understudy_group_maintenance_alert_after_seconds"),
+            [format!(
+                "understudy_group_maintenance_alert_after_seconds{{group=\"{}\"}} 14400",
+                snap.group
+            )]
+        );
+        let by = crate::group::Requester {
+            interface: "cli".into(),
+            identity: "ops".into(),
+        };
+        snap.maintenance = snap
+            .maintenance
+            .set(true, &by, None, 1_700_000_000_500, "main-1");
+        let text = render(&snap);
+        assert_eq!(
+            samples(&text, "understudy_group_maintenance"),
+            [format!(
+                "understudy_group_maintenance{{group=\"{}\"}} 1",
+                snap.group
+            )]
+        );
+        assert_eq!(
+            samples(
+                &text,
+                "understudy_group_maintenance_since_timestamp_seconds"
+            ),
+            [format!(
+                "understudy_group_maintenance_since_timestamp_seconds{{group=\"{}\"}} \
+                 1700000000.5",
+                snap.group
+            )]
+        );
+    }
+
+    #[test]
     fn without_leases_quorum_source_or_fencing_their_families_are_absent() {
         let text = render(&snapshot());
         for name in CONDITIONAL_METRIC_NAMES {

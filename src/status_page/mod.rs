@@ -110,6 +110,7 @@ pub fn render(s: &Snapshot) -> String {
     );
     h.push_str("<div id=\"live\">");
     render_redundancy(&mut h, s);
+    render_maintenance(&mut h, s);
     render_safety(&mut h, s);
     render_area(&mut h, s, Role::Main);
     render_area(&mut h, s, Role::Backup);
@@ -153,6 +154,34 @@ fn render_redundancy(h: &mut String, s: &Snapshot) {
     h.push_str(
         "</ul><p>Restore the group: fix the Main, then Reverse takeover (recommended); or \
          reconfigure the roles; or replace the Main (replace takeover).</p></div>",
+    );
+}
+
+/// The maintenance mode banner, while it is on: since when, by whom, why.
+fn render_maintenance(h: &mut String, s: &Snapshot) {
+    let m = &s.maintenance;
+    if !m.enabled {
+        return;
+    }
+    let _ = write!(
+        h,
+        "<div class=\"maintenance\" id=\"maintenance\" role=\"status\"><strong>MAINTENANCE \
+         MODE</strong>{since}{by}: no automatic failover anywhere in the group; manual \
+         operations still work.{reason}</div>",
+        since = m
+            .since
+            .map(|t| format!(" since {}", rfc3339(t)))
+            .unwrap_or_default(),
+        by = m
+            .changed_by
+            .as_ref()
+            .map(|r| format!(" (set by {})", escape(&r.to_string())))
+            .unwrap_or_default(),
+        reason = m
+            .reason
+            .as_deref()
+            .map(|r| format!(" Reason: {}", escape(r)))
+            .unwrap_or_default(),
     );
 }
 
@@ -692,6 +721,27 @@ mod tests {
         assert!(!html.contains("class=\"banner\""));
         assert!(!html.contains("NO REDUNDANCY"));
         assert!(html.contains("class=\"redundant\" id=\"redundancy\""));
+    }
+
+    #[test]
+    fn maintenance_banner_only_while_on_with_who_and_why() {
+        let mut s = healthy();
+        assert!(!render(&s).contains("id=\"maintenance\""));
+        let by = crate::group::Requester {
+            interface: "http".into(),
+            identity: "token@127.0.0.1".into(),
+        };
+        s.maintenance = s
+            .maintenance
+            .set(true, &by, Some("<b>router</b> swap"), 7_000, "main-1");
+        let html = render(&s);
+        assert!(html.contains(
+            "<strong>MAINTENANCE MODE</strong> since 1970-01-01T00:00:07.000Z (set by \
+             http:token@127.0.0.1): no automatic failover"
+        ));
+        assert!(html.contains("Reason: &lt;b&gt;router&lt;/b&gt; swap"));
+        s.maintenance = s.maintenance.set(false, &by, None, 8_000, "main-1");
+        assert!(!render(&s).contains("id=\"maintenance\""));
     }
 
     #[test]
