@@ -1,5 +1,5 @@
-//! SNMP SET on the control columns of `rgMemberTable` turned into operations of the one command
-//! path: which object, which value, which error when it cannot be; and the dry run of an
+//! SNMP SET on the control columns of `rgMemberTable` and on `rgMaintenanceMode` turned into
+//! operations of the one command path: which object, which value, which error when it cannot be; and the dry run of an
 //! operation's preconditions against the published snapshot, so that a SET that would be
 //! refused fails its test phase with `inconsistentValue`. Pure.
 
@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use crate::group::{GroupView, Millis, OperState, Operation, Reachability, Refusal, Role};
 use crate::snapshot::Snapshot;
-use crate::snmp::mib::{member_col, Value};
+use crate::snmp::mib::{maintenance_arc, member_col, Value};
 
 /// Why a SET varbind is refused before anything is asked of the agent. Each maps to the SNMP
 /// error status of the same name.
@@ -33,6 +33,14 @@ pub fn decode_set(
     let Some(rest) = oid.strip_prefix(root) else {
         return Err(SetError::NotWritable);
     };
+    // root.1.7.1.0: rgMaintenanceMode, true(1) or false(2).
+    if rest == [1, 7, maintenance_arc::MODE, 0] {
+        return match value {
+            Value::Integer(v @ (1 | 2)) => Ok(Operation::SetMaintenance { enabled: *v == 1 }),
+            Value::Integer(_) => Err(SetError::WrongValue),
+            _ => Err(SetError::WrongType),
+        };
+    }
     // root.1.2.1.COL.INDEX
     let (col, index) = match rest {
         [1, 2, 1, col, index] => (*col, *index),
@@ -101,6 +109,9 @@ pub fn decode_set(
 /// The name of a control object instance, for logs and the event history
 /// (`rgMemberManualTakeover.2`); the numeric OID for anything else.
 pub fn describe(root: &[u32], oid: &[u32]) -> String {
+    if oid.strip_prefix(root) == Some(&[1, 7, maintenance_arc::MODE, 0]) {
+        return "rgMaintenanceMode.0".into();
+    }
     if let Some([1, 2, 1, col, index]) = oid.strip_prefix(root) {
         let name = match *col {
             member_col::AUTO_FAILOVER => Some("rgMemberAutoFailover"),
@@ -122,6 +133,9 @@ pub fn describe(root: &[u32], oid: &[u32]) -> String {
 /// shown `unknown` counts as unreachable). The coordinator checks again when the operation is
 /// submitted; this only lets a SET that is sure to be refused fail in its test phase.
 pub fn dry_run(snap: &Snapshot, op: &Operation, now: Millis) -> Result<(), Refusal> {
+    if let Operation::SetMaintenance { .. } = op {
+        return Ok(()); // a group setting: no precondition (its save is the only way to fail)
+    }
     let view = GroupView {
         group: snap.group.clone(),
         members: snap.members.iter().map(|m| m.record.clone()).collect(),
@@ -223,6 +237,31 @@ mod tests {
             (
                 vec![1, 3, 6, 1, 2, 1, 1, 5, 0],
                 Value::text("x"),
+                Err(SetError::NotWritable),
+            ),
+            (
+                crate::snmp::mib::maintenance_scalar(ROOT, maintenance_arc::MODE),
+                i(1),
+                Ok(Operation::SetMaintenance { enabled: true }),
+            ),
+            (
+                crate::snmp::mib::maintenance_scalar(ROOT, maintenance_arc::MODE),
+                i(2),
+                Ok(Operation::SetMaintenance { enabled: false }),
+            ),
+            (
+                crate::snmp::mib::maintenance_scalar(ROOT, maintenance_arc::MODE),
+                i(0),
+                Err(SetError::WrongValue),
+            ),
+            (
+                crate::snmp::mib::maintenance_scalar(ROOT, maintenance_arc::MODE),
+                Value::text("on"),
+                Err(SetError::WrongType),
+            ),
+            (
+                crate::snmp::mib::maintenance_scalar(ROOT, maintenance_arc::SINCE),
+                i(1),
                 Err(SetError::NotWritable),
             ),
             (

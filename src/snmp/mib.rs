@@ -184,6 +184,15 @@ pub mod fencing_arc {
     pub const LAST_DETAIL: u32 = 8;
 }
 
+/// Scalars of `rgMaintenance` (instance `.0` is added by [`maintenance_scalar`]).
+pub mod maintenance_arc {
+    pub const MODE: u32 = 1;
+    pub const SINCE: u32 = 2;
+    pub const CHANGED_TIME: u32 = 3;
+    pub const CHANGED_BY: u32 = 4;
+    pub const REASON: u32 = 5;
+}
+
 /// Columns of `rgAlarmEntry`.
 pub mod alarm_col {
     pub const TYPE: u32 = 2;
@@ -222,6 +231,7 @@ pub mod notification_arc {
     pub const FENCING_FAILED: u32 = 6;
     pub const COORDINATION_LOST: u32 = 7;
     pub const COORDINATION_RESTORED: u32 = 8;
+    pub const MAINTENANCE_MODE_CHANGED: u32 = 9;
 }
 
 /// `rgGroup` scalar instance: root.1.1.arc.0
@@ -237,6 +247,11 @@ pub fn coordination_scalar(root: &[u32], arc: u32) -> Oid {
 /// `rgFencing` scalar instance: root.1.6.arc.0
 pub fn fencing_scalar(root: &[u32], arc: u32) -> Oid {
     join(root, &[1, 6, arc, 0])
+}
+
+/// `rgMaintenance` scalar instance: root.1.7.arc.0
+pub fn maintenance_scalar(root: &[u32], arc: u32) -> Oid {
+    join(root, &[1, 7, arc, 0])
 }
 
 /// `rgMemberEntry` instance: root.1.2.1.col.index
@@ -629,6 +644,7 @@ fn understudy(snap: &Snapshot, root: &[u32], e: &mut Vec<(Oid, Cell)>) {
     }
     coordination_objects(snap, root, e);
     fencing_objects(snap, root, e);
+    maintenance_objects(snap, root, e);
     for a in &red.alarms {
         use alarm_col as ac;
         let idx = alarm_index(snap, a);
@@ -665,6 +681,26 @@ fn coordination_objects(snap: &Snapshot, root: &[u32], e: &mut Vec<(Oid, Cell)>)
         a::SESSION_EXPIRY,
         date_or_zero(c.and_then(|c| c.session_until)),
     );
+}
+
+/// `rgMaintenance`: the group's maintenance mode, who changed it last, when and why.
+fn maintenance_objects(snap: &Snapshot, root: &[u32], e: &mut Vec<(Oid, Cell)>) {
+    use maintenance_arc as a;
+    let m = &snap.maintenance;
+    let mut push = |arc: u32, v: Value| e.push((maintenance_scalar(root, arc), Cell::Fixed(v)));
+    push(a::MODE, truth(m.enabled));
+    push(a::SINCE, date_or_zero(m.since.filter(|_| m.enabled)));
+    push(a::CHANGED_TIME, date_or_zero(m.changed_at));
+    push(
+        a::CHANGED_BY,
+        Value::display(
+            &m.changed_by
+                .as_ref()
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
+        ),
+    );
+    push(a::REASON, Value::display(m.reason.as_deref().unwrap_or("")));
 }
 
 /// `rgFencing`: always served; `rgFencingEnabled` false(2), zeros and `none(1)` without a

@@ -4,7 +4,8 @@
 //! `rgRedundancyRestored` when the last alarm clears, `rgReplicationFailed` when a Backup's
 //! replication fails, `rgFencingFailed` when a run of this agent's fence command fails or times
 //! out, `rgCoordinationLost` / `rgCoordinationRestored` when this agent's quorum source goes
-//! down / comes back. Every agent reports the group as it sees it; each notification also
+//! down / comes back, `rgMaintenanceModeChanged` when the group's maintenance mode is switched
+//! on or off (set here or learned from a peer). Every agent reports the group as it sees it; each notification also
 //! carries `sysName.0`, the member whose agent sent it. Pure: no I/O, time is a value.
 
 use std::collections::BTreeMap;
@@ -15,8 +16,8 @@ use crate::group::{Alarm, Millis, OpKind, Operation, ReplicationResult, Requeste
 use crate::snapshot::FenceOutcome;
 use crate::snapshot::Snapshot;
 use crate::snmp::mib::{
-    self, alarm_col, coordination_arc, fencing_arc, member_col, notification_arc as na, notify_arc,
-    scalar_arc, Oid, Value,
+    self, alarm_col, coordination_arc, fencing_arc, maintenance_arc, member_col,
+    notification_arc as na, notify_arc, scalar_arc, Oid, Value,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -30,6 +31,7 @@ pub enum Kind {
     FencingFailed,
     CoordinationLost,
     CoordinationRestored,
+    MaintenanceModeChanged,
 }
 
 impl Kind {
@@ -45,6 +47,7 @@ impl Kind {
             Kind::FencingFailed => "rgFencingFailed",
             Kind::CoordinationLost => "rgCoordinationLost",
             Kind::CoordinationRestored => "rgCoordinationRestored",
+            Kind::MaintenanceModeChanged => "rgMaintenanceModeChanged",
         }
     }
 
@@ -61,6 +64,7 @@ impl Kind {
             Kind::FencingFailed => na::FENCING_FAILED,
             Kind::CoordinationLost => na::COORDINATION_LOST,
             Kind::CoordinationRestored => na::COORDINATION_RESTORED,
+            Kind::MaintenanceModeChanged => na::MAINTENANCE_MODE_CHANGED,
         };
         mib::notification(root, arc)
     }
@@ -310,6 +314,39 @@ pub fn coordination(snap: &Snapshot, root: &[u32]) -> Option<Notification> {
     Some(note(kind, snap, root, varbinds))
 }
 
+/// `rgMaintenanceModeChanged`: the group's maintenance mode as `snap` shows it, with when, by
+/// whom and why it was last changed (the same values from every agent, so a manager that
+/// hears several agents can tell one change by `rgMaintenanceChangedTime`).
+pub fn maintenance_changed(snap: &Snapshot, root: &[u32]) -> Notification {
+    let m = &snap.maintenance;
+    let o = |arc| mib::maintenance_scalar(root, arc);
+    let varbinds = vec![
+        group_name(snap, root),
+        (o(maintenance_arc::MODE), mib::truth(m.enabled)),
+        (
+            o(maintenance_arc::CHANGED_TIME),
+            Value::Octets(
+                m.changed_at
+                    .map_or_else(mib::no_date_and_time, mib::date_and_time),
+            ),
+        ),
+        (
+            o(maintenance_arc::CHANGED_BY),
+            Value::display(
+                &m.changed_by
+                    .as_ref()
+                    .map(|r| r.to_string())
+                    .unwrap_or_default(),
+            ),
+        ),
+        (
+            o(maintenance_arc::REASON),
+            Value::display(m.reason.as_deref().unwrap_or("")),
+        ),
+    ];
+    note(Kind::MaintenanceModeChanged, snap, root, varbinds)
+}
+
 /// Identifies a fence run across snapshots.
 fn fence_key(snap: &Snapshot) -> Option<(Millis, &str, FenceOutcome)> {
     let run = snap.fencing.as_ref()?.last.as_ref()?;
@@ -385,6 +422,11 @@ pub fn transitions(
     }
     if fence_key(new) != fence_key(old) {
         out.extend(fencing_failed(new, root));
+    }
+    // A new write of the setting (here or by a peer): announced even while settling, it is
+    // no judgement of the peers' state.
+    if new.maintenance.version > 0 && new.maintenance.precedence() != old.maintenance.precedence() {
+        out.push(maintenance_changed(new, root));
     }
     for m in &new.members {
         let Some(rep) = &m.record.replication else {
@@ -666,6 +708,52 @@ mod tests {
 
     fn kinds(notes: &[Notification]) -> Vec<Kind> {
         notes.iter().map(|n| n.kind).collect()
+    }
+
+    #[test]
+    fn a_change_of_maintenance_mode_sends_rg_maintenance_mode_changed_once() {
+        let off = snapshot();
+        assert!(transitions(&off, &off, ROOT, false).is_empty());
+        let by = Requester {
+            interface: "snmp".into(),
+            identity: "noc".into(),
+        };
+        let mut on = off.clone();
+        on.maintenance =
+            on.maintenance
+                .set(true, &by, Some("router swap"), 1_700_000_000_000, "main-1");
+        for settling in [true, false] {
+            let notes = transitions(&off, &on, ROOT, settling);
+            assert_eq!(kinds(&notes), [Kind::MaintenanceModeChanged], "{settling}");
+        }
+        let notes = transitions(&off, &on, ROOT, false);
+        let n = &notes[0];
+        assert_eq!(n.trap_oid, mib::notification(ROOT, 9));
+        let m = |arc| mib::maintenance_scalar(ROOT, arc);
+        assert_eq!(vb(n, &m(maintenance_arc::MODE)), Some(&Value::Integer(1)));
+        assert_eq!(
+            vb(n, &m(maintenance_arc::CHANGED_TIME)),
+            Some(&Value::Octets(mib::date_and_time(1_700_000_000_000)))
+        );
+        assert_eq!(
+            vb(n, &m(maintenance_arc::CHANGED_BY)),
+            Some(&Value::text("snmp:noc"))
+        );
+        assert_eq!(
+            vb(n, &m(maintenance_arc::REASON)),
+            Some(&Value::text("router swap"))
+        );
+        assert_eq!(n.varbinds.len(), 6, "5 MIB varbinds and sysName.0");
+        // The same setting again: nothing. Switched off: once more, with false(2).
+        assert!(transitions(&on, &on, ROOT, false).is_empty());
+        let mut cleared = on.clone();
+        cleared.maintenance = on.maintenance.set(false, &by, None, 1_700_000_060_000, "b");
+        let notes = transitions(&on, &cleared, ROOT, false);
+        assert_eq!(kinds(&notes), [Kind::MaintenanceModeChanged]);
+        assert_eq!(
+            vb(&notes[0], &m(maintenance_arc::MODE)),
+            Some(&Value::Integer(2))
+        );
     }
 
     #[test]
