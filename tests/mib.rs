@@ -42,6 +42,7 @@ const LAYOUT: &[(&str, &str)] = &[
     ("rgFencingFailed", ".0.6"),
     ("rgCoordinationLost", ".0.7"),
     ("rgCoordinationRestored", ".0.8"),
+    ("rgMaintenanceModeChanged", ".0.9"),
     ("rgObjects", ".1"),
     ("rgGroup", ".1.1"),
     ("rgGroupName", ".1.1.1"),
@@ -97,6 +98,12 @@ const LAYOUT: &[(&str, &str)] = &[
     ("rgFencingLastOutcome", ".1.6.6"),
     ("rgFencingLastTime", ".1.6.7"),
     ("rgFencingLastDetail", ".1.6.8"),
+    ("rgMaintenance", ".1.7"),
+    ("rgMaintenanceMode", ".1.7.1"),
+    ("rgMaintenanceSince", ".1.7.2"),
+    ("rgMaintenanceChangedTime", ".1.7.3"),
+    ("rgMaintenanceChangedBy", ".1.7.4"),
+    ("rgMaintenanceReason", ".1.7.5"),
     ("rgConformance", ".2"),
     ("rgCompliances", ".2.1"),
     ("rgCompliance", ".2.1.1"),
@@ -112,6 +119,8 @@ const LAYOUT: &[(&str, &str)] = &[
     ("rgCoordinationGroup", ".2.2.8"),
     ("rgFencingGroup", ".2.2.9"),
     ("rgSafetyNotificationsGroup", ".2.2.10"),
+    ("rgMaintenanceGroup", ".2.2.11"),
+    ("rgMaintenanceNotificationsGroup", ".2.2.12"),
 ];
 
 fn mib_file() -> PathBuf {
@@ -401,6 +410,15 @@ fn access_and_syntax_are_those_the_agent_implements() {
             &["OBJECTS { rgGroupName, rgCoordinationStatus, rgCoordinationBackend, rgCoordinationSince }"],
         ),
         ("rgNotifyRequestedBy", &["MAX-ACCESS accessible-for-notify"]),
+        ("rgMaintenanceMode", &["TEXTUAL CONVENTION TruthValue", "MAX-ACCESS read-write"]),
+        ("rgMaintenanceSince", &["TEXTUAL CONVENTION DateAndTime", "MAX-ACCESS read-only"]),
+        ("rgMaintenanceChangedTime", &["TEXTUAL CONVENTION DateAndTime", "MAX-ACCESS read-only"]),
+        ("rgMaintenanceChangedBy", &["TEXTUAL CONVENTION DisplayString", "MAX-ACCESS read-only"]),
+        ("rgMaintenanceReason", &["TEXTUAL CONVENTION DisplayString", "MAX-ACCESS read-only"]),
+        (
+            "rgMaintenanceModeChanged",
+            &["OBJECTS { rgGroupName, rgMaintenanceMode, rgMaintenanceChangedTime, rgMaintenanceChangedBy, rgMaintenanceReason }"],
+        ),
         (
             "rgTakeover",
             &["OBJECTS { rgGroupName, rgNotifyMainName, rgNotifyBackupName, rgMemberCurrentAddress, rgMemberExtraAddress, rgNotifyRequestedBy, rgNotifyReason, rgRedundancyStatus }"],

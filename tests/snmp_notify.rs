@@ -3,7 +3,8 @@
 //! reverse takeover, and, from `understudy run` with an `[snmp]` section, v2c and v3 informs
 //! acknowledged by snmptrapd, a v3 trap, the alarm repeated every `alarm_repeat`, and an inform
 //! to a dead receiver given up and counted; rgFencingFailed, rgCoordinationLost and
-//! rgCoordinationRestored decided from hand-built snapshots and sent by the agent's notifier.
+//! rgCoordinationRestored decided from hand-built snapshots and sent by the agent's notifier;
+//! rgMaintenanceModeChanged from every agent after a SET of rgMaintenanceMode.
 //! A missing tool fails the test (run ./scripts/test).
 
 mod support;
@@ -518,5 +519,107 @@ fn fencing_and_quorum_source_notifications_reach_snmptrapd_decoded_by_name() {
             &format!("{m}rgCoordinationStatus.0 = INTEGER: up(2)"),
             &format!("{m}rgCoordinationSince.0 = STRING: 2023-11-14,22:13:40.0,+0:0"),
         ],
+    );
+}
+
+/// Maintenance mode over SNMP: SET rgMaintenanceMode.0 through the write community on
+/// backup-1's agent switches it on for the whole group (main-1's agent answers true(1) too),
+/// every agent sends rgMaintenanceModeChanged with who and why, a bad value changes nothing,
+/// and an SNMPv3 SET through main-1's agent switches it off again.
+#[test]
+fn rg_maintenance_mode_is_set_over_snmp_and_announced_by_every_agent() {
+    let trapd = Trapd::start("authCommunity log public\n");
+    let target = trapd.target();
+    let demo = Demo::start(&["--trap-target", &target]);
+    let backup = demo.member("backup-1").clone();
+    let main = demo.member("main-1").clone();
+    for agent in [&main.snmp, &backup.snmp] {
+        assert_eq!(
+            get(agent, "UNDERSTUDY-MIB::rgMaintenanceMode.0"),
+            "INTEGER: false(2)"
+        );
+        assert_eq!(
+            get(agent, "UNDERSTUDY-MIB::rgMaintenanceChangedBy.0"),
+            "STRING:"
+        );
+    }
+    // Read-only with the read community; a value outside TruthValue: wrongValue.
+    let (ok, _, err) = set(
+        &v2c(READ),
+        &backup.snmp,
+        "UNDERSTUDY-MIB::rgMaintenanceMode.0",
+        "1",
+    );
+    assert!(!ok, "the read community cannot set it");
+    assert!(err.contains("Reason: noAccess"), "{err}");
+    let (ok, _, err) = set(
+        &v2c(WRITE),
+        &backup.snmp,
+        "UNDERSTUDY-MIB::rgMaintenanceMode.0",
+        "3",
+    );
+    assert!(!ok && err.contains("wrongValue"), "{err}");
+    assert_eq!(
+        get(&main.snmp, "UNDERSTUDY-MIB::rgMaintenanceMode.0"),
+        "INTEGER: false(2)"
+    );
+
+    set_ok(
+        "maintenance on",
+        &v2c(WRITE),
+        &backup.snmp,
+        "UNDERSTUDY-MIB::rgMaintenanceMode.0",
+        "1",
+    );
+    wait_value(
+        Duration::from_secs(5),
+        "main-1's agent to answer maintenance mode on",
+        (&main.snmp, "UNDERSTUDY-MIB::rgMaintenanceMode.0"),
+        "INTEGER: true(1)",
+    );
+    assert!(get(&main.snmp, "UNDERSTUDY-MIB::rgMaintenanceSince.0").starts_with("STRING: "));
+    for member in ["backup-1", "main-1"] {
+        trapd.wait(
+            &format!("rgMaintenanceModeChanged from {member}'s agent"),
+            &[
+                &format!("{TRAP_OID}UNDERSTUDY-MIB::rgMaintenanceModeChanged"),
+                "UNDERSTUDY-MIB::rgGroupName.0 = STRING: demo",
+                "UNDERSTUDY-MIB::rgMaintenanceMode.0 = INTEGER: true(1)",
+                "UNDERSTUDY-MIB::rgMaintenanceChangedTime.0 = STRING: ",
+                "UNDERSTUDY-MIB::rgMaintenanceChangedBy.0 = STRING: snmp:demo-write",
+                "UNDERSTUDY-MIB::rgMaintenanceReason.0 = STRING: SNMP SET rgMaintenanceMode.0 = 1",
+                &format!("SNMPv2-MIB::sysName.0 = STRING: {member}"),
+            ],
+        );
+    }
+    let group = block_on(support::get_json(&format!("{}/api/v1/group", main.http)));
+    assert_eq!(group["maintenance"]["enabled"], true, "{group}");
+
+    set_ok(
+        "maintenance off over SNMPv3",
+        &v3(V3_AUTH),
+        &main.snmp,
+        "UNDERSTUDY-MIB::rgMaintenanceMode.0",
+        "2",
+    );
+    wait_value(
+        Duration::from_secs(5),
+        "backup-1's agent to answer maintenance mode off",
+        (&backup.snmp, "UNDERSTUDY-MIB::rgMaintenanceMode.0"),
+        "INTEGER: false(2)",
+    );
+    trapd.wait(
+        "rgMaintenanceModeChanged (off)",
+        &[
+            &format!("{TRAP_OID}UNDERSTUDY-MIB::rgMaintenanceModeChanged"),
+            "UNDERSTUDY-MIB::rgMaintenanceMode.0 = INTEGER: false(2)",
+            &format!("UNDERSTUDY-MIB::rgMaintenanceChangedBy.0 = STRING: snmp:{V3_USER}"),
+            "SNMPv2-MIB::sysName.0 = STRING: backup-1",
+        ],
+    );
+    assert_eq!(
+        trapd.count("UNDERSTUDY-MIB::rgMaintenanceMode.0 = INTEGER: true(1)"),
+        2,
+        "one notification per agent for the one change"
     );
 }
