@@ -261,3 +261,146 @@ fn bench_netns_failover() {
         "keepalived defaults"
     );
 }
+
+/// The alert `alertname` as the Prometheus in the client's namespace reports it: its state
+/// (`pending`, `firing`) and labels, or `None` while it is inactive.
+fn prometheus_alert(p: &Plant, alertname: &str) -> Option<(String, serde_json::Value)> {
+    let body = p.client_get(&format!("http://127.0.0.1:{PROMETHEUS_PORT}/api/v1/alerts"))?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["data"]["alerts"]
+        .as_array()?
+        .iter()
+        .find(|a| a["labels"]["alertname"] == alertname)
+        .map(|a| {
+            (
+                a["state"].as_str().unwrap_or("").to_string(),
+                a["labels"].clone(),
+            )
+        })
+}
+
+const PROMETHEUS_PORT: u16 = 9090;
+const MAINTENANCE_ALERT: &str = "UnderstudyMaintenanceModeTooLong";
+
+/// Maintenance mode with real processes: with it on, `kill -9` of the Main's agent and service
+/// causes no failover for 3 × failover_after (the Backup stays in standby and never takes the
+/// Main's address; the Main's address lapses with its lease), and the shipped rule
+/// `UnderstudyMaintenanceModeTooLong` fires in a real Prometheus (in the client's namespace,
+/// scraping both agents) once maintenance mode has lasted longer than the configured
+/// `[maintenance] alert_after` (5 s here). Switched off, the Backup fails the dead Main over
+/// as before and the alert resolves.
+#[test]
+fn maintenance_mode_stops_failover_and_its_alert_fires_in_prometheus() {
+    let p = Plant::build("mm", true);
+    for m in ["main-1", "backup-1"] {
+        let cfg = p.dir.path().join(m).join("agent.toml");
+        let mut text = std::fs::read_to_string(&cfg).expect("config");
+        text += "\n[maintenance]\nalert_after = \"5s\"\n";
+        std::fs::write(&cfg, text).expect("config");
+    }
+    let prom_dir = p.dir.path().join("prometheus");
+    std::fs::create_dir_all(&prom_dir).expect("mkdir");
+    let prom_cfg = prom_dir.join("prometheus.yml");
+    std::fs::write(
+        &prom_cfg,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files:\n  - {}\n\
+             scrape_configs:\n  - job_name: understudy\n    static_configs:\n      - targets: \
+             ['{MAIN_HOST}:{AGENT_PORT}', '{BACKUP_HOST}:{AGENT_PORT}']\n",
+            support::repo()
+                .join("alerts/understudy.rules.yml")
+                .display()
+        ),
+    )
+    .expect("prometheus.yml");
+    let (mut main, _backup) = p.start_group();
+    let mut prometheus = Proc::spawn_logged(
+        "prometheus in the client's namespace",
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &p.client, "prometheus"])
+            .arg(format!("--config.file={}", prom_cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                prom_dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{PROMETHEUS_PORT}")),
+        prom_dir.join("prometheus.log"),
+    );
+    p.wait(Duration::from_secs(30), "Prometheus to answer", || {
+        p.client_get(&format!("http://127.0.0.1:{PROMETHEUS_PORT}/-/ready"))
+    });
+
+    let (status, body) = p.client_send(
+        "PUT",
+        &format!("http://{MAIN_HOST}:{AGENT_PORT}/api/v1/maintenance"),
+        r#"{"enabled":true,"reason":"netns maintenance window"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let g = p.group("backup-1").expect("backup answers");
+    assert_eq!(g["maintenance"]["enabled"], true, "{g}");
+
+    main.kill9();
+    p.kill_responder("main-1");
+    let t0 = Instant::now();
+    let quiet = FAILOVER_AFTER * 3;
+    while t0.elapsed() < quiet {
+        let g = p.group("backup-1").expect("backup answers");
+        assert_eq!(
+            member(&g, "backup-1")["operational_state"],
+            "standby",
+            "the Backup failed over in maintenance mode after {:?}: {g}\n{}",
+            t0.elapsed(),
+            p.logs()
+        );
+        assert_eq!(member(&g, "main-1")["takeover_flag"], false, "{g}");
+        assert!(
+            !p.holds(&p.backup, MAIN_SERVICE),
+            "the Backup took the Main's address in maintenance mode"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let g = p.group("backup-1").expect("backup answers");
+    assert_eq!(member(&g, "main-1")["operational_state"], "unknown", "{g}");
+    // Nothing happened: no failover event on the Backup.
+    let events = p
+        .client_get(&format!("http://{BACKUP_HOST}:{AGENT_PORT}/api/v1/events"))
+        .expect("the Backup's events");
+    assert!(!events.contains("\"kind\":\"failover\""), "{events}");
+
+    // The shipped rule fires once maintenance mode has lasted longer than alert_after.
+    let labels = p.wait(
+        Duration::from_secs(60),
+        &format!("{MAINTENANCE_ALERT} to fire in Prometheus"),
+        || {
+            prometheus_alert(&p, MAINTENANCE_ALERT)
+                .filter(|(state, _)| state == "firing")
+                .map(|(_, labels)| labels)
+        },
+    );
+    prometheus.assert_running();
+    assert_eq!(labels["group"], "netns", "{labels}");
+    assert_eq!(labels["severity"], "warning", "{labels}");
+
+    // Off, through the Backup: the dead Main is failed over as before, the alert resolves.
+    let t1 = Instant::now();
+    let (status, body) = p.client_send(
+        "PUT",
+        &format!("http://{BACKUP_HOST}:{AGENT_PORT}/api/v1/maintenance"),
+        r#"{"enabled":false,"reason":"window over"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let failover = p.wait_service_from("backup-1", Duration::from_secs(15)) - t1;
+    eprintln!("netns: failover {failover:?} after maintenance mode was switched off");
+    let g = p.group("backup-1").expect("backup answers");
+    assert_eq!(member(&g, "main-1")["takeover_flag"], true, "{g}");
+    assert!(p.holds(&p.backup, MAIN_SERVICE));
+    p.wait(
+        Duration::from_secs(30),
+        &format!("{MAINTENANCE_ALERT} to resolve"),
+        || {
+            prometheus_alert(&p, MAINTENANCE_ALERT)
+                .is_none()
+                .then_some(())
+        },
+    );
+}
