@@ -157,7 +157,7 @@ mod tests {
             prop::sample::select(vec!["main-1", "main-2", "backup-1"]),
         )
             .prop_map(|(version, writer)| {
-                let enabled = (version + writer.len() as u64) % 2 == 0;
+                let enabled = (version + writer.len() as u64).is_multiple_of(2);
                 Maintenance {
                     enabled,
                     since: enabled.then_some(version),
