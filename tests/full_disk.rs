@@ -5,7 +5,7 @@
 //! Before, main-1 merged its new record in memory before the save failed and spread it with
 //! its heartbeats: every member showed main-1 offline and backup-1 in standby, so nobody
 //! served and the group said the Main was offline. Needs root (mounts a tmpfs);
-//! ./scripts/test runs as root in CI.
+//! ./scripts/test runs as root in CI. The same holds for switching maintenance mode on.
 
 mod support;
 
@@ -137,4 +137,47 @@ async fn a_failover_that_keeps_failing_backs_off_and_is_counted_on_one_entry() {
         (2..=8).contains(&attempts),
         "{attempts} attempts in 6 s: retried, backing off: {events}"
     );
+}
+
+/// Maintenance mode too is persisted before anything else: with main-1's state directory full,
+/// switching it on through main-1 answers 503 and changes nothing on either agent (not even
+/// in main-1's memory, which its heartbeats would spread); once the disk has room, it works.
+#[tokio::test]
+async fn maintenance_mode_that_cannot_be_saved_changes_nothing_anywhere() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let group = write_group(dir.path(), 1, 1);
+    let disk = Tmpfs::mount(&dir.path().join("main-1/state"), "8m");
+    let pair = Pair::start(group).await;
+    let urls = [pair.main_url(), pair.backup_url()];
+    disk.fill();
+
+    let url = format!("{}/api/v1/maintenance", pair.main_url());
+    let on = r#"{"enabled":true,"reason":"disk full test"}"#;
+    let (status, body) = send(reqwest::Method::PUT, &url, Some(GROUP_TOKEN), on).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot persist the maintenance setting")),
+        "the refusal says why: {body}"
+    );
+    // Long enough for heartbeats to have spread anything that changed.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for u in &urls {
+        let g = group_as_seen_by(u).await;
+        assert_eq!(g["maintenance"]["enabled"], false, "{u}: {g}");
+        let metrics = get_text(&format!("{u}/metrics")).await;
+        assert!(metrics.contains("understudy_group_maintenance{group=\"test\"} 0"));
+    }
+
+    disk.free();
+    let (status, body) = send(reqwest::Method::PUT, &url, Some(GROUP_TOKEN), on).await;
+    assert_eq!(status, 200, "{body}");
+    for u in &urls {
+        assert_eq!(
+            group_as_seen_by(u).await["maintenance"]["enabled"],
+            true,
+            "{u}"
+        );
+    }
 }
