@@ -36,8 +36,9 @@ fn walks_of_the_whole_mib_resolve_every_name() {
         );
     }
     // 7 scalars, 15 columns for each of the 2 members, 5 quorum-source and 8 fencing
-    // scalars (served without them too: none, zeros); no alarm while redundant.
-    assert_eq!(walk.lines().count(), 7 + 15 * 2 + 5 + 8, "{walk}");
+    // scalars (served without them too: none, zeros), 5 maintenance scalars; no alarm while
+    // redundant.
+    assert_eq!(walk.lines().count(), 7 + 15 * 2 + 5 + 8 + 5, "{walk}");
     for want in [
         "UNDERSTUDY-MIB::rgGroupName.0 = STRING: demo",
         "UNDERSTUDY-MIB::rgRedundancyStatus.0 = INTEGER: redundant(1)",
@@ -76,6 +77,10 @@ fn walks_of_the_whole_mib_resolve_every_name() {
         "UNDERSTUDY-MIB::rgFencingTimeouts.0 = Counter32: 0",
         "UNDERSTUDY-MIB::rgFencingLastOutcome.0 = INTEGER: none(1)",
         "UNDERSTUDY-MIB::rgFencingLastTime.0 = STRING: 0-0-0,0:0:0.0",
+        // Maintenance mode was never set.
+        "UNDERSTUDY-MIB::rgMaintenanceMode.0 = INTEGER: false(2)",
+        "UNDERSTUDY-MIB::rgMaintenanceSince.0 = STRING: 0-0-0,0:0:0.0",
+        "UNDERSTUDY-MIB::rgMaintenanceChangedTime.0 = STRING: 0-0-0,0:0:0.0",
     ] {
         assert!(
             walk.lines().any(|l| l == want),
