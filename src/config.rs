@@ -720,6 +720,32 @@ peer_urls = { lan = "http://127.0.0.1:9401" }
     }
 
     #[test]
+    fn maintenance_alert_after_defaults_to_4h_and_must_be_a_second_or_more() {
+        let c = ConfigFile::parse(GOOD).expect("valid");
+        assert_eq!(c.maintenance.alert_after, Duration::from_secs(4 * 3600));
+        let with = |v: &str| {
+            GOOD.replace(
+                "[[members]]\nname = \"main-1\"",
+                &format!("[maintenance]\nalert_after = \"{v}\"\n[[members]]\nname = \"main-1\""),
+            )
+        };
+        let c = ConfigFile::parse(&with("90m")).expect("valid");
+        assert_eq!(c.maintenance.alert_after, Duration::from_secs(5400));
+        let e = ConfigFile::parse(&with("500ms")).expect_err("too short");
+        assert!(
+            e.message.contains("maintenance.alert_after"),
+            "{}",
+            e.message
+        );
+        let text = GOOD.replace(
+            "[[members]]\nname = \"main-1\"",
+            "[maintenance]\nalert_afer = \"1h\"\n[[members]]\nname = \"main-1\"",
+        );
+        let e = ConfigFile::parse(&text).expect_err("typo");
+        assert!(e.parse && e.message.contains("alert_afer"), "{}", e.message);
+    }
+
+    #[test]
     fn rejects_unknown_key() {
         let text = GOOD.replace("[http]", "colour = \"yellow\"\n[http]");
         let e = ConfigFile::parse(&text).expect_err("unknown key");
