@@ -142,6 +142,7 @@ pub enum Precondition {
     ReplacementNotStandby,
     ReplacementIsBackup,
     GroupDefinitionMismatch,
+    MaintenanceMode,
 }
 
 impl Precondition {
@@ -159,6 +160,7 @@ impl Precondition {
             Precondition::ReplacementNotStandby => "replacement_not_standby",
             Precondition::ReplacementIsBackup => "replacement_is_acting_backup",
             Precondition::GroupDefinitionMismatch => "group_definition_mismatch",
+            Precondition::MaintenanceMode => "maintenance_mode",
         }
     }
 
@@ -184,6 +186,10 @@ impl Precondition {
             Precondition::GroupDefinitionMismatch => {
                 "a member involved lists another group (members, order, roles or addresses) \
                  than this agent's configuration"
+            }
+            Precondition::MaintenanceMode => {
+                "the group is in maintenance mode: no automatic failover (a manual takeover \
+                 is still possible)"
             }
         }
     }

@@ -63,6 +63,12 @@ impl GroupView {
             names.iter().any(|n| busy.contains(*n)),
             Precondition::OperationInProgress,
         );
+        // Only the detector submits a failover: one decided just before maintenance mode
+        // was switched on (or by an agent that has not heard of it) is refused here.
+        p.check(
+            matches!(op, Operation::Failover { .. }) && self.maintenance.enabled,
+            Precondition::MaintenanceMode,
+        );
         let updates = match op {
             Operation::Takeover { backup, main } | Operation::Failover { backup, main } => {
                 p.takeover(op.kind(), backup, main, now)?

@@ -688,3 +688,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_failover_is_refused_in_maintenance_mode_and_a_manual_takeover_is_not() {
+    let mut v = redundant_group();
+    let by = Requester {
+        interface: "http".into(),
+        identity: "ops".into(),
+    };
+    v.maintenance = v.maintenance.set(true, &by, None, 500, "main-2");
+    let failover = Operation::Failover {
+        backup: "backup-1".into(),
+        main: "main-1".into(),
+    };
+    assert_eq!(
+        plan(&v, failover.clone()),
+        Err(Refusal::Preconditions(vec![Precondition::MaintenanceMode]))
+    );
+    assert!(plan(&v, takeover("backup-1", "main-1")).is_ok());
+    v.maintenance = v.maintenance.set(false, &by, None, 600, "main-2");
+    assert!(plan(&v, failover).is_ok());
+}
