@@ -284,9 +284,12 @@ pub fn date_and_time(ms: Millis) -> Bytes {
     ])
 }
 
-/// The DateAndTime of "no such time": 8 zero octets (month 0 is no real date).
+/// The DateAndTime of "no such time": the Unix epoch, 1970-01-01,00:00:00.0, in 8 octets
+/// (no time zone). Every real time is 11 octets and later. Not the 8 zero octets some MIBs
+/// use: month 0 is outside DateAndTime's range, and Prometheus's snmp_exporter turns it into
+/// -62169984000 (year 0) where it turns this into 0, Prometheus's "never" (mibs/README.md).
 pub fn no_date_and_time() -> Bytes {
-    Bytes::from_static(&[0; 8])
+    Bytes::from_static(&[0x07, 0xb2, 1, 1, 0, 0, 0, 0])
 }
 
 fn date_or_zero(ms: Option<Millis>) -> Value {
@@ -836,7 +839,8 @@ pub(crate) mod tests {
             date_and_time(1_709_208_000_500).as_ref(),
             &[0x07, 0xe8, 2, 29, 12, 0, 0, 5, b'+', 0, 0]
         );
-        assert_eq!(no_date_and_time().as_ref(), &[0; 8]);
+        // No time: 1970-01-01 00:00:00.0 without a time zone.
+        assert_eq!(no_date_and_time().as_ref(), &[0x07, 0xb2, 1, 1, 0, 0, 0, 0]);
     }
 
     #[test]
