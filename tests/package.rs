@@ -241,6 +241,12 @@ fn run_tells_the_service_manager_ready_after_its_first_round_then_watchdog_then_
         "mean gap {mean:?}, expected about 500 ms: {gaps:?}"
     );
 
+    eprintln!(
+        "notify: READY=1 {ready_after:?} after the start; {} WATCHDOG=1 in 3 s, mean gap \
+         {mean:?}, longest {longest:?}",
+        pings.len()
+    );
+
     // SIGTERM: STOPPING=1 (pings that were in flight may come first), then exit 0.
     support::process::signal(agent.id(), "TERM");
     let deadline = Instant::now() + Duration::from_secs(10);
