@@ -106,6 +106,14 @@ pub enum CliCommand {
     },
     /// Show the event history, newest first.
     Events(ClientArgs),
+    /// Write the man pages (one for understudy, one per command) and the bash, zsh and fish
+    /// completions, generated from this command line's definition, under OUT (what the Debian
+    /// package installs; scripts/package runs it).
+    #[command(hide = true)]
+    GenerateDocs {
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -295,6 +303,35 @@ pub fn check_config(file: &std::path::Path) -> i32 {
             1
         }
     }
+}
+
+/// `understudy generate-docs --out DIR`: writes `DIR/man/man1/understudy.1` and
+/// `DIR/man/man1/understudy-COMMAND.1` for every command (hidden ones left out), and
+/// `DIR/completions/` `understudy.bash`, `_understudy` (zsh) and `understudy.fish`, all
+/// rendered from [`Cli`]'s definition. Returns the files written.
+pub fn generate_docs(out: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let man = out.join("man").join("man1");
+    let completions = out.join("completions");
+    std::fs::create_dir_all(&man)?;
+    std::fs::create_dir_all(&completions)?;
+    clap_mangen::generate_to(Cli::command(), &man)?;
+    let mut written = Vec::new();
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        written.push(clap_complete::generate_to(
+            shell,
+            &mut Cli::command(),
+            "understudy",
+            &completions,
+        )?);
+    }
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(&man)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    pages.sort();
+    written.splice(0..0, pages);
+    Ok(written)
 }
 
 /// Runs a client command; returns the process exit code. Output goes to `out`, errors to

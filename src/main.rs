@@ -50,6 +50,21 @@ async fn run(cli: Cli) -> i32 {
             }
         },
         CliCommand::Demo(args) => demo::run(args).await,
+        CliCommand::GenerateDocs { out } => match cli::generate_docs(&out) {
+            Ok(files) => {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: cannot write the documentation under {}: {e}",
+                    out.display()
+                );
+                1
+            }
+        },
         _ => unreachable!("client commands are handled above"),
     }
 }

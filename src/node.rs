@@ -222,10 +222,13 @@ pub fn grace_period(cfg: &Config) -> Duration {
 }
 
 /// `understudy run`: starts the node `cfg` describes and runs it until SIGINT or SIGTERM.
-/// Returns the process exit status.
+/// Under a service manager (`NOTIFY_SOCKET`, a `Type=notify` unit) it says READY=1 after the
+/// agent's first heartbeat round and address set-up, WATCHDOG=1 from the heartbeat loop and
+/// STOPPING=1 when shutdown starts ([`crate::sd_notify`]). Returns the process exit status.
 pub async fn run(cfg: Config) -> i32 {
     let signal = shutdown_signal();
     raise_open_file_limit();
+    let service = service_manager(&cfg);
     let node = match Node::start(cfg, None).await {
         Ok(n) => n,
         Err(e) => {
@@ -234,12 +237,44 @@ pub async fn run(cfg: Config) -> i32 {
             return e.exit_code();
         }
     };
+    if let Some(s) = &service {
+        node.agent().notify_service_manager(s.clone());
+    }
     let stop = CancellationToken::new();
     let running = tokio::spawn(node.run(stop.clone()));
     signal.await;
+    if let Some(s) = &service {
+        s.stopping("shutting down");
+    }
     stop.cancel();
     let _ = running.await;
     exit::OK
+}
+
+/// The service manager this process runs under, if any (an environment it cannot use is
+/// logged and ignored: the agent runs as it would without one). Warns when the watchdog
+/// interval is not longer than the longest heartbeat round `cfg` allows (an operation's
+/// applies: the grace period), which would get a busy agent restarted.
+fn service_manager(cfg: &Config) -> Option<Arc<crate::sd_notify::Notifier>> {
+    let service = match crate::sd_notify::Notifier::from_env() {
+        Ok(s) => s?,
+        Err(e) => {
+            warn!(error = %e, "not notifying the service manager");
+            return None;
+        }
+    };
+    if let Some(watchdog) = service.watchdog_interval() {
+        let longest = grace_period(cfg);
+        if watchdog <= longest {
+            warn!(watchdog = ?watchdog, longest_round = ?longest,
+                "the service manager's watchdog interval (WatchdogSec) is not longer than the \
+                 longest heartbeat round this configuration allows \
+                 (3 x (peer.request_timeout + hooks.timeout + 2 s)): a long operation could get \
+                 the agent restarted; raise WatchdogSec");
+        }
+        info!(watchdog = ?watchdog, "the service manager watches the heartbeat loop");
+    }
+    Some(Arc::new(service))
 }
 
 /// Installs the SIGINT (Ctrl-C) and SIGTERM handlers at once — before anything is printed or
