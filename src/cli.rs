@@ -331,6 +331,10 @@ fn certificate_problem(e: &dyn std::error::Error) -> Option<String> {
         {
             return Some(format!("{why:?}"));
         }
+        // Some layers box the TLS error in one of their own; its text is rustls' still.
+        if let Some(why) = s.to_string().strip_prefix("invalid peer certificate: ") {
+            return Some(why.to_string());
+        }
         source = s.source();
     }
     None

@@ -152,18 +152,17 @@ impl Tls {
             .map_err(|e| cert_err(e.to_string()))?;
         let builder = match &ca {
             Some(roots) => {
-                let verifier =
-                    rustls::server::WebPkiClientVerifier::builder_with_provider(
-                        roots.clone(),
-                        provider(),
-                    )
-                    .allow_unauthenticated()
-                    .build()
-                    .map_err(|e| TlsError {
-                        key: "ca",
-                        path: cfg.ca.as_ref().map(|p| base.join(p)).unwrap_or_default(),
-                        message: format!("cannot verify clients with it: {e}"),
-                    })?;
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    roots.clone(),
+                    provider(),
+                )
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| TlsError {
+                    key: "ca",
+                    path: cfg.ca.as_ref().map(|p| base.join(p)).unwrap_or_default(),
+                    message: format!("cannot verify clients with it: {e}"),
+                })?;
                 builder.with_client_cert_verifier(verifier)
             }
             None => builder.with_no_client_auth(),
