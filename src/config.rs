@@ -823,6 +823,41 @@ peer_urls = { lan = "http://127.0.0.1:9401" }
     }
 
     #[test]
+    fn tls_needs_https_peers_and_https_peers_need_tls() {
+        let tls = "[tls]\ncert = \"agent.pem\"\nkey = \"agent-key.pem\"\nca = \"ca.pem\"\n";
+        let e = ConfigFile::parse(&format!("{GOOD}{tls}")).expect_err("http:// with [tls]");
+        assert!(
+            e.message.contains(
+                "member \"main-1\": peer_urls.lan = \"http://127.0.0.1:9400\" is plain HTTP in \
+                 a group with a [tls] section"
+            ),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("\"backup-1\""), "{}", e.message);
+        let https = GOOD.replace("\"http://", "\"https://");
+        let e = ConfigFile::parse(&https).expect_err("https:// without [tls]");
+        assert!(
+            e.message
+                .contains("is HTTPS but there is no [tls] section: set [tls] cert, key and ca"),
+            "{}",
+            e.message
+        );
+        let c = ConfigFile::parse(&format!("{https}{tls}")).expect("https:// with [tls]");
+        assert_eq!(c.tls.map(|t| t.ca), Some(Some(PathBuf::from("ca.pem"))));
+        let no_ca = tls.replace("ca = \"ca.pem\"\n", "");
+        let c = ConfigFile::parse(&format!("{https}{no_ca}")).expect("[tls] without ca");
+        assert!(
+            c.warnings().iter().any(|w| w.contains("[tls] has no ca")),
+            "{:?}",
+            c.warnings()
+        );
+        let e = ConfigFile::parse(&format!("{https}{tls}colour = \"red\"\n"))
+            .expect_err("unknown key in [tls]");
+        assert!(e.parse && e.message.contains("colour"), "{}", e.message);
+    }
+
+    #[test]
     fn rejects_shared_extra_address_between_mains() {
         let text = GOOD.replace(
             "name = \"backup-1\"\nrole = \"backup\"",

@@ -68,6 +68,10 @@ fn the_tls_example_is_valid_with_certificates_from_its_make_certs_script() {
         assert!(tls.mutual(), "{name}: a ca is set");
         let key = dir.path().join(format!("tls/{name}-key.pem"));
         let mode = std::fs::metadata(&key).expect("key").permissions().mode();
-        assert_eq!(mode & 0o077, 0, "{name}'s key is readable by others: {mode:o}");
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "{name}'s key is readable by others: {mode:o}"
+        );
     }
 }
