@@ -50,14 +50,25 @@ fn retls(file: &Path, cert: &Path, key: &Path, ca: &Path) {
 
 /// Starts the agent of `m` (its log in `log`) and waits until it answers /healthz over HTTPS.
 async fn start_tls_agent(m: &GroupMember, ca: &Path, log: &Path) -> Proc {
-    let proc = Proc::spawn_logged(
-        "understudy run",
-        Command::new(bin())
-            .args(["run", "--log-format", "json", "--config"])
-            .arg(&m.config)
-            .env("RUST_LOG", "info"),
-        log.to_path_buf(),
-    );
+    start_tls_agent_with(m, ca, log, None).await
+}
+
+/// As [`start_tls_agent`], its system CA certificates being those of `system_roots` if given
+/// (SSL_CERT_FILE).
+async fn start_tls_agent_with(
+    m: &GroupMember,
+    ca: &Path,
+    log: &Path,
+    system_roots: Option<&Path>,
+) -> Proc {
+    let mut cmd = Command::new(bin());
+    cmd.args(["run", "--log-format", "json", "--config"])
+        .arg(&m.config)
+        .env("RUST_LOG", "info");
+    if let Some(roots) = system_roots {
+        cmd.env("SSL_CERT_FILE", roots);
+    }
+    let proc = Proc::spawn_logged("understudy run", &mut cmd, log.to_path_buf());
     let client = client_trusting(ca);
     let url = format!("{}/healthz", m.url);
     wait_for_async(Duration::from_secs(10), "/healthz over HTTPS", || async {
@@ -327,6 +338,64 @@ async fn a_peer_with_a_certificate_from_another_ca_is_refused_and_logged() {
         || async { all_heard(&group_json(&https, &main.url).await).then_some(()) },
     )
     .await;
+}
+
+/// Without a `ca`: peers are verified against the system's CA certificates (here the test's
+/// CA, through SSL_CERT_FILE), no client certificate is asked for, and the peer protocol is
+/// protected by its signatures alone.
+#[tokio::test]
+async fn without_a_ca_peers_are_verified_against_the_system_roots() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki_dir = dir.path().join("pki");
+    std::fs::create_dir_all(&pki_dir).expect("mkdir");
+    let pki = TestPki::make(&pki_dir);
+    let group = tls_group(
+        &dir.path().join("group"),
+        &pki.server_cert,
+        &pki.server_key,
+        &pki.ca,
+    );
+    for m in &group {
+        let cfg = std::fs::read_to_string(&m.config).expect("read");
+        let no_ca = cfg.replace(&format!("ca = \"{}\"\n", pki.ca.display()), "");
+        assert_ne!(cfg, no_ca);
+        write(&m.config, &no_ca);
+        let out = understudy_on(&["check-config"], &m.config);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("[tls] has no ca"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+    let (main, backup) = (&group[0], &group[1]);
+    let main_log = dir.path().join("main-1.log");
+    let roots = Some(pki.ca.as_path());
+    let _main = start_tls_agent_with(main, &pki.ca, &main_log, roots).await;
+    let backup_log = dir.path().join("backup-1.log");
+    let _backup = start_tls_agent_with(backup, &pki.ca, &backup_log, roots).await;
+    let https = client_trusting(&pki.ca);
+    wait_for_async(Duration::from_secs(10), "both heard over TLS", || async {
+        all_heard(&group_json(&https, &main.url).await).then_some(())
+    })
+    .await;
+    // A peer request without a client certificate reaches the signature check (401), not a
+    // TLS refusal (403).
+    let ca = pki.ca.to_string_lossy().to_string();
+    let out = curl(&[
+        "--cacert",
+        &ca,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "POST",
+        "-d",
+        "{}",
+        &format!("{}/peer/v1/heartbeat", main.url),
+    ]);
+    assert_eq!(text(&out.stdout), "401", "{}", text(&out.stderr));
 }
 
 /// check-config (and `run`, exit 64) on a TLS configuration with one thing wrong.
