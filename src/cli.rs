@@ -139,6 +139,10 @@ pub struct ClientArgs {
     /// Request timeout.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// Verify the agent of an https:// URL against this CA (PEM) alone; without it, against
+    /// the system's CA certificates.
+    #[arg(long, env = "UNDERSTUDY_CA")]
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -334,6 +338,45 @@ pub fn generate_docs(out: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(written)
 }
 
+/// An error and its causes, one after the other (reqwest's own says only "error sending
+/// request").
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out += &format!(": {text}");
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// The certificate error among `e`'s causes, if the TLS handshake failed over the server's
+/// certificate.
+fn certificate_problem(e: &dyn std::error::Error) -> Option<String> {
+    let mut source = e.source();
+    while let Some(s) = source {
+        // An I/O error's source() skips the error it wraps: look inside too.
+        let inner = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>());
+        if let Some(rustls::Error::InvalidCertificate(why)) =
+            inner.or_else(|| s.downcast_ref::<rustls::Error>())
+        {
+            return Some(format!("{why:?}"));
+        }
+        // Some layers box the TLS error in one of their own; its text is rustls' still.
+        if let Some(why) = s.to_string().strip_prefix("invalid peer certificate: ") {
+            return Some(why.to_string());
+        }
+        source = s.source();
+    }
+    None
+}
+
 /// Runs a client command; returns the process exit code. Output goes to `out`, errors to
 /// `err`.
 pub async fn run_client(
@@ -353,7 +396,17 @@ pub async fn run_client(
         },
         (None, None) => None,
     };
-    let client = match reqwest::Client::builder().timeout(args.timeout).build() {
+    let mut builder = reqwest::Client::builder().timeout(args.timeout);
+    if let Some(ca) = &args.ca {
+        match crate::tls::cli_client_config(ca) {
+            Ok(tls) => builder = builder.use_preconfigured_tls(tls),
+            Err(e) => {
+                let _ = writeln!(err, "error: --ca {}: {}", ca.display(), e.message);
+                return exit::REFUSED;
+            }
+        }
+    }
+    let client = match builder.build() {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
@@ -371,7 +424,18 @@ pub async fn run_client(
     let resp = match rb.send().await {
         Ok(r) => r,
         Err(e) => {
-            let _ = writeln!(err, "error: cannot reach {url}: {e}");
+            let _ = writeln!(err, "error: cannot reach {url}: {}", causes(&e));
+            if let Some(why) = certificate_problem(&e) {
+                let hint = if args.ca.is_some() {
+                    "is the agent's certificate signed by the CA given with --ca?"
+                } else {
+                    "give the CA of the agent's certificate with --ca FILE (or UNDERSTUDY_CA)"
+                };
+                let _ = writeln!(
+                    err,
+                    "error: the agent's TLS certificate is not trusted ({why}): {hint}"
+                );
+            }
             return exit::UNAVAILABLE;
         }
     };

@@ -23,6 +23,9 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// A `[tls]` file that cannot be used (the key and the file named).
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 /// The values of optional keys. serde's `default = "..."` names a function, so each is one.
@@ -93,6 +96,9 @@ pub struct ConfigFile {
     /// (absent: no fencing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fencing: Option<crate::fence::FencingConfig>,
+    /// HTTPS for the listener and the peer protocol (absent: plain HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -270,6 +276,8 @@ pub struct Config {
     pub file: ConfigFile,
     pub token: Secret,
     pub peer_secret: Secret,
+    /// The `[tls]` section's certificates and key, loaded and checked.
+    pub tls: Option<std::sync::Arc<crate::tls::Tls>>,
 }
 
 impl Config {
@@ -298,10 +306,19 @@ impl Config {
         }
         let token = read_secret(&base.join(&file.http.token_file))?;
         let peer_secret = read_secret(&base.join(&file.peer.secret_file))?;
+        let tls = match &file.tls {
+            Some(t) => Some(std::sync::Arc::new(crate::tls::Tls::load(
+                t,
+                base,
+                read_secret,
+            )?)),
+            None => None,
+        };
         Ok(Config {
             file,
             token,
             peer_secret,
+            tls,
         })
     }
 }
@@ -386,6 +403,14 @@ impl ConfigFile {
     /// replace takeover.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
+        if self.tls.as_ref().is_some_and(|t| t.ca.is_none()) {
+            out.push(
+                "[tls] has no ca: peers are verified against the system roots and TLS between \
+                 the agents is not mutual (the peer protocol is protected by its signatures \
+                 alone); set ca to the CA of the agents' certificates"
+                    .to_string(),
+            );
+        }
         let local = self.members.iter().find(|m| m.name == self.member);
         if local.is_some_and(|m| m.role == Role::Backup) && self.replication.data_dir.is_none() {
             out.push(format!(
@@ -581,6 +606,20 @@ impl ConfigFile {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     errs.push(format!(
                         "member {:?}: peer_urls.{path} = {url:?} is not an http:// URL",
+                        m.name
+                    ));
+                } else if self.tls.is_some() && url.starts_with("http://") {
+                    errs.push(format!(
+                        "member {:?}: peer_urls.{path} = {url:?} is plain HTTP in a group with \
+                         a [tls] section: every agent of a TLS group serves HTTPS only; use \
+                         https://",
+                        m.name
+                    ));
+                } else if self.tls.is_none() && url.starts_with("https://") {
+                    errs.push(format!(
+                        "member {:?}: peer_urls.{path} = {url:?} is HTTPS but there is no \
+                         [tls] section: set [tls] cert, key and ca (the CA of the agents' \
+                         certificates) so that this agent serves HTTPS and verifies its peers",
                         m.name
                     ));
                 }
@@ -781,6 +820,41 @@ peer_urls = { lan = "http://127.0.0.1:9401" }
         let other = ConfigFile::parse(&other).expect("valid");
         assert_eq!(other.definition(), d);
         assert_eq!(other.definition().digest(), d.digest());
+    }
+
+    #[test]
+    fn tls_needs_https_peers_and_https_peers_need_tls() {
+        let tls = "[tls]\ncert = \"agent.pem\"\nkey = \"agent-key.pem\"\nca = \"ca.pem\"\n";
+        let e = ConfigFile::parse(&format!("{GOOD}{tls}")).expect_err("http:// with [tls]");
+        assert!(
+            e.message.contains(
+                "member \"main-1\": peer_urls.lan = \"http://127.0.0.1:9400\" is plain HTTP in \
+                 a group with a [tls] section"
+            ),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("\"backup-1\""), "{}", e.message);
+        let https = GOOD.replace("\"http://", "\"https://");
+        let e = ConfigFile::parse(&https).expect_err("https:// without [tls]");
+        assert!(
+            e.message
+                .contains("is HTTPS but there is no [tls] section: set [tls] cert, key and ca"),
+            "{}",
+            e.message
+        );
+        let c = ConfigFile::parse(&format!("{https}{tls}")).expect("https:// with [tls]");
+        assert_eq!(c.tls.map(|t| t.ca), Some(Some(PathBuf::from("ca.pem"))));
+        let no_ca = tls.replace("ca = \"ca.pem\"\n", "");
+        let c = ConfigFile::parse(&format!("{https}{no_ca}")).expect("[tls] without ca");
+        assert!(
+            c.warnings().iter().any(|w| w.contains("[tls] has no ca")),
+            "{:?}",
+            c.warnings()
+        );
+        let e = ConfigFile::parse(&format!("{https}{tls}colour = \"red\"\n"))
+            .expect_err("unknown key in [tls]");
+        assert!(e.parse && e.message.contains("colour"), "{}", e.message);
     }
 
     #[test]

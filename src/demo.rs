@@ -132,6 +132,7 @@ pub fn member_config(
         snmp: None,
         coordination: None,
         fencing: None,
+        tls: None,
         members: members
             .iter()
             .map(|m| MemberConfig {
@@ -149,6 +150,7 @@ pub fn member_config(
         file,
         token: Secret::new(token),
         peer_secret: Secret::new(DEMO_GROUP_SECRET),
+        tls: None,
     })
 }
 

@@ -32,3 +32,4 @@ pub mod snapshot;
 pub mod snmp;
 pub mod status_page;
 pub mod store;
+pub mod tls;

@@ -146,6 +146,7 @@ impl Agent {
             cfg.peer_secret.clone(),
             &name,
             cfg.file.peer.request_timeout,
+            cfg.tls.as_deref(),
         )
         .with_timeouts(
             // The receiver of an apply persists, moves the address and runs its hook first.

@@ -6,8 +6,6 @@
 pub mod error;
 pub mod request;
 
-use std::net::SocketAddr;
-
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -26,6 +24,7 @@ use crate::agent::Agent;
 use crate::command::{Command, Event};
 use crate::group::{Operation, Requester, Role};
 use crate::snapshot::{rfc3339, FenceOutcome, Snapshot, VERSION};
+use crate::tls::{Remote, TlsListener};
 use crate::{metrics, peer, status_page};
 
 /// Builds the whole router for `agent`: the API, `/metrics`, the status page and `/healthz`,
@@ -48,18 +47,27 @@ pub fn router(agent: Agent) -> Router {
         .merge(peer::server::routes(agent))
 }
 
-/// Serves `router(agent)` on `listener` until `shutdown` resolves.
+/// Serves `router(agent)` on `listener` until `shutdown` resolves: HTTPS when the agent has a
+/// `[tls]` section, plain HTTP otherwise.
 pub async fn serve(
     listener: TcpListener,
     agent: Agent,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(agent).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let app = router(agent.clone()).into_make_service_with_connect_info::<Remote>();
+    match agent.config().tls.clone() {
+        Some(tls) => {
+            let listener = TlsListener::new(listener, &tls, agent.name().to_string())?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 async fn not_found() -> ApiError {

@@ -52,7 +52,8 @@ pub fn routes(agent: Agent) -> Router {
         .with_state(agent)
 }
 
-/// The verification layer: reads the body (bounded), checks the signature over method, path
+/// The verification layer: under mutual TLS (a `[tls]` ca), refuses a client that presented
+/// no verified certificate; reads the body (bounded), checks the signature over method, path
 /// and body, and hands the request on with the same body. A refusal is logged with the
 /// peer's address.
 async fn verify(
@@ -62,6 +63,16 @@ async fn verify(
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let client = ClientAddr::of(&parts).0;
+    let mutual = agent.config().tls.as_ref().is_some_and(|t| t.mutual());
+    if mutual && !ClientAddr::verified_client(&parts) {
+        warn!(member = %agent.name(), peer = ?client, path = %parts.uri.path(),
+            "peer request refused: no client certificate (mutual TLS)");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "peer requests need a client certificate signed by the group's CA (mutual TLS)",
+        ));
+    }
     let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
