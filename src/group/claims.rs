@@ -325,7 +325,7 @@ fn compensation(
     writer: &str,
     stamp: &OpStamp,
 ) -> MemberRecord {
-    let mut r = old.clone();
+    let mut r = old.clone().state_written(applied, stamp.at);
     r.replication = applied.replication.clone();
     r.failing_checks = applied.failing_checks.clone();
     r.status_version = applied.status_version;
