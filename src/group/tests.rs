@@ -181,8 +181,14 @@ fn an_operation_records_when_it_changed_each_state_and_keeps_the_others() {
     let v = redundant_group();
     assert!(v.members.iter().all(|r| r.state_changed.is_none()), "never");
     let t = taken_over_group(); // planned at 1_000
-    assert_eq!(t.member("main-1").and_then(|r| r.state_changed), Some(1_000));
-    assert_eq!(t.member("backup-1").and_then(|r| r.state_changed), Some(1_000));
+    assert_eq!(
+        t.member("main-1").and_then(|r| r.state_changed),
+        Some(1_000)
+    );
+    assert_eq!(
+        t.member("backup-1").and_then(|r| r.state_changed),
+        Some(1_000)
+    );
     assert_eq!(t.member("main-2").and_then(|r| r.state_changed), None);
     // Auto-failover off on the taken-over Main: a write, no state change.
     let mut u = t.clone();
@@ -202,7 +208,11 @@ fn an_operation_records_when_it_changed_each_state_and_keeps_the_others() {
     u.apply(&p);
     let m = u.member("main-1").expect("main");
     assert_eq!(m.version, t.member("main-1").expect("main").version + 1);
-    assert_eq!(m.state_changed, Some(1_000), "unchanged state keeps its time");
+    assert_eq!(
+        m.state_changed,
+        Some(1_000),
+        "unchanged state keeps its time"
+    );
     // Reversed at 9_000: both change again.
     let p = u
         .plan(
