@@ -557,13 +557,11 @@ impl Repeater {
     pub fn replication_due(&mut self, snap: &Snapshot, now: Millis) -> bool {
         let failing = failing_replication(snap);
         match &mut self.replication {
-            Some((main, t)) if failing == Some(main.as_str()) => {
-                if now.saturating_sub(*t) >= self.every {
-                    *t = now;
-                    true
-                } else {
-                    false
-                }
+            Some((main, t))
+                if failing == Some(main.as_str()) && now.saturating_sub(*t) >= self.every =>
+            {
+                *t = now;
+                true
             }
             _ => false,
         }
