@@ -378,6 +378,7 @@ fn demo_snmp(listen: SocketAddr, targets: &[SocketAddr]) -> crate::snmp::config:
     SnmpConfig {
         listen,
         alarm_repeat: Duration::from_secs(60),
+        group_notifications: Default::default(),
         max_message_size: crate::snmp::config::DEFAULT_MAX_MESSAGE_SIZE,
         contact: String::new(),
         location: "understudy demo".into(),

@@ -86,6 +86,14 @@ impl GroupView {
                 .any(|n| mismatched.contains(n)),
             Precondition::GroupDefinitionMismatch,
         );
+        // Every record whose state the operation changes says when: now.
+        let updates: Vec<MemberRecord> = updates
+            .into_iter()
+            .map(|u| match self.member(&u.name) {
+                Some(before) => u.state_written(before, now),
+                None => u,
+            })
+            .collect();
         if p.failed.is_empty() {
             let planned_from = updates
                 .iter()

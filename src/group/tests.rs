@@ -177,6 +177,77 @@ fn takeover_moves_addresses_sets_flags_and_raises_the_alarm() {
 }
 
 #[test]
+fn an_operation_records_when_it_changed_each_state_and_keeps_the_others() {
+    let v = redundant_group();
+    assert!(v.members.iter().all(|r| r.state_changed.is_none()), "never");
+    let t = taken_over_group(); // planned at 1_000
+    assert_eq!(
+        t.member("main-1").and_then(|r| r.state_changed),
+        Some(1_000)
+    );
+    assert_eq!(
+        t.member("backup-1").and_then(|r| r.state_changed),
+        Some(1_000)
+    );
+    assert_eq!(t.member("main-2").and_then(|r| r.state_changed), None);
+    // Auto-failover off on the taken-over Main: a write, no state change.
+    let mut u = t.clone();
+    let p = u
+        .plan(
+            &Operation::SetAutoFailover {
+                member: "main-1".into(),
+                enabled: true,
+            },
+            7_000,
+            "main-1",
+            &BTreeSet::new(),
+            &all_reachable,
+            &BTreeSet::new(),
+        )
+        .expect("accepted");
+    u.apply(&p);
+    let m = u.member("main-1").expect("main");
+    assert_eq!(m.version, t.member("main-1").expect("main").version + 1);
+    assert_eq!(
+        m.state_changed,
+        Some(1_000),
+        "unchanged state keeps its time"
+    );
+    // Reversed at 9_000: both change again.
+    let p = u
+        .plan(
+            &reverse("main-1"),
+            9_000,
+            "main-1",
+            &BTreeSet::new(),
+            &all_reachable,
+            &BTreeSet::new(),
+        )
+        .expect("accepted");
+    u.apply(&p);
+    for name in ["main-1", "backup-1"] {
+        assert_eq!(u.member(name).and_then(|r| r.state_changed), Some(9_000));
+    }
+}
+
+#[test]
+fn a_record_without_a_state_change_time_still_loads() {
+    let r = group().members[0].clone();
+    let mut json = serde_json::to_value(&r).expect("json");
+    assert!(json.get("state_changed").is_none(), "never: not written");
+    let mut changed = r.clone();
+    changed.state_changed = Some(1_234);
+    let back: MemberRecord =
+        serde_json::from_value(serde_json::to_value(&changed).expect("json")).expect("load");
+    assert_eq!(back.state_changed, Some(1_234));
+    if let Some(o) = json.as_object_mut() {
+        o.remove("state_changed");
+    }
+    let old: MemberRecord = serde_json::from_value(json).expect("an older record loads");
+    assert_eq!(old, r);
+}
+
+#[test]
 fn the_main_releases_before_the_backup_takes() {
     let mut v = group();
     replicated(&mut v, "backup-1", "main-1", 10);
@@ -637,9 +708,16 @@ proptest! {
                                     "a takeover of {} must raise the alarm: {:?}", main, alarms
                                 );
                             }
-                            // Every record the plan wrote was adopted.
+                            // Every record the plan wrote was adopted, and says when its
+                            // state last changed: now if the plan changed it, as before if not.
                             for r in &p.updates {
                                 prop_assert_eq!(v.member(&r.name), Some(r));
+                                let was = before.member(&r.name).expect("a planned member");
+                                if r.state == was.state {
+                                    prop_assert_eq!(r.state_changed, was.state_changed);
+                                } else {
+                                    prop_assert_eq!(r.state_changed, Some(now));
+                                }
                             }
                         }
                         Err(_) => prop_assert_eq!(&v, &before, "a refused command changed the group"),

@@ -186,6 +186,8 @@ pub struct MemberJson {
     pub name: String,
     pub configured_role: Role,
     pub operational_state: crate::group::OperState,
+    /// When the member's own state last changed (RFC 3339); `null` while it never did.
+    pub state_changed_at: Option<String>,
     pub configured_address: String,
     pub current_address: Option<String>,
     pub extra_address: String,
@@ -246,6 +248,7 @@ pub fn group_json(s: &Snapshot) -> GroupJson {
                     name: r.name.clone(),
                     configured_role: r.role,
                     operational_state: m.state,
+                    state_changed_at: r.state_changed.map(rfc3339),
                     configured_address: r.configured_address.to_string(),
                     current_address: r.current_address.map(|a| a.to_string()),
                     extra_address: r.extra_address.to_string(),

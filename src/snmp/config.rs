@@ -28,9 +28,15 @@ pub const MIN_USM_PASSWORD: usize = 8;
 pub struct SnmpConfig {
     /// UDP address of the SNMP agent (GET, GETNEXT, GETBULK, SET over v1, v2c and v3).
     pub listen: SocketAddr,
-    /// How often `rgNoRedundancy` is sent again while the no-redundancy alarm is raised.
+    /// How often `rgNoRedundancy` is sent again while the no-redundancy alarm is raised, and
+    /// `rgReplicationFailed` while this member's replication keeps failing.
     #[serde(default = "default_alarm_repeat", with = "humantime_serde")]
     pub alarm_repeat: Duration,
+    /// Which agents send the group-level notifications (`rgTakeover`, `rgFailover`,
+    /// `rgNoRedundancy` of a takeover, failover or missing standby, `rgRedundancyRestored`):
+    /// `one` (default) or `every`.
+    #[serde(default)]
+    pub group_notifications: GroupNotifications,
     /// The largest response, in octets; GETBULK responses are cut to fit.
     #[serde(default = "default_max_message_size")]
     pub max_message_size: usize,
@@ -63,6 +69,19 @@ fn default_max_message_size() -> usize {
 }
 fn default_mib_root() -> String {
     DEFAULT_MIB_ROOT.to_string()
+}
+
+/// Which agents of the group send a group-level notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupNotifications {
+    /// One agent: the lowest-index member this agent hears (itself included). Every agent
+    /// decides alike from its own view, so a manager gets one copy while the agents hear each
+    /// other, and one from each side of a partition. Every member must list the same targets.
+    #[default]
+    One,
+    /// Every agent sends its own copy (deduplicate on `rgNotifyEventId`).
+    Every,
 }
 
 /// What a community or user may do.

@@ -161,6 +161,7 @@ pub mod member_col {
     pub const ACTING_FOR: u32 = 14;
     pub const LEASE_EXPIRY: u32 = 15;
     pub const LEASE_ENFORCED_BY: u32 = 16;
+    pub const LAST_CHANGE: u32 = 17;
 }
 
 /// Scalars of `rgCoordination` (instance `.0` is added by [`coordination_scalar`]).
@@ -210,6 +211,7 @@ pub mod notify_arc {
     pub const BACKUP_NAME: u32 = 2;
     pub const REASON: u32 = 3;
     pub const REQUESTED_BY: u32 = 4;
+    pub const EVENT_ID: u32 = 5;
 }
 
 /// Notifications under `rgNotifications`.
@@ -629,6 +631,7 @@ fn understudy(snap: &Snapshot, root: &[u32], e: &mut Vec<(Oid, Cell)>) {
             cell(c::LEASE_ENFORCED_BY),
             Value::Integer(lease_enforced_by_value(m.lease.as_ref())),
         );
+        push(e, cell(c::LAST_CHANGE), date_or_zero(r.state_changed));
     }
     coordination_objects(snap, root, e);
     fencing_objects(snap, root, e);
@@ -908,6 +911,10 @@ pub(crate) mod tests {
             (format!("{r}.1.2.1.12.2"), int(0)),
             (format!("{r}.1.2.1.13.1"), int(2)),
             (format!("{r}.1.2.1.14.2"), int(0)),
+            (
+                format!("{r}.1.2.1.17.1"),
+                Cell::Fixed(Value::Octets(no_date_and_time())),
+            ),
         ];
         for (o, want) in table {
             assert_eq!(t.get(&oid(&o)), Some(&want), "value of {o}");
