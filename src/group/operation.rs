@@ -69,6 +69,8 @@ pub enum Operation {
     Failover { backup: String, main: String },
     ReverseTakeover { main: String },
     Reconfigure { main: String, backup: String },
+    /// `replacement` is the member the new server runs as: `main` itself (the new server runs
+    /// the defective Main's member configuration). Any other name is refused as invalid.
     ReplaceTakeover { main: String, replacement: String },
     SetAutoFailover { member: String, enabled: bool },
 }
@@ -93,8 +95,27 @@ impl Operation {
             }
             Operation::ReverseTakeover { main } => vec![main],
             Operation::Reconfigure { main, backup } => vec![main, backup],
-            Operation::ReplaceTakeover { main, replacement } => vec![main, replacement],
+            // The replacement is `main` itself (see `malformed`).
+            Operation::ReplaceTakeover { main, .. } => vec![main],
             Operation::SetAutoFailover { member, .. } => vec![member],
+        }
+    }
+}
+
+impl Operation {
+    /// Why a request can mean nothing whatever the group's state, if it cannot: a replace
+    /// takeover whose replacement is not the Main (the new server takes the defective Main's
+    /// identity by running its member configuration; no other member becomes it).
+    pub fn malformed(&self) -> Option<Refusal> {
+        match self {
+            Operation::ReplaceTakeover { main, replacement } if main != replacement => {
+                Some(Refusal::Invalid(format!(
+                    "the replacement server runs {main}'s member configuration (its name and \
+                     addresses) and joins the group as {main}: the replacement must be {main:?} \
+                     (or left out), not {replacement:?}"
+                )))
+            }
+            _ => None,
         }
     }
 }
@@ -112,8 +133,6 @@ pub enum Precondition {
     MainNotTakenOver,
     BackupUnreachable,
     BackupNotActingForMain,
-    ReplacementNotStandby,
-    ReplacementIsBackup,
     GroupDefinitionMismatch,
 }
 
@@ -129,8 +148,6 @@ impl Precondition {
             Precondition::MainNotTakenOver => "main_not_taken_over",
             Precondition::BackupUnreachable => "backup_unreachable",
             Precondition::BackupNotActingForMain => "backup_not_acting_for_main",
-            Precondition::ReplacementNotStandby => "replacement_not_standby",
-            Precondition::ReplacementIsBackup => "replacement_is_acting_backup",
             Precondition::GroupDefinitionMismatch => "group_definition_mismatch",
         }
     }
@@ -150,10 +167,6 @@ impl Precondition {
                 "the backup acting for the main cannot be reached; it may still hold the address"
             }
             Precondition::BackupNotActingForMain => "the backup is not acting for this main",
-            Precondition::ReplacementNotStandby => "the replacement is not in standby",
-            Precondition::ReplacementIsBackup => {
-                "the replacement is the backup acting for the main"
-            }
             Precondition::GroupDefinitionMismatch => {
                 "a member involved lists another group (members, order, roles or addresses) \
                  than this agent's configuration"
