@@ -134,6 +134,9 @@ pub enum Precondition {
     BackupUnreachable,
     BackupNotActingForMain,
     GroupDefinitionMismatch,
+    /// Checked by the agent (file system), not by `plan`: the replace takeover's new server
+    /// must start with an empty `data_dir`, into which the Backup's data is copied.
+    ReplacementHasData,
 }
 
 impl Precondition {
@@ -149,6 +152,7 @@ impl Precondition {
             Precondition::BackupUnreachable => "backup_unreachable",
             Precondition::BackupNotActingForMain => "backup_not_acting_for_main",
             Precondition::GroupDefinitionMismatch => "group_definition_mismatch",
+            Precondition::ReplacementHasData => "replacement_has_data",
         }
     }
 
@@ -170,6 +174,10 @@ impl Precondition {
             Precondition::GroupDefinitionMismatch => {
                 "a member involved lists another group (members, order, roles or addresses) \
                  than this agent's configuration"
+            }
+            Precondition::ReplacementHasData => {
+                "the replacement's data_dir is not empty (the Backup's data is copied into an \
+                 empty one)"
             }
         }
     }
