@@ -409,8 +409,7 @@ pub async fn prepare_in(
         stats: Stats::default(),
         switched: false,
     };
-    prepared.stats =
-        fill_generation(peers, src, &manifest, &current, &prepared.generation).await?;
+    prepared.stats = fill_generation(peers, src, &manifest, &current, &prepared.generation).await?;
     Ok(prepared)
 }
 

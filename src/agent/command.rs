@@ -261,6 +261,15 @@ impl Agent {
             .collect();
         let mut event = self.event(cmd, plan.id.clone(), now);
         event.message = describe_done(&plan.operation);
+        if let (Operation::ReplaceTakeover { main, .. }, Some(backup)) =
+            (&plan.operation, replace_backup(&plan))
+        {
+            event.message = format!(
+                "{main} is online on its new server with the data {backup} served (copied before \
+                 it went online); {backup} is in standby"
+            );
+            event.members.push(backup);
+        }
         next.intent = Some(Intent {
             plan: plan.clone(),
             before,
@@ -313,12 +322,8 @@ impl Agent {
                 if let (Operation::ReplaceTakeover { main, .. }, Some(backup)) =
                     (&plan.operation, replace_backup(plan))
                 {
-                    match self.restore_data(&backup, main).await {
-                        Ok(stats) => event.message.push_str(&format!(
-                            " ({} files, {} bytes copied from {backup})",
-                            stats.files, stats.bytes_fetched
-                        )),
-                        Err(why) => return self.stopped(cmd, why, true).await,
+                    if let Err(why) = self.restore_data(&backup, main).await {
+                        return self.stopped(cmd, why, true).await;
                     }
                 }
                 let planned = Some((from.0, from.1.as_str()));

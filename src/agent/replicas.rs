@@ -272,7 +272,12 @@ impl Agent {
         let res =
             replication::restore_into(&self.inner.peers, &src, &staging.join("current"), &target)
                 .await
-                .map_err(|e| format!("copying {backup}'s data of {main} into {}: {e}", target.display()));
+                .map_err(|e| {
+                    format!(
+                        "copying {backup}'s data of {main} into {}: {e}",
+                        target.display()
+                    )
+                });
         if let Err(e) = std::fs::remove_dir_all(&staging) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 warn!(member = %self.inner.name, error = %e, path = %staging.display(),

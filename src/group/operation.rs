@@ -65,14 +65,31 @@ impl fmt::Display for Requester {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Operation {
-    Takeover { backup: String, main: String },
-    Failover { backup: String, main: String },
-    ReverseTakeover { main: String },
-    Reconfigure { main: String, backup: String },
+    Takeover {
+        backup: String,
+        main: String,
+    },
+    Failover {
+        backup: String,
+        main: String,
+    },
+    ReverseTakeover {
+        main: String,
+    },
+    Reconfigure {
+        main: String,
+        backup: String,
+    },
     /// `replacement` is the member the new server runs as: `main` itself (the new server runs
     /// the defective Main's member configuration). Any other name is refused as invalid.
-    ReplaceTakeover { main: String, replacement: String },
-    SetAutoFailover { member: String, enabled: bool },
+    ReplaceTakeover {
+        main: String,
+        replacement: String,
+    },
+    SetAutoFailover {
+        member: String,
+        enabled: bool,
+    },
 }
 
 impl Operation {

@@ -421,7 +421,10 @@ fn replace_takeover_returns_the_backup_to_standby_and_the_main_online() {
         (OperState::Standby, Some(ip("192.0.2.101")))
     );
     let m = v.member("main-1").expect("m");
-    assert_eq!((m.role, m.configured_address), (Role::Main, ip("192.0.2.1")));
+    assert_eq!(
+        (m.role, m.configured_address),
+        (Role::Main, ip("192.0.2.1"))
+    );
     assert_eq!(m.publishes(true), Publishes::DataDir);
     assert!(v.members.iter().all(|x| x.takeover.is_none()));
     assert!(v.members.iter().all(|x| x.acting_for.is_none()));
@@ -497,7 +500,9 @@ fn replace_takeover_preconditions() {
     let v = taken_over_group();
     assert_eq!(
         plan_without(&v, replace("main-1", "main-1"), "backup-1"),
-        Err(Refusal::Preconditions(vec![Precondition::BackupUnreachable]))
+        Err(Refusal::Preconditions(vec![
+            Precondition::BackupUnreachable
+        ]))
     );
     let busy: BTreeSet<String> = ["backup-1".to_string()].into();
     assert_eq!(
@@ -509,7 +514,9 @@ fn replace_takeover_preconditions() {
             &all_reachable,
             &BTreeSet::new()
         ),
-        Err(Refusal::Preconditions(vec![Precondition::OperationInProgress]))
+        Err(Refusal::Preconditions(vec![
+            Precondition::OperationInProgress
+        ]))
     );
 }
 
