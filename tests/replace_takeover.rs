@@ -37,6 +37,58 @@ fn tree(root: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// The runbook's replace-takeover commands (section 3), each joined from its continued
+/// lines: the CLI's and curl's.
+fn runbook_commands() -> (String, String) {
+    let text = std::fs::read_to_string(repo().join("alerts/runbook.md")).expect("runbook");
+    let section = text
+        .split("### 3. Replace takeover")
+        .nth(1)
+        .and_then(|rest| rest.split("\n---\n").next())
+        .expect("the runbook's section 3");
+    let mut commands = Vec::new();
+    let mut current = String::new();
+    for line in section.lines().map(str::trim_end) {
+        let starts = line.starts_with("understudy replace-takeover") || line.starts_with("curl ");
+        if current.is_empty() && !starts {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(head) => current.push_str(head),
+            None => {
+                current.push_str(line);
+                commands.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    let find = |p: &str| {
+        commands
+            .iter()
+            .find(|c| c.starts_with(p))
+            .cloned()
+            .unwrap_or_else(|| panic!("no `{p}` command in the runbook's section 3"))
+    };
+    (find("understudy "), find("curl "))
+}
+
+/// Runs a runbook command with `sh`, `$URL` and `$TOKEN` set, the `understudy` under test
+/// first on the PATH.
+fn run_runbook(command: &str, url: &str) -> std::process::Output {
+    let bin_dir = Path::new(bin()).parent().expect("binary's directory");
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::process::Command::new("sh")
+        .args(["-c", command])
+        .env("PATH", path)
+        .env("URL", url)
+        .env("TOKEN", GROUP_TOKEN)
+        .output()
+        .expect("run sh")
+}
+
 async fn group(url: &str) -> Value {
     get_json(&format!("{url}/api/v1/group")).await
 }
@@ -117,22 +169,8 @@ async fn a_new_server_takes_the_defective_mains_role_with_the_data_the_backup_se
     );
 
     // The runbook's command, verbatim, sent to backup-1's agent (forwarded to main-1's).
-    let out = std::process::Command::new(bin())
-        .args([
-            "replace-takeover",
-            "--url",
-            &backup_url,
-            "--token",
-            GROUP_TOKEN,
-            "--main",
-            "main-1",
-            "--replacement",
-            "main-1",
-            "--reason",
-            "INC-1234 hardware swap",
-        ])
-        .output()
-        .expect("run understudy");
+    let (cli, _) = runbook_commands();
+    let out = run_runbook(&cli, &backup_url);
     assert!(
         out.status.success(),
         "{}{}",
@@ -316,16 +354,14 @@ async fn a_copy_that_fails_hands_the_address_back_to_the_backup() {
     wait_taken_over(&backup_url, "backup-1 to act for main-1 again").await;
     assert!(tree(&data).is_empty());
 
-    // Once the replica can be copied, the same command succeeds.
+    // Once the replica can be copied, the same command succeeds: the runbook's curl one.
     std::fs::remove_file(&pipe).expect("remove the pipe");
-    let (status, body) = command(
-        &main_url,
-        "replace-takeover",
-        GROUP_TOKEN,
-        r#"{"main":"main-1"}"#,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    let (_, curl) = runbook_commands();
+    let out = run_runbook(&curl, &main_url);
+    let body: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}{}", text(&out.stdout), text(&out.stderr)));
+    assert_eq!(body["outcome"], "done", "{body}");
+    assert_eq!(body["event"]["reason"], "INC-1234 hardware swap", "{body}");
     assert_eq!(
         tree(&data),
         tree(&dir.path().join("backup-1/state/replicas/main-1/current"))
