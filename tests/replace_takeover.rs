@@ -367,3 +367,71 @@ async fn a_copy_that_fails_hands_the_address_back_to_the_backup() {
         tree(&dir.path().join("backup-1/state/replicas/main-1/current"))
     );
 }
+
+/// The same with real addresses: two network namespaces (support::netns), the linux address
+/// backend and a service responder started by the on-online hook, serving `sample.txt` of the
+/// data it runs from. After the replace takeover the client is answered on the service
+/// address by the new server, with the data backup-1 wrote during the takeover; backup-1
+/// holds only its own address. Needs root (fails, never skips, without it).
+#[test]
+fn in_namespaces_the_new_server_holds_the_service_address_with_the_backups_data() {
+    use support::netns::{Plant, BACKUP_HOST};
+    let p = Plant::build("rp", false);
+    let (mut main, _backup) = p.start_group();
+    p.command_until_served_by(BACKUP_HOST, "takeover", TAKEOVER, "backup-1");
+    let replica = p.dir.path().join("backup-1/state/replicas/main-1/current");
+    write(
+        &replica.join("sample.txt"),
+        "written on backup-1 during the takeover\n",
+    );
+
+    // main-1's server is replaced: agent and service gone, state and data with them.
+    main.kill9();
+    p.kill_responder("main-1");
+    let old = p.dir.path().join("main-1");
+    std::fs::remove_dir_all(old.join("state")).expect("wipe the state");
+    std::fs::remove_dir_all(old.join("data")).expect("wipe the data");
+    std::fs::create_dir_all(old.join("data")).expect("an empty data dir");
+    let _main = p.start("main-1");
+    p.wait(
+        Duration::from_secs(15),
+        "the new server to join as the taken-over main-1",
+        || {
+            let g = p.group("main-1")?;
+            let m = member(&g, "main-1");
+            (all_heard(&g) && m["operational_state"] == "offline" && m["takeover_flag"] == true)
+                .then_some(())
+        },
+    );
+    let (service, extra, own) = (p.addrs.service, p.addrs.extra, p.addrs.backup_service);
+    p.assert_holds(&[
+        (p.main.as_str(), service, false),
+        (p.main.as_str(), extra, true),
+        (p.backup.as_str(), service, true),
+    ]);
+
+    p.command_until_served_by(
+        BACKUP_HOST,
+        "replace-takeover",
+        r#"{"main":"main-1","reason":"netns test"}"#,
+        "main-1",
+    );
+    let answer = p.service_answer().unwrap_or_default();
+    assert_eq!(
+        answer,
+        "main-1\nwritten on backup-1 during the takeover\n",
+        "{}",
+        p.logs()
+    );
+    p.wait(
+        Duration::from_secs(5),
+        "backup-1 to let go of main-1's address",
+        || (!p.holds(p.backup.as_str(), service)).then_some(()),
+    );
+    p.assert_holds(&[
+        (p.main.as_str(), service, true),
+        (p.main.as_str(), extra, false),
+        (p.backup.as_str(), service, false),
+        (p.backup.as_str(), own, true),
+    ]);
+}
