@@ -6,7 +6,9 @@
 //! on either side), fsyncs the generation, and then switches the `current` symlink atomically;
 //! older generations are removed only after the switch. A failed or interrupted transfer leaves
 //! the previous replica untouched. A name that cannot be replicated (not UTF-8, or not a file,
-//! directory or link) fails the copy with its name. Does file and network I/O.
+//! directory or link) fails the copy with its name. The same copy runs the other way in a
+//! replace takeover: the Main's new server fetches the acting Backup's replica ([`Source`])
+//! into its empty `data_dir` ([`restore_into`]). Does file and network I/O.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -424,8 +426,8 @@ pub async fn restore_into(
     staged: &Path,
     target: &Path,
 ) -> Result<Stats, ReplicationError> {
-    let manifest = fetch_manifest(peers, src).await?;
-    let meta = fs::symlink_metadata(target).map_err(io(target))?;
+    // The data_dir itself may be a link (to a mount, say): followed, as a Main publishes it.
+    let meta = fs::metadata(target).map_err(io(target))?;
     if !meta.is_dir() {
         return Err(ReplicationError::Unsupported(
             target.to_string_lossy().into_owned(),
@@ -434,6 +436,7 @@ pub async fn restore_into(
     if fs::read_dir(target).map_err(io(target))?.next().is_some() {
         return Err(ReplicationError::NotEmpty(target.to_path_buf()));
     }
+    let manifest = fetch_manifest(peers, src).await?;
     check_space(target, &manifest)?;
     let res = fill_generation(peers, src, &manifest, staged, target).await;
     if res.is_err() {
