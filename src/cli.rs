@@ -75,14 +75,17 @@ pub enum CliCommand {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Replace takeover: REPLACEMENT takes MAIN's identity; the Backup returns to standby.
+    /// Replace takeover: MAIN's new server (started with MAIN's configuration, an empty state
+    /// and an empty data_dir) gets the data the Backup served, takes MAIN's address and goes
+    /// online; the Backup returns to standby. Sent to any agent; MAIN's new one carries it out.
     ReplaceTakeover {
         #[command(flatten)]
         client: ClientArgs,
         #[arg(long)]
         main: String,
+        /// The member the new server runs as: MAIN itself (the default).
         #[arg(long)]
-        replacement: String,
+        replacement: Option<String>,
         #[arg(long)]
         reason: Option<String>,
     },
@@ -260,7 +263,11 @@ pub fn request_for(cmd: &CliCommand) -> Option<(&ClientArgs, Request)> {
         } => post(
             client,
             "/api/v1/replace-takeover",
-            json!({"main": main, "replacement": replacement, "reason": reason}),
+            json!({
+                "main": main,
+                "replacement": replacement.as_deref().unwrap_or(main.as_str()),
+                "reason": reason,
+            }),
         ),
         CliCommand::AutoFailover {
             client,

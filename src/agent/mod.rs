@@ -613,6 +613,24 @@ impl Agent {
 
     /// The directory this member publishes for its Backups now, or why it publishes nothing
     /// (the core decides from its record: [`MemberRecord::publishes`]).
+    /// This agent's replica of `main` (`state_dir/replicas/<main>/current`), served to the
+    /// Main's new server by a replace takeover; why not when it has none.
+    pub async fn replica_of(&self, main: &str) -> Result<PathBuf, String> {
+        if self.inner.state.lock().await.view.member(main).is_none() {
+            return Err(format!("{main:?} is not a member of the group"));
+        }
+        let dir = replication::current_dir(&self.replica_root(), main);
+        if dir.exists() {
+            Ok(dir)
+        } else {
+            Err(format!(
+                "{} holds no replica of {main} ({})",
+                self.inner.name,
+                dir.display()
+            ))
+        }
+    }
+
     pub async fn published_dir(&self) -> Result<PathBuf, String> {
         let own = {
             let st = self.inner.state.lock().await;

@@ -65,12 +65,31 @@ impl fmt::Display for Requester {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Operation {
-    Takeover { backup: String, main: String },
-    Failover { backup: String, main: String },
-    ReverseTakeover { main: String },
-    Reconfigure { main: String, backup: String },
-    ReplaceTakeover { main: String, replacement: String },
-    SetAutoFailover { member: String, enabled: bool },
+    Takeover {
+        backup: String,
+        main: String,
+    },
+    Failover {
+        backup: String,
+        main: String,
+    },
+    ReverseTakeover {
+        main: String,
+    },
+    Reconfigure {
+        main: String,
+        backup: String,
+    },
+    /// `replacement` is the member the new server runs as: `main` itself (the new server runs
+    /// the defective Main's member configuration). Any other name is refused as invalid.
+    ReplaceTakeover {
+        main: String,
+        replacement: String,
+    },
+    SetAutoFailover {
+        member: String,
+        enabled: bool,
+    },
 }
 
 impl Operation {
@@ -93,8 +112,27 @@ impl Operation {
             }
             Operation::ReverseTakeover { main } => vec![main],
             Operation::Reconfigure { main, backup } => vec![main, backup],
-            Operation::ReplaceTakeover { main, replacement } => vec![main, replacement],
+            // The replacement is `main` itself (see `malformed`).
+            Operation::ReplaceTakeover { main, .. } => vec![main],
             Operation::SetAutoFailover { member, .. } => vec![member],
+        }
+    }
+}
+
+impl Operation {
+    /// Why a request can mean nothing whatever the group's state, if it cannot: a replace
+    /// takeover whose replacement is not the Main (the new server takes the defective Main's
+    /// identity by running its member configuration; no other member becomes it).
+    pub fn malformed(&self) -> Option<Refusal> {
+        match self {
+            Operation::ReplaceTakeover { main, replacement } if main != replacement => {
+                Some(Refusal::Invalid(format!(
+                    "the replacement server runs {main}'s member configuration (its name and \
+                     addresses) and joins the group as {main}: the replacement must be {main:?} \
+                     (or left out), not {replacement:?}"
+                )))
+            }
+            _ => None,
         }
     }
 }
@@ -112,9 +150,10 @@ pub enum Precondition {
     MainNotTakenOver,
     BackupUnreachable,
     BackupNotActingForMain,
-    ReplacementNotStandby,
-    ReplacementIsBackup,
     GroupDefinitionMismatch,
+    /// Checked by the agent (file system), not by `plan`: the replace takeover's new server
+    /// must start with an empty `data_dir`, into which the Backup's data is copied.
+    ReplacementHasData,
 }
 
 impl Precondition {
@@ -129,9 +168,8 @@ impl Precondition {
             Precondition::MainNotTakenOver => "main_not_taken_over",
             Precondition::BackupUnreachable => "backup_unreachable",
             Precondition::BackupNotActingForMain => "backup_not_acting_for_main",
-            Precondition::ReplacementNotStandby => "replacement_not_standby",
-            Precondition::ReplacementIsBackup => "replacement_is_acting_backup",
             Precondition::GroupDefinitionMismatch => "group_definition_mismatch",
+            Precondition::ReplacementHasData => "replacement_has_data",
         }
     }
 
@@ -150,13 +188,13 @@ impl Precondition {
                 "the backup acting for the main cannot be reached; it may still hold the address"
             }
             Precondition::BackupNotActingForMain => "the backup is not acting for this main",
-            Precondition::ReplacementNotStandby => "the replacement is not in standby",
-            Precondition::ReplacementIsBackup => {
-                "the replacement is the backup acting for the main"
-            }
             Precondition::GroupDefinitionMismatch => {
                 "a member involved lists another group (members, order, roles or addresses) \
                  than this agent's configuration"
+            }
+            Precondition::ReplacementHasData => {
+                "the replacement's data_dir is not empty (the Backup's data is copied into an \
+                 empty one)"
             }
         }
     }

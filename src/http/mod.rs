@@ -430,7 +430,28 @@ macro_rules! command_body {
 command_body!(TakeoverBody => Takeover { backup, main });
 command_body!(ReverseBody => ReverseTakeover { main });
 command_body!(ReconfigureBody => Reconfigure { main, backup });
-command_body!(ReplaceBody => ReplaceTakeover { main, replacement });
+
+/// `replacement` is the member the new server runs as: the Main itself, so it may be left out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplaceBody {
+    main: String,
+    replacement: Option<String>,
+    reason: Option<String>,
+}
+
+impl CommandBody for ReplaceBody {
+    fn into_command(self) -> (Operation, Option<String>) {
+        let replacement = self.replacement.unwrap_or_else(|| self.main.clone());
+        (
+            Operation::ReplaceTakeover {
+                main: self.main,
+                replacement,
+            },
+            self.reason,
+        )
+    }
+}
 
 /// `POST /api/v1/<operation>`: token first (401 before the body is looked at), then the body.
 async fn command<B: CommandBody>(
