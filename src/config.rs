@@ -213,8 +213,9 @@ impl Default for HooksConfig {
 #[serde(deny_unknown_fields)]
 pub struct ReplicationConfig {
     /// The directory this member publishes when it is a Main (required on a configured Main;
-    /// on a Backup, what it publishes if a replace takeover makes it the Main — after a
-    /// reconfigure a former Backup publishes the replica it served from instead).
+    /// a Backup needs none: after a reconfigure a former Backup publishes the replica it
+    /// served from, and a replace takeover gives the Main's role to a new server that runs
+    /// the Main's own configuration).
     pub data_dir: Option<PathBuf>,
     /// How often a Backup copies each Main's data.
     #[serde(default = "defaults::replication_interval", with = "humantime_serde")]
@@ -410,16 +411,6 @@ impl ConfigFile {
                  alone); set ca to the CA of the agents' certificates"
                     .to_string(),
             );
-        }
-        let local = self.members.iter().find(|m| m.name == self.member);
-        if local.is_some_and(|m| m.role == Role::Backup) && self.replication.data_dir.is_none() {
-            out.push(format!(
-                "member {:?} has no [replication] data_dir: should a replace takeover make it a \
-                 Main, it publishes nothing and no Backup can replicate (nor take over) it; \
-                 set data_dir to the directory it would serve from (after a reconfigure it \
-                 publishes the replica it served from, data_dir or not)",
-                self.member
-            ));
         }
         out
     }
