@@ -277,16 +277,22 @@ pub fn request_for(cmd: &CliCommand) -> Option<(&ClientArgs, Request)> {
 }
 
 /// `understudy check-config FILE`: prints the configuration with every default filled in, or
-/// what is wrong with it (exit 1).
+/// what is wrong with it (exit 1). A secret file that `run` would refuse (its group or others
+/// may read or write it, or it holds a value published in the examples or the demo) is a
+/// warning on stderr, as are the configuration's other warnings: they do not change the exit
+/// status.
 pub fn check_config(file: &std::path::Path) -> i32 {
-    match crate::config::Config::load(file) {
-        Ok(cfg) => {
+    match crate::config::Config::check(file) {
+        Ok((cfg, secret_warnings)) => {
             match toml::to_string_pretty(&cfg.file) {
                 Ok(t) => print!("# {}: valid\n{t}", file.display()),
                 Err(e) => println!("# {}: valid (cannot print it: {e})", file.display()),
             }
             for w in cfg.file.warnings() {
                 eprintln!("warning: {w}");
+            }
+            for w in secret_warnings {
+                eprintln!("warning: {w} (`understudy run` refuses it)");
             }
             exit::OK
         }

@@ -201,7 +201,7 @@ fn a_taken_snmp_port_stops_the_agent_before_its_state_is_touched() {
     let group = write_group(dir.path(), 1, 1);
     let taken = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind a UDP port");
     let port = taken.local_addr().expect("local address").port();
-    write(&dir.path().join("snmp-community"), "public\n");
+    write(&dir.path().join("snmp-community"), "cli-read-community\n");
     let text = std::fs::read_to_string(&group[0].config).expect("read config");
     write(
         &group[0].config,

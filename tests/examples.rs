@@ -1,4 +1,5 @@
-//! Every example configuration parses and validates, secrets included.
+//! Every example configuration parses and validates, secrets included; its secret files hold
+//! published values, which `check-config` warns about and `run` refuses.
 
 use std::path::Path;
 
@@ -13,9 +14,24 @@ fn every_example_config_is_valid() {
             if path.is_dir() {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "toml") {
-                let cfg = understudy::config::Config::load(&path)
+                let (cfg, warnings) = understudy::config::Config::check(&path)
                     .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 assert!(!cfg.token.expose().is_empty());
+                let published = warnings
+                    .iter()
+                    .filter(|w| matches!(w, understudy::secret::SecretError::Known { .. }))
+                    .count();
+                assert!(
+                    published >= 2,
+                    "{}: the token and the group secret are published values: {warnings:?}",
+                    path.display()
+                );
+                let refused = understudy::config::Config::load(&path)
+                    .expect_err("run refuses the published secrets");
+                assert!(
+                    matches!(refused, understudy::config::ConfigError::Secret { .. }),
+                    "{refused}"
+                );
                 seen += 1;
             }
         }

@@ -197,8 +197,8 @@ const ENGINE_ID: &str = "80007ed9050102030405060708090a0b0c";
 fn informs_are_acknowledged_and_the_alarm_is_repeated() {
     let trapd = Trapd::start(&format!(
         "authCommunity log informers\n\
-         createUser noc SHA-256 noc-auth-pass AES noc-priv-pass\n\
-         createUser -e 0x{ENGINE_ID} noc SHA-256 noc-auth-pass AES noc-priv-pass\n\
+         createUser noc SHA-256 noc-own-auth-pass AES noc-own-priv-pass\n\
+         createUser -e 0x{ENGINE_ID} noc SHA-256 noc-own-auth-pass AES noc-own-priv-pass\n\
          authUser log noc priv\n"
     ));
     let dir = tempfile::tempdir().expect("tempdir");
@@ -209,8 +209,8 @@ fn informs_are_acknowledged_and_the_alarm_is_repeated() {
         ("community-write", "ops-write-secret"),
         ("community-read", "ops-read-secret"),
         ("community-informs", "informers"),
-        ("noc-auth", "noc-auth-pass"),
-        ("noc-priv", "noc-priv-pass"),
+        ("noc-auth", "noc-own-auth-pass"),
+        ("noc-priv", "noc-own-priv-pass"),
         ("watcher-auth", "watcher-auth-pass"),
     ] {
         write(&d.join(file), &format!("{secret}\n"));
@@ -323,8 +323,8 @@ auth_password_file = "watcher-auth"
     );
     for secret in [
         "ops-write-secret",
-        "noc-auth-pass",
-        "noc-priv-pass",
+        "noc-own-auth-pass",
+        "noc-own-priv-pass",
         "informers",
     ] {
         assert!(
