@@ -43,7 +43,11 @@ pub enum CliCommand {
     CheckConfig { file: PathBuf },
     /// Start a whole group on 127.0.0.1 in one process, with simulated addressing.
     Demo(DemoArgs),
-    /// Show the group as an agent sees it.
+    /// Show the group as an agent sees it; the exit status makes it a scripted check.
+    ///
+    /// Exit status (as a Nagios / keepalived check reads it): 0 the group is redundant; 1 it
+    /// is not (an alarm is raised: the table says why); 3 the agent could not be reached or
+    /// did not answer (UNKNOWN); 2 a usage error.
     Status(ClientArgs),
     /// Manual takeover: BACKUP takes over MAIN's address, services and identity.
     Takeover {
@@ -161,11 +165,21 @@ pub struct DemoArgs {
     pub replication_interval: Duration,
 }
 
+/// Whether the human log format colours its output (ANSI escape codes): only when the log
+/// stream is a terminal, and not when `NO_COLOR` is set to a non-empty value
+/// (<https://no-color.org>). A log written to a file or a pipe (journald, a log file) carries
+/// no escape codes. Pure.
+pub fn log_colours(stream_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stream_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Exit codes of the client commands.
 pub mod exit {
     pub const OK: i32 = 0;
     /// The agent refused the command (precondition, unknown member, bad input, token).
     pub const REFUSED: i32 = 1;
+    /// `status`: the group is not redundant (an alarm is raised).
+    pub const NOT_REDUNDANT: i32 = 1;
     /// The agent could not be reached or could not act.
     pub const UNAVAILABLE: i32 = 3;
     /// Configuration error (EX_USAGE).
@@ -374,6 +388,11 @@ pub async fn run_client(
             exit::REFUSED
         };
     }
+    let code = if req.path == "/api/v1/group" && body["redundancy"]["redundant"] != true {
+        exit::NOT_REDUNDANT
+    } else {
+        exit::OK
+    };
     if args.json {
         let _ = writeln!(out, "{}", pretty(&body));
     } else if req.path == "/api/v1/group" {
@@ -384,7 +403,7 @@ pub async fn run_client(
         let _ = writeln!(out, "{}", body["message"].as_str().unwrap_or("done"));
         let _ = write!(out, "{}", group_table(&body["group"]));
     }
-    exit::OK
+    code
 }
 
 fn pretty(v: &Value) -> String {
@@ -454,6 +473,7 @@ pub fn group_table(g: &Value) -> String {
                 } else {
                     String::new()
                 },
+                text(&m["index"]),
                 text(&m["name"]),
                 text(&m["configured_role"]),
                 text(&m["operational_state"]),
@@ -469,12 +489,14 @@ pub fn group_table(g: &Value) -> String {
                     Some(t) => format!("{} {t}", text(&rep["result"])),
                     None => text(&rep["result"]),
                 },
+                paths(m),
             ]
         })
         .collect();
     s += &table(
         &[
             "T",
+            "#",
             "MEMBER",
             "ROLE",
             "STATE",
@@ -483,11 +505,36 @@ pub fn group_table(g: &Value) -> String {
             "EXTRA",
             "AUTO-FAILOVER",
             "LAST REPLICATION",
+            "PATHS",
         ],
         &rows,
     );
-    s += "(T: * = takeover flag, the yellow row)\n";
+    s += "(T: * = takeover flag, the yellow row; #: rgMemberIndex, the member's SNMP row; \
+          PATHS: is the member heard on each heartbeat path)\n";
     s
+}
+
+/// A member's heartbeat paths as this agent hears them: `lan:up,wan:DOWN`; `local` for the
+/// agent's own member.
+fn paths(m: &Value) -> String {
+    if m["local"].as_bool() == Some(true) {
+        return "local".into();
+    }
+    let Some(paths) = m["peer_paths"].as_object().filter(|p| !p.is_empty()) else {
+        return "-".into();
+    };
+    paths
+        .iter()
+        .map(|(name, up)| {
+            let state = if up.as_bool() == Some(true) {
+                "up"
+            } else {
+                "DOWN"
+            };
+            format!("{name}:{state}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn events_table(v: &Value) -> String {
@@ -509,6 +556,7 @@ fn events_table(v: &Value) -> String {
                     .as_array()
                     .map(|m| m.iter().map(text).collect::<Vec<_>>().join(","))
                     .unwrap_or_default(),
+                text(&e["reason"]),
                 text(&e["message"]),
             ]
         })
@@ -520,6 +568,7 @@ fn events_table(v: &Value) -> String {
             "OUTCOME",
             "REQUESTED BY",
             "MEMBERS",
+            "REASON",
             "MESSAGE",
         ],
         &rows,

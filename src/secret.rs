@@ -123,7 +123,10 @@ pub fn read_secret_file(
         source,
     };
     let text = std::fs::read_to_string(path).map_err(unreadable)?;
-    let mode = std::fs::metadata(path).map_err(unreadable)?.permissions().mode();
+    let mode = std::fs::metadata(path)
+        .map_err(unreadable)?
+        .permissions()
+        .mode();
     let value = text.trim();
     if value.is_empty() {
         return Err(SecretError::Empty {
@@ -229,8 +232,13 @@ mod tests {
         let e = read_secret_file("k", &p, SecretPolicy::Warn, &mut w).expect_err("empty");
         assert!(matches!(e, SecretError::Empty { .. }), "{e}");
         let missing = dir.path().join("missing");
-        let e = read_secret_file("snmp.users[\"noc\"].auth_password_file", &missing, SecretPolicy::Warn, &mut w)
-            .expect_err("missing");
+        let e = read_secret_file(
+            "snmp.users[\"noc\"].auth_password_file",
+            &missing,
+            SecretPolicy::Warn,
+            &mut w,
+        )
+        .expect_err("missing");
         assert_eq!(e.path(), missing);
         assert!(e.to_string().contains("auth_password_file"), "{e}");
     }

@@ -173,8 +173,16 @@ fn values_from_the_examples_and_the_demo_are_refused_outside_the_demo() {
         ("api-token", "http.token_file", example_token.trim()),
         ("api-token", "http.token_file", "demo-token"),
         ("group-secret", "peer.secret_file", "demo-group-secret"),
-        ("snmp-read", "snmp.communities[\"read\"].secret_file", "public"),
-        ("noc-auth", "snmp.users[\"noc\"].auth_password_file", "noc-auth-pass"),
+        (
+            "snmp-read",
+            "snmp.communities[\"read\"].secret_file",
+            "public",
+        ),
+        (
+            "noc-auth",
+            "snmp.users[\"noc\"].auth_password_file",
+            "noc-auth-pass",
+        ),
     ] {
         let path = dir.path().join(file);
         let before = std::fs::read_to_string(&path).expect("read");

@@ -410,7 +410,10 @@ endpoints = ["http://127.0.0.1:2379", "http://[::1]:2379", "http://etcd-2.exampl
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         let e = c.load_files(dir.path(), read).expect_err("0644 is refused");
         assert!(matches!(e, SecretError::TooOpen { mode: 0o644, .. }), "{e}");
-        assert!(e.to_string().starts_with("coordination.password_file = "), "{e}");
+        assert!(
+            e.to_string().starts_with("coordination.password_file = "),
+            "{e}"
+        );
         assert_eq!(e.path(), file);
         assert_eq!(c.password, None);
 
