@@ -574,3 +574,28 @@ fn events_table(v: &Value) -> String {
         &rows,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colours_only_on_a_terminal_and_an_empty_no_color_is_unset() {
+        assert!(log_colours(true, None));
+        assert!(log_colours(true, Some(OsStr::new(""))));
+        assert!(!log_colours(true, Some(OsStr::new("1"))));
+        assert!(!log_colours(false, None));
+    }
+
+    #[test]
+    fn paths_name_each_path_and_say_which_are_down() {
+        let m = json!({"local": false, "peer_paths": {"lan": true, "wan": false}});
+        assert_eq!(paths(&m), "lan:up,wan:DOWN");
+        assert_eq!(
+            paths(&json!({"local": true, "peer_paths": {"lan": true}})),
+            "local"
+        );
+        assert_eq!(paths(&json!({"local": false, "peer_paths": {}})), "-");
+    }
+}
