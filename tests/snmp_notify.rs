@@ -416,7 +416,7 @@ auth_password_file = "watcher-auth"
     // every second while the alarm is raised.
     set_ok(
         "takeover SET",
-        &v3(V3_AUTH),
+        &v3_with("noc-own-auth-pass", "noc-own-priv-pass"),
         &agent,
         "UNDERSTUDY-MIB::rgMemberManualTakeover.2",
         "1",
