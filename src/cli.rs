@@ -43,7 +43,11 @@ pub enum CliCommand {
     CheckConfig { file: PathBuf },
     /// Start a whole group on 127.0.0.1 in one process, with simulated addressing.
     Demo(DemoArgs),
-    /// Show the group as an agent sees it.
+    /// Show the group as an agent sees it; the exit status makes it a scripted check.
+    ///
+    /// Exit status (as a Nagios / keepalived check reads it): 0 the group is redundant; 1 it
+    /// is not (an alarm is raised: the table says why); 3 the agent could not be reached or
+    /// did not answer (UNKNOWN); 2 a usage error.
     Status(ClientArgs),
     /// Manual takeover: BACKUP takes over MAIN's address, services and identity.
     Takeover {
@@ -176,11 +180,21 @@ pub struct DemoArgs {
     pub replication_interval: Duration,
 }
 
+/// Whether the human log format colours its output (ANSI escape codes): only when the log
+/// stream is a terminal, and not when `NO_COLOR` is set to a non-empty value
+/// (<https://no-color.org>). A log written to a file or a pipe (journald, a log file) carries
+/// no escape codes. Pure.
+pub fn log_colours(stream_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stream_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Exit codes of the client commands.
 pub mod exit {
     pub const OK: i32 = 0;
     /// The agent refused the command (precondition, unknown member, bad input, token).
     pub const REFUSED: i32 = 1;
+    /// `status`: the group is not redundant (an alarm is raised).
+    pub const NOT_REDUNDANT: i32 = 1;
     /// The agent could not be reached or could not act.
     pub const UNAVAILABLE: i32 = 3;
     /// Configuration error (EX_USAGE).
@@ -296,16 +310,22 @@ pub fn request_for(cmd: &CliCommand) -> Option<(&ClientArgs, Request)> {
 }
 
 /// `understudy check-config FILE`: prints the configuration with every default filled in, or
-/// what is wrong with it (exit 1).
+/// what is wrong with it (exit 1). A secret file that `run` would refuse (its group or others
+/// may read or write it, or it holds a value published in the examples or the demo) is a
+/// warning on stderr, as are the configuration's other warnings: they do not change the exit
+/// status.
 pub fn check_config(file: &std::path::Path) -> i32 {
-    match crate::config::Config::load(file) {
-        Ok(cfg) => {
+    match crate::config::Config::check(file) {
+        Ok((cfg, secret_warnings)) => {
             match toml::to_string_pretty(&cfg.file) {
                 Ok(t) => print!("# {}: valid\n{t}", file.display()),
                 Err(e) => println!("# {}: valid (cannot print it: {e})", file.display()),
             }
             for w in cfg.file.warnings() {
                 eprintln!("warning: {w}");
+            }
+            for w in secret_warnings {
+                eprintln!("warning: {w} (`understudy run` refuses it)");
             }
             exit::OK
         }
@@ -476,6 +496,11 @@ pub async fn run_client(
             exit::REFUSED
         };
     }
+    let code = if req.path == "/api/v1/group" && body["redundancy"]["redundant"] != true {
+        exit::NOT_REDUNDANT
+    } else {
+        exit::OK
+    };
     if args.json {
         let _ = writeln!(out, "{}", pretty(&body));
     } else if req.path == "/api/v1/group" {
@@ -486,7 +511,7 @@ pub async fn run_client(
         let _ = writeln!(out, "{}", body["message"].as_str().unwrap_or("done"));
         let _ = write!(out, "{}", group_table(&body["group"]));
     }
-    exit::OK
+    code
 }
 
 fn pretty(v: &Value) -> String {
@@ -556,6 +581,7 @@ pub fn group_table(g: &Value) -> String {
                 } else {
                     String::new()
                 },
+                text(&m["index"]),
                 text(&m["name"]),
                 text(&m["configured_role"]),
                 text(&m["operational_state"]),
@@ -571,12 +597,14 @@ pub fn group_table(g: &Value) -> String {
                     Some(t) => format!("{} {t}", text(&rep["result"])),
                     None => text(&rep["result"]),
                 },
+                paths(m),
             ]
         })
         .collect();
     s += &table(
         &[
             "T",
+            "#",
             "MEMBER",
             "ROLE",
             "STATE",
@@ -585,11 +613,36 @@ pub fn group_table(g: &Value) -> String {
             "EXTRA",
             "AUTO-FAILOVER",
             "LAST REPLICATION",
+            "PATHS",
         ],
         &rows,
     );
-    s += "(T: * = takeover flag, the yellow row)\n";
+    s += "(T: * = takeover flag, the yellow row; #: rgMemberIndex, the member's SNMP row; \
+          PATHS: is the member heard on each heartbeat path)\n";
     s
+}
+
+/// A member's heartbeat paths as this agent hears them: `lan:up,wan:DOWN`; `local` for the
+/// agent's own member.
+fn paths(m: &Value) -> String {
+    if m["local"].as_bool() == Some(true) {
+        return "local".into();
+    }
+    let Some(paths) = m["peer_paths"].as_object().filter(|p| !p.is_empty()) else {
+        return "-".into();
+    };
+    paths
+        .iter()
+        .map(|(name, up)| {
+            let state = if up.as_bool() == Some(true) {
+                "up"
+            } else {
+                "DOWN"
+            };
+            format!("{name}:{state}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn events_table(v: &Value) -> String {
@@ -611,6 +664,7 @@ fn events_table(v: &Value) -> String {
                     .as_array()
                     .map(|m| m.iter().map(text).collect::<Vec<_>>().join(","))
                     .unwrap_or_default(),
+                text(&e["reason"]),
                 text(&e["message"]),
             ]
         })
@@ -622,8 +676,34 @@ fn events_table(v: &Value) -> String {
             "OUTCOME",
             "REQUESTED BY",
             "MEMBERS",
+            "REASON",
             "MESSAGE",
         ],
         &rows,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colours_only_on_a_terminal_and_an_empty_no_color_is_unset() {
+        assert!(log_colours(true, None));
+        assert!(log_colours(true, Some(OsStr::new(""))));
+        assert!(!log_colours(true, Some(OsStr::new("1"))));
+        assert!(!log_colours(false, None));
+    }
+
+    #[test]
+    fn paths_name_each_path_and_say_which_are_down() {
+        let m = json!({"local": false, "peer_paths": {"lan": true, "wan": false}});
+        assert_eq!(paths(&m), "lan:up,wan:DOWN");
+        assert_eq!(
+            paths(&json!({"local": true, "peer_paths": {"lan": true}})),
+            "local"
+        );
+        assert_eq!(paths(&json!({"local": false, "peer_paths": {}})), "-");
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::group::{DefinedMember, Definition, Role, DEFAULT_EXTRA_ADDRESS};
-use crate::secret::Secret;
+use crate::secret::{read_secret_file, Secret, SecretError, SecretPolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -26,6 +26,12 @@ pub enum ConfigError {
     /// A `[tls]` file that cannot be used (the key and the file named).
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    /// A secret file named by the configuration `config` cannot be used.
+    #[error("{config}: {source}")]
+    Secret {
+        config: PathBuf,
+        source: SecretError,
+    },
 }
 
 /// The values of optional keys. serde's `default = "..."` names a function, so each is one.
@@ -282,36 +288,54 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads, parses and validates `path`, then reads the secret files.
+    /// Reads, parses and validates `path`, then reads the secret files, refusing one that its
+    /// group or others may read or write or that holds a published value (`understudy run`).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, SecretPolicy::Enforce, &mut Vec::new())
+    }
+
+    /// As [`Config::load`], but a secret file that breaks the rule is a warning, returned
+    /// with the configuration (`understudy check-config`).
+    pub fn check(path: &Path) -> Result<(Config, Vec<SecretError>), ConfigError> {
+        let mut warnings = Vec::new();
+        let cfg = Config::load_with(path, SecretPolicy::Warn, &mut warnings)?;
+        Ok((cfg, warnings))
+    }
+
+    fn load_with(
+        path: &Path,
+        policy: SecretPolicy,
+        warnings: &mut Vec<SecretError>,
+    ) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
         let mut file = ConfigFile::parse(&text).map_err(|e| e.at(path))?;
         let base = path.parent().unwrap_or(Path::new("."));
+        let secret_error = |source| ConfigError::Secret {
+            config: path.to_path_buf(),
+            source,
+        };
+        let mut read = |key: &str, p: &Path| {
+            read_secret_file(key, &base.join(p), policy, warnings).map_err(secret_error)
+        };
         if let Some(snmp) = file.snmp.as_mut() {
-            snmp.load_secrets(
-                |p| read_secret(&base.join(p)),
-                |p, message| ConfigError::Invalid {
-                    path: base.join(p),
-                    message,
-                },
-            )?;
-        }
-        if let Some(coordination) = file.coordination.as_mut() {
-            coordination.load_files(base, read_secret, |p, message| ConfigError::Invalid {
-                path: p.to_path_buf(),
+            snmp.load_secrets(&mut read, |p, message| ConfigError::Invalid {
+                path: base.join(p),
                 message,
             })?;
         }
-        let token = read_secret(&base.join(&file.http.token_file))?;
-        let peer_secret = read_secret(&base.join(&file.peer.secret_file))?;
+        if let Some(coordination) = file.coordination.as_mut() {
+            coordination.load_files(base, &mut read)?;
+        }
+        let token = read("http.token_file", &file.http.token_file)?;
+        let peer_secret = read("peer.secret_file", &file.peer.secret_file)?;
         let tls = match &file.tls {
             Some(t) => Some(std::sync::Arc::new(crate::tls::Tls::load(
                 t,
                 base,
-                read_secret,
+                |key| read_secret_file("tls.key", key, policy, warnings),
             )?)),
             None => None,
         };
@@ -322,21 +346,6 @@ impl Config {
             tls,
         })
     }
-}
-
-fn read_secret(path: &Path) -> Result<Secret, ConfigError> {
-    let s = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let s = s.trim();
-    if s.is_empty() {
-        return Err(ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message: "secret file is empty".into(),
-        });
-    }
-    Ok(Secret::new(s))
 }
 
 /// A parse or validation error before it is tied to a file.

@@ -31,7 +31,7 @@ use crate::store::StoreError;
 /// usable.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source}{}", listen_hint(.addr, .source))]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
@@ -67,6 +67,20 @@ impl NodeError {
             NodeError::Snmp(_) => "cannot start SNMP",
             NodeError::Quorum(_) => "quorum source unusable",
         }
+    }
+}
+
+/// What an operator can do about a listener that cannot be bound, to follow the error (empty
+/// when there is nothing to add): a port below 1024 refused for want of privilege, or a port
+/// another process holds. Pure.
+pub fn listen_hint(addr: &SocketAddr, e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            " (a port below 1024 needs root or the capability CAP_NET_BIND_SERVICE, which the \
+             packaged systemd unit grants; or choose a port of 1024 or above)"
+        }
+        std::io::ErrorKind::AddrInUse => " (another process uses it: choose another port)",
+        _ => "",
     }
 }
 
@@ -296,5 +310,23 @@ pub fn shutdown_signal() -> impl Future<Output = ()> {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn a_refused_privileged_port_names_the_capability_and_a_taken_port_says_so() {
+        let low: SocketAddr = "127.0.0.1:161".parse().expect("addr");
+        let high: SocketAddr = "127.0.0.1:16100".parse().expect("addr");
+        let denied = Error::from(ErrorKind::PermissionDenied);
+        assert!(listen_hint(&low, &denied).contains("CAP_NET_BIND_SERVICE"));
+        assert_eq!(listen_hint(&high, &denied), "");
+        let taken = Error::from(ErrorKind::AddrInUse);
+        assert!(listen_hint(&high, &taken).contains("choose another port"));
+        assert_eq!(listen_hint(&low, &Error::from(ErrorKind::Other)), "");
     }
 }

@@ -1,4 +1,5 @@
-//! Every example configuration parses and validates, secrets included. The TLS example's
+//! Every example configuration parses and validates, secrets included; its secret files hold
+//! published values, which `check-config` warns about and `run` refuses. The TLS example's
 //! certificates are made at test time with its own make-certs.sh (the README's commands), in
 //! a copy of the example.
 
@@ -8,11 +9,6 @@ use std::path::Path;
 use std::process::Command;
 
 use support::describe;
-
-/// Loads `path`, fails the test with the error.
-fn load(path: &Path) -> understudy::config::Config {
-    understudy::config::Config::load(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
 
 #[test]
 fn every_example_config_is_valid() {
@@ -29,8 +25,24 @@ fn every_example_config_is_valid() {
             if path.is_dir() {
                 dirs.push(path);
             } else if path.extension().is_some_and(|e| e == "toml") {
-                let cfg = load(&path);
+                let (cfg, warnings) = understudy::config::Config::check(&path)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 assert!(!cfg.token.expose().is_empty());
+                let published = warnings
+                    .iter()
+                    .filter(|w| matches!(w, understudy::secret::SecretError::Known { .. }))
+                    .count();
+                assert!(
+                    published >= 2,
+                    "{}: the token and the group secret are published values: {warnings:?}",
+                    path.display()
+                );
+                let refused = understudy::config::Config::load(&path)
+                    .expect_err("run refuses the published secrets");
+                assert!(
+                    matches!(refused, understudy::config::ConfigError::Secret { .. }),
+                    "{refused}"
+                );
                 seen += 1;
             }
         }
@@ -63,7 +75,16 @@ fn the_tls_example_is_valid_with_certificates_from_its_make_certs_script() {
     let out = cmd.output().expect("run make-certs.sh");
     assert!(out.status.success(), "{}", describe(&cmd, &out));
     for name in ["main-1", "backup-1"] {
-        let cfg = load(&dir.path().join(format!("{name}.toml")));
+        let path = dir.path().join(format!("{name}.toml"));
+        let (cfg, warnings) = understudy::config::Config::check(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        // The key made by the script is 0600: the only warnings are the published values.
+        assert!(
+            warnings
+                .iter()
+                .all(|w| matches!(w, understudy::secret::SecretError::Known { .. })),
+            "{name}: {warnings:?}"
+        );
         let tls = cfg.tls.expect("the [tls] section loaded");
         assert!(tls.mutual(), "{name}: a ca is set");
         let key = dir.path().join(format!("tls/{name}-key.pem"));

@@ -203,8 +203,8 @@ const ENGINE_ID: &str = "80007ed9050102030405060708090a0b0c";
 fn informs_are_acknowledged_and_the_alarm_is_repeated() {
     let trapd = Trapd::start(&format!(
         "authCommunity log informers\n\
-         createUser noc SHA-256 noc-auth-pass AES noc-priv-pass\n\
-         createUser -e 0x{ENGINE_ID} noc SHA-256 noc-auth-pass AES noc-priv-pass\n\
+         createUser noc SHA-256 noc-own-auth-pass AES noc-own-priv-pass\n\
+         createUser -e 0x{ENGINE_ID} noc SHA-256 noc-own-auth-pass AES noc-own-priv-pass\n\
          authUser log noc priv\n"
     ));
     let dir = tempfile::tempdir().expect("tempdir");
@@ -215,8 +215,8 @@ fn informs_are_acknowledged_and_the_alarm_is_repeated() {
         ("community-write", "ops-write-secret"),
         ("community-read", "ops-read-secret"),
         ("community-informs", "informers"),
-        ("noc-auth", "noc-auth-pass"),
-        ("noc-priv", "noc-priv-pass"),
+        ("noc-auth", "noc-own-auth-pass"),
+        ("noc-priv", "noc-own-priv-pass"),
         ("watcher-auth", "watcher-auth-pass"),
     ] {
         write(&d.join(file), &format!("{secret}\n"));
@@ -331,8 +331,8 @@ auth_password_file = "watcher-auth"
     );
     for secret in [
         "ops-write-secret",
-        "noc-auth-pass",
-        "noc-priv-pass",
+        "noc-own-auth-pass",
+        "noc-own-priv-pass",
         "informers",
     ] {
         assert!(
@@ -424,7 +424,7 @@ auth_password_file = "watcher-auth"
     // every second while the alarm is raised.
     set_ok(
         "takeover SET",
-        &v3(V3_AUTH),
+        &v3_with("noc-own-auth-pass", "noc-own-priv-pass"),
         &agent,
         "UNDERSTUDY-MIB::rgMemberManualTakeover.2",
         "1",

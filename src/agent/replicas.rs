@@ -65,7 +65,7 @@ impl Agent {
             .collect();
         let mut results = Vec::new();
         for main in mains {
-            let res = self.replicate_with_stats(&main).await;
+            let (at, res) = self.replicate_recorded(&main).await;
             let stats = res.as_ref().ok().copied().unwrap_or_default();
             results.push(ReplicateResult {
                 main,
@@ -78,6 +78,7 @@ impl Agent {
                 files: stats.files,
                 fetched: stats.fetched,
                 bytes_fetched: stats.bytes_fetched,
+                at,
             });
         }
         self.inner.gossip_now.notify_one();
@@ -143,10 +144,19 @@ impl Agent {
     /// under the state lock, after checking again that nobody took the Main over meanwhile,
     /// so the replica a Backup acts from is never switched or deleted.
     pub async fn replicate_with_stats(&self, main: &str) -> Result<replication::Stats, String> {
+        self.replicate_recorded(main).await.1
+    }
+
+    /// As [`Agent::replicate_with_stats`], with the time the result was recorded on this
+    /// member's record (`None` when it was refused and nothing was recorded).
+    async fn replicate_recorded(
+        &self,
+        main: &str,
+    ) -> (Option<Millis>, Result<replication::Stats, String>) {
         let _one_at_a_time = self.inner.replicating.lock().await;
         let refused = || replication::ReplicationError::TakenOver(main.to_string()).to_string();
         if taken_over(&self.inner.state.lock().await.view, &self.inner.name, main) {
-            return Err(refused());
+            return (None, Err(refused()));
         }
         let now = now_ms();
         let res =
@@ -157,7 +167,7 @@ impl Agent {
                         drop(st);
                         // Dropping the generation removes it; current is untouched.
                         drop(prepared);
-                        return Err(refused());
+                        return (None, Err(refused()));
                     }
                     let switched = prepared.switch();
                     drop(st);
@@ -189,7 +199,7 @@ impl Agent {
         let _ = self.commit(&mut st, next);
         drop(st);
         self.publish().await;
-        res.map_err(|e| e.to_string())
+        (Some(now), res.map_err(|e| e.to_string()))
     }
 }
 

@@ -483,6 +483,31 @@ struct ReplicateBody {
     main: Option<String>,
 }
 
+/// How long an on-demand replication forwarded to the Backup's agent waits for the Backup's
+/// record to reach this agent.
+const HEAR_REPLICATION: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Waits (at most [`HEAR_REPLICATION`]) until this agent's snapshot shows a replication that
+/// `backup` recorded at `at` or later. Whether it does.
+async fn heard_replication(agent: &Agent, backup: &str, at: crate::group::Millis) -> bool {
+    let seen = |s: &Snapshot| {
+        s.member(backup)
+            .and_then(|m| m.record.replication.as_ref())
+            .is_some_and(|r| r.at >= at)
+    };
+    let mut rx = agent.subscribe();
+    let wait = async {
+        loop {
+            let done = seen(&rx.borrow_and_update());
+            if done || rx.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(HEAR_REPLICATION, wait).await;
+    seen(&agent.snapshot())
+}
+
 /// On-demand replication: `POST /api/v1/members/{backup}/replicate` with an optional
 /// `{"main": "..."}`. Answers with each Main's result (a failed copy is a result, not an error).
 async fn replicate(
@@ -504,19 +529,37 @@ async fn replicate(
         .iter()
         .filter(|r| r.result != crate::group::ReplicationResult::Success)
         .count();
-    let message = if reply.results.is_empty() {
+    let mut message = if reply.results.is_empty() {
         format!("{} has no main to replicate", reply.backup)
     } else {
         reply
             .results
             .iter()
-            .map(|r| match &r.error {
-                None => format!("{} replicated {}: success", reply.backup, r.main),
-                Some(e) => format!("{} replicated {}: failed ({e})", reply.backup, r.main),
+            .map(|r| {
+                let at =
+                    r.at.map(|t| format!(" at {}", rfc3339(t)))
+                        .unwrap_or_default();
+                match &r.error {
+                    None => format!("{} replicated {}{at}: success", reply.backup, r.main),
+                    Some(e) => format!("{} replicated {}{at}: failed ({e})", reply.backup, r.main),
+                }
             })
             .collect::<Vec<_>>()
             .join("; ")
     };
+    // Forwarded to the Backup's agent: its record (the "last replication" the answer's group
+    // shows) reaches this agent by gossip, which the Backup sends at once; wait for it.
+    let latest = reply.results.iter().filter_map(|r| r.at).max();
+    if let Some(at) = latest.filter(|_| reply.backup != agent.name()) {
+        if !heard_replication(&agent, &reply.backup, at).await {
+            message += &format!(
+                " ({} has not yet heard {}'s record: the group below may show an earlier \
+                 replication)",
+                agent.name(),
+                reply.backup
+            );
+        }
+    }
     Ok(Json(json!({
         "outcome": if failed == 0 { "done" } else { "failed" },
         "message": message,
