@@ -195,6 +195,8 @@ pub mod exit {
     pub const REFUSED: i32 = 1;
     /// `status`: the group is not redundant (an alarm is raised).
     pub const NOT_REDUNDANT: i32 = 1;
+    /// `replicate`: the agent ran the replication and a copy failed (the answer says why).
+    pub const WORK_FAILED: i32 = 1;
     /// The agent could not be reached or could not act.
     pub const UNAVAILABLE: i32 = 3;
     /// Configuration error (EX_USAGE).
@@ -498,6 +500,8 @@ pub async fn run_client(
     }
     let code = if req.path == "/api/v1/group" && body["redundancy"]["redundant"] != true {
         exit::NOT_REDUNDANT
+    } else if body["outcome"] == "failed" {
+        exit::WORK_FAILED
     } else {
         exit::OK
     };
