@@ -43,7 +43,11 @@ pub enum CliCommand {
     CheckConfig { file: PathBuf },
     /// Start a whole group on 127.0.0.1 in one process, with simulated addressing.
     Demo(DemoArgs),
-    /// Show the group as an agent sees it.
+    /// Show the group as an agent sees it; the exit status makes it a scripted check.
+    ///
+    /// Exit status (as a Nagios / keepalived check reads it): 0 the group is redundant; 1 it
+    /// is not (an alarm is raised: the table says why); 3 the agent could not be reached or
+    /// did not answer (UNKNOWN); 2 a usage error.
     Status(ClientArgs),
     /// Manual takeover: BACKUP takes over MAIN's address, services and identity.
     Takeover {
@@ -75,14 +79,17 @@ pub enum CliCommand {
         #[arg(long)]
         reason: Option<String>,
     },
-    /// Replace takeover: REPLACEMENT takes MAIN's identity; the Backup returns to standby.
+    /// Replace takeover: MAIN's new server (started with MAIN's configuration, an empty state
+    /// and an empty data_dir) gets the data the Backup served, takes MAIN's address and goes
+    /// online; the Backup returns to standby. Sent to any agent; MAIN's new one carries it out.
     ReplaceTakeover {
         #[command(flatten)]
         client: ClientArgs,
         #[arg(long)]
         main: String,
+        /// The member the new server runs as: MAIN itself (the default).
         #[arg(long)]
-        replacement: String,
+        replacement: Option<String>,
         #[arg(long)]
         reason: Option<String>,
     },
@@ -116,6 +123,14 @@ pub enum CliCommand {
         #[arg(long)]
         reason: Option<String>,
     },
+    /// Write the man pages (one for understudy, one per command) and the bash, zsh and fish
+    /// completions, generated from this command line's definition, under OUT (what the Debian
+    /// package installs; scripts/package runs it).
+    #[command(hide = true)]
+    GenerateDocs {
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -141,6 +156,10 @@ pub struct ClientArgs {
     /// Request timeout.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// Verify the agent of an https:// URL against this CA (PEM) alone; without it, against
+    /// the system's CA certificates.
+    #[arg(long, env = "UNDERSTUDY_CA")]
+    pub ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -171,11 +190,23 @@ pub struct DemoArgs {
     pub replication_interval: Duration,
 }
 
+/// Whether the human log format colours its output (ANSI escape codes): only when the log
+/// stream is a terminal, and not when `NO_COLOR` is set to a non-empty value
+/// (<https://no-color.org>). A log written to a file or a pipe (journald, a log file) carries
+/// no escape codes. Pure.
+pub fn log_colours(stream_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stream_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 /// Exit codes of the client commands.
 pub mod exit {
     pub const OK: i32 = 0;
     /// The agent refused the command (precondition, unknown member, bad input, token).
     pub const REFUSED: i32 = 1;
+    /// `status`: the group is not redundant (an alarm is raised).
+    pub const NOT_REDUNDANT: i32 = 1;
+    /// `replicate`: the agent ran the replication and a copy failed (the answer says why).
+    pub const WORK_FAILED: i32 = 1;
     /// The agent could not be reached or could not act.
     pub const UNAVAILABLE: i32 = 3;
     /// Configuration error (EX_USAGE).
@@ -258,7 +289,11 @@ pub fn request_for(cmd: &CliCommand) -> Option<(&ClientArgs, Request)> {
         } => post(
             client,
             "/api/v1/replace-takeover",
-            json!({"main": main, "replacement": replacement, "reason": reason}),
+            json!({
+                "main": main,
+                "replacement": replacement.as_deref().unwrap_or(main.as_str()),
+                "reason": reason,
+            }),
         ),
         CliCommand::AutoFailover {
             client,
@@ -299,16 +334,22 @@ pub fn request_for(cmd: &CliCommand) -> Option<(&ClientArgs, Request)> {
 }
 
 /// `understudy check-config FILE`: prints the configuration with every default filled in, or
-/// what is wrong with it (exit 1).
+/// what is wrong with it (exit 1). A secret file that `run` would refuse (its group or others
+/// may read or write it, or it holds a value published in the examples or the demo) is a
+/// warning on stderr, as are the configuration's other warnings: they do not change the exit
+/// status.
 pub fn check_config(file: &std::path::Path) -> i32 {
-    match crate::config::Config::load(file) {
-        Ok(cfg) => {
+    match crate::config::Config::check(file) {
+        Ok((cfg, secret_warnings)) => {
             match toml::to_string_pretty(&cfg.file) {
                 Ok(t) => print!("# {}: valid\n{t}", file.display()),
                 Err(e) => println!("# {}: valid (cannot print it: {e})", file.display()),
             }
             for w in cfg.file.warnings() {
                 eprintln!("warning: {w}");
+            }
+            for w in secret_warnings {
+                eprintln!("warning: {w} (`understudy run` refuses it)");
             }
             exit::OK
         }
@@ -317,6 +358,74 @@ pub fn check_config(file: &std::path::Path) -> i32 {
             1
         }
     }
+}
+
+/// `understudy generate-docs --out DIR`: writes `DIR/man/man1/understudy.1` and
+/// `DIR/man/man1/understudy-COMMAND.1` for every command (hidden ones left out), and
+/// `DIR/completions/` `understudy.bash`, `_understudy` (zsh) and `understudy.fish`, all
+/// rendered from [`Cli`]'s definition. Returns the files written.
+pub fn generate_docs(out: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+    use clap::CommandFactory;
+    use clap_complete::Shell;
+    let man = out.join("man").join("man1");
+    let completions = out.join("completions");
+    std::fs::create_dir_all(&man)?;
+    std::fs::create_dir_all(&completions)?;
+    clap_mangen::generate_to(Cli::command(), &man)?;
+    let mut written = Vec::new();
+    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+        written.push(clap_complete::generate_to(
+            shell,
+            &mut Cli::command(),
+            "understudy",
+            &completions,
+        )?);
+    }
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(&man)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    pages.sort();
+    written.splice(0..0, pages);
+    Ok(written)
+}
+
+/// An error and its causes, one after the other (reqwest's own says only "error sending
+/// request").
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out += &format!(": {text}");
+        }
+        source = s.source();
+    }
+    out
+}
+
+/// The certificate error among `e`'s causes, if the TLS handshake failed over the server's
+/// certificate.
+fn certificate_problem(e: &dyn std::error::Error) -> Option<String> {
+    let mut source = e.source();
+    while let Some(s) = source {
+        // An I/O error's source() skips the error it wraps: look inside too.
+        let inner = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|i| i.downcast_ref::<rustls::Error>());
+        if let Some(rustls::Error::InvalidCertificate(why)) =
+            inner.or_else(|| s.downcast_ref::<rustls::Error>())
+        {
+            return Some(format!("{why:?}"));
+        }
+        // Some layers box the TLS error in one of their own; its text is rustls' still.
+        if let Some(why) = s.to_string().strip_prefix("invalid peer certificate: ") {
+            return Some(why.to_string());
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// Runs a client command; returns the process exit code. Output goes to `out`, errors to
@@ -338,7 +447,17 @@ pub async fn run_client(
         },
         (None, None) => None,
     };
-    let client = match reqwest::Client::builder().timeout(args.timeout).build() {
+    let mut builder = reqwest::Client::builder().timeout(args.timeout);
+    if let Some(ca) = &args.ca {
+        match crate::tls::cli_client_config(ca) {
+            Ok(tls) => builder = builder.use_preconfigured_tls(tls),
+            Err(e) => {
+                let _ = writeln!(err, "error: --ca {}: {}", ca.display(), e.message);
+                return exit::REFUSED;
+            }
+        }
+    }
+    let client = match builder.build() {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
@@ -356,7 +475,18 @@ pub async fn run_client(
     let resp = match rb.send().await {
         Ok(r) => r,
         Err(e) => {
-            let _ = writeln!(err, "error: cannot reach {url}: {e}");
+            let _ = writeln!(err, "error: cannot reach {url}: {}", causes(&e));
+            if let Some(why) = certificate_problem(&e) {
+                let hint = if args.ca.is_some() {
+                    "is the agent's certificate signed by the CA given with --ca?"
+                } else {
+                    "give the CA of the agent's certificate with --ca FILE (or UNDERSTUDY_CA)"
+                };
+                let _ = writeln!(
+                    err,
+                    "error: the agent's TLS certificate is not trusted ({why}): {hint}"
+                );
+            }
             return exit::UNAVAILABLE;
         }
     };
@@ -390,6 +520,13 @@ pub async fn run_client(
             exit::REFUSED
         };
     }
+    let code = if req.path == "/api/v1/group" && body["redundancy"]["redundant"] != true {
+        exit::NOT_REDUNDANT
+    } else if body["outcome"] == "failed" {
+        exit::WORK_FAILED
+    } else {
+        exit::OK
+    };
     if args.json {
         let _ = writeln!(out, "{}", pretty(&body));
     } else if req.path == "/api/v1/group" {
@@ -400,7 +537,7 @@ pub async fn run_client(
         let _ = writeln!(out, "{}", body["message"].as_str().unwrap_or("done"));
         let _ = write!(out, "{}", group_table(&body["group"]));
     }
-    exit::OK
+    code
 }
 
 fn pretty(v: &Value) -> String {
@@ -482,6 +619,7 @@ pub fn group_table(g: &Value) -> String {
                 } else {
                     String::new()
                 },
+                text(&m["index"]),
                 text(&m["name"]),
                 text(&m["configured_role"]),
                 text(&m["operational_state"]),
@@ -497,12 +635,14 @@ pub fn group_table(g: &Value) -> String {
                     Some(t) => format!("{} {t}", text(&rep["result"])),
                     None => text(&rep["result"]),
                 },
+                paths(m),
             ]
         })
         .collect();
     s += &table(
         &[
             "T",
+            "#",
             "MEMBER",
             "ROLE",
             "STATE",
@@ -511,11 +651,36 @@ pub fn group_table(g: &Value) -> String {
             "EXTRA",
             "AUTO-FAILOVER",
             "LAST REPLICATION",
+            "PATHS",
         ],
         &rows,
     );
-    s += "(T: * = takeover flag, the yellow row)\n";
+    s += "(T: * = takeover flag, the yellow row; #: rgMemberIndex, the member's SNMP row; \
+          PATHS: is the member heard on each heartbeat path)\n";
     s
+}
+
+/// A member's heartbeat paths as this agent hears them: `lan:up,wan:DOWN`; `local` for the
+/// agent's own member.
+fn paths(m: &Value) -> String {
+    if m["local"].as_bool() == Some(true) {
+        return "local".into();
+    }
+    let Some(paths) = m["peer_paths"].as_object().filter(|p| !p.is_empty()) else {
+        return "-".into();
+    };
+    paths
+        .iter()
+        .map(|(name, up)| {
+            let state = if up.as_bool() == Some(true) {
+                "up"
+            } else {
+                "DOWN"
+            };
+            format!("{name}:{state}")
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn events_table(v: &Value) -> String {
@@ -537,6 +702,7 @@ fn events_table(v: &Value) -> String {
                     .as_array()
                     .map(|m| m.iter().map(text).collect::<Vec<_>>().join(","))
                     .unwrap_or_default(),
+                text(&e["reason"]),
                 text(&e["message"]),
             ]
         })
@@ -548,8 +714,34 @@ fn events_table(v: &Value) -> String {
             "OUTCOME",
             "REQUESTED BY",
             "MEMBERS",
+            "REASON",
             "MESSAGE",
         ],
         &rows,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colours_only_on_a_terminal_and_an_empty_no_color_is_unset() {
+        assert!(log_colours(true, None));
+        assert!(log_colours(true, Some(OsStr::new(""))));
+        assert!(!log_colours(true, Some(OsStr::new("1"))));
+        assert!(!log_colours(false, None));
+    }
+
+    #[test]
+    fn paths_name_each_path_and_say_which_are_down() {
+        let m = json!({"local": false, "peer_paths": {"lan": true, "wan": false}});
+        assert_eq!(paths(&m), "lan:up,wan:DOWN");
+        assert_eq!(
+            paths(&json!({"local": true, "peer_paths": {"lan": true}})),
+            "local"
+        );
+        assert_eq!(paths(&json!({"local": false, "peer_paths": {}})), "-");
+    }
 }

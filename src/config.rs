@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::group::{DefinedMember, Definition, Role, DEFAULT_EXTRA_ADDRESS};
-use crate::secret::Secret;
+use crate::secret::{read_secret_file, Secret, SecretError, SecretPolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -23,6 +23,15 @@ pub enum ConfigError {
     Parse { path: PathBuf, message: String },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// A `[tls]` file that cannot be used (the key and the file named).
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// A secret file named by the configuration `config` cannot be used.
+    #[error("{config}: {source}")]
+    Secret {
+        config: PathBuf,
+        source: SecretError,
+    },
 }
 
 /// The values of optional keys. serde's `default = "..."` names a function, so each is one.
@@ -95,6 +104,9 @@ pub struct ConfigFile {
     /// (absent: no fencing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fencing: Option<crate::fence::FencingConfig>,
+    /// HTTPS for the listener and the peer protocol (absent: plain HTTP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<crate::tls::TlsConfig>,
     /// Maintenance mode: how long it may stay on before `UnderstudyMaintenanceModeTooLong`
     /// fires (exported as a metric the alert rule compares against).
     #[serde(default)]
@@ -233,8 +245,9 @@ impl Default for HooksConfig {
 #[serde(deny_unknown_fields)]
 pub struct ReplicationConfig {
     /// The directory this member publishes when it is a Main (required on a configured Main;
-    /// on a Backup, what it publishes if a replace takeover makes it the Main — after a
-    /// reconfigure a former Backup publishes the replica it served from instead).
+    /// a Backup needs none: after a reconfigure a former Backup publishes the replica it
+    /// served from, and a replace takeover gives the Main's role to a new server that runs
+    /// the Main's own configuration).
     pub data_dir: Option<PathBuf>,
     /// How often a Backup copies each Main's data.
     #[serde(default = "defaults::replication_interval", with = "humantime_serde")]
@@ -296,55 +309,69 @@ pub struct Config {
     pub file: ConfigFile,
     pub token: Secret,
     pub peer_secret: Secret,
+    /// The `[tls]` section's certificates and key, loaded and checked.
+    pub tls: Option<std::sync::Arc<crate::tls::Tls>>,
 }
 
 impl Config {
-    /// Reads, parses and validates `path`, then reads the secret files.
+    /// Reads, parses and validates `path`, then reads the secret files, refusing one that its
+    /// group or others may read or write or that holds a published value (`understudy run`).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, SecretPolicy::Enforce, &mut Vec::new())
+    }
+
+    /// As [`Config::load`], but a secret file that breaks the rule is a warning, returned
+    /// with the configuration (`understudy check-config`).
+    pub fn check(path: &Path) -> Result<(Config, Vec<SecretError>), ConfigError> {
+        let mut warnings = Vec::new();
+        let cfg = Config::load_with(path, SecretPolicy::Warn, &mut warnings)?;
+        Ok((cfg, warnings))
+    }
+
+    fn load_with(
+        path: &Path,
+        policy: SecretPolicy,
+        warnings: &mut Vec<SecretError>,
+    ) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
         })?;
         let mut file = ConfigFile::parse(&text).map_err(|e| e.at(path))?;
         let base = path.parent().unwrap_or(Path::new("."));
+        let secret_error = |source| ConfigError::Secret {
+            config: path.to_path_buf(),
+            source,
+        };
+        let mut read = |key: &str, p: &Path| {
+            read_secret_file(key, &base.join(p), policy, warnings).map_err(secret_error)
+        };
         if let Some(snmp) = file.snmp.as_mut() {
-            snmp.load_secrets(
-                |p| read_secret(&base.join(p)),
-                |p, message| ConfigError::Invalid {
-                    path: base.join(p),
-                    message,
-                },
-            )?;
-        }
-        if let Some(coordination) = file.coordination.as_mut() {
-            coordination.load_files(base, read_secret, |p, message| ConfigError::Invalid {
-                path: p.to_path_buf(),
+            snmp.load_secrets(&mut read, |p, message| ConfigError::Invalid {
+                path: base.join(p),
                 message,
             })?;
         }
-        let token = read_secret(&base.join(&file.http.token_file))?;
-        let peer_secret = read_secret(&base.join(&file.peer.secret_file))?;
+        if let Some(coordination) = file.coordination.as_mut() {
+            coordination.load_files(base, &mut read)?;
+        }
+        let token = read("http.token_file", &file.http.token_file)?;
+        let peer_secret = read("peer.secret_file", &file.peer.secret_file)?;
+        let tls = match &file.tls {
+            Some(t) => Some(std::sync::Arc::new(crate::tls::Tls::load(
+                t,
+                base,
+                |key| read_secret_file("tls.key", key, policy, warnings),
+            )?)),
+            None => None,
+        };
         Ok(Config {
             file,
             token,
             peer_secret,
+            tls,
         })
     }
-}
-
-fn read_secret(path: &Path) -> Result<Secret, ConfigError> {
-    let s = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let s = s.trim();
-    if s.is_empty() {
-        return Err(ConfigError::Invalid {
-            path: path.to_path_buf(),
-            message: "secret file is empty".into(),
-        });
-    }
-    Ok(Secret::new(s))
 }
 
 /// A parse or validation error before it is tied to a file.
@@ -412,15 +439,13 @@ impl ConfigFile {
     /// replace takeover.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let local = self.members.iter().find(|m| m.name == self.member);
-        if local.is_some_and(|m| m.role == Role::Backup) && self.replication.data_dir.is_none() {
-            out.push(format!(
-                "member {:?} has no [replication] data_dir: should a replace takeover make it a \
-                 Main, it publishes nothing and no Backup can replicate (nor take over) it; \
-                 set data_dir to the directory it would serve from (after a reconfigure it \
-                 publishes the replica it served from, data_dir or not)",
-                self.member
-            ));
+        if self.tls.as_ref().is_some_and(|t| t.ca.is_none()) {
+            out.push(
+                "[tls] has no ca: peers are verified against the system roots and TLS between \
+                 the agents is not mutual (the peer protocol is protected by its signatures \
+                 alone); set ca to the CA of the agents' certificates"
+                    .to_string(),
+            );
         }
         out
     }
@@ -610,6 +635,20 @@ impl ConfigFile {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     errs.push(format!(
                         "member {:?}: peer_urls.{path} = {url:?} is not an http:// URL",
+                        m.name
+                    ));
+                } else if self.tls.is_some() && url.starts_with("http://") {
+                    errs.push(format!(
+                        "member {:?}: peer_urls.{path} = {url:?} is plain HTTP in a group with \
+                         a [tls] section: every agent of a TLS group serves HTTPS only; use \
+                         https://",
+                        m.name
+                    ));
+                } else if self.tls.is_none() && url.starts_with("https://") {
+                    errs.push(format!(
+                        "member {:?}: peer_urls.{path} = {url:?} is HTTPS but there is no \
+                         [tls] section: set [tls] cert, key and ca (the CA of the agents' \
+                         certificates) so that this agent serves HTTPS and verifies its peers",
                         m.name
                     ));
                 }
@@ -836,6 +875,41 @@ peer_urls = { lan = "http://127.0.0.1:9401" }
         let other = ConfigFile::parse(&other).expect("valid");
         assert_eq!(other.definition(), d);
         assert_eq!(other.definition().digest(), d.digest());
+    }
+
+    #[test]
+    fn tls_needs_https_peers_and_https_peers_need_tls() {
+        let tls = "[tls]\ncert = \"agent.pem\"\nkey = \"agent-key.pem\"\nca = \"ca.pem\"\n";
+        let e = ConfigFile::parse(&format!("{GOOD}{tls}")).expect_err("http:// with [tls]");
+        assert!(
+            e.message.contains(
+                "member \"main-1\": peer_urls.lan = \"http://127.0.0.1:9400\" is plain HTTP in \
+                 a group with a [tls] section"
+            ),
+            "{}",
+            e.message
+        );
+        assert!(e.message.contains("\"backup-1\""), "{}", e.message);
+        let https = GOOD.replace("\"http://", "\"https://");
+        let e = ConfigFile::parse(&https).expect_err("https:// without [tls]");
+        assert!(
+            e.message
+                .contains("is HTTPS but there is no [tls] section: set [tls] cert, key and ca"),
+            "{}",
+            e.message
+        );
+        let c = ConfigFile::parse(&format!("{https}{tls}")).expect("https:// with [tls]");
+        assert_eq!(c.tls.map(|t| t.ca), Some(Some(PathBuf::from("ca.pem"))));
+        let no_ca = tls.replace("ca = \"ca.pem\"\n", "");
+        let c = ConfigFile::parse(&format!("{https}{no_ca}")).expect("[tls] without ca");
+        assert!(
+            c.warnings().iter().any(|w| w.contains("[tls] has no ca")),
+            "{:?}",
+            c.warnings()
+        );
+        let e = ConfigFile::parse(&format!("{https}{tls}colour = \"red\"\n"))
+            .expect_err("unknown key in [tls]");
+        assert!(e.parse && e.message.contains("colour"), "{}", e.message);
     }
 
     #[test]

@@ -133,6 +133,7 @@ pub fn member_config(
         coordination: None,
         fencing: None,
         maintenance: Default::default(),
+        tls: None,
         members: members
             .iter()
             .map(|m| MemberConfig {
@@ -150,6 +151,7 @@ pub fn member_config(
         file,
         token: Secret::new(token),
         peer_secret: Secret::new(DEMO_GROUP_SECRET),
+        tls: None,
     })
 }
 
@@ -327,17 +329,21 @@ impl Demo {
                     .join(", ")
             )
         };
+        // Numeric OIDs: these run as printed on a stock net-snmp, whose snmp.conf may load no
+        // MIB module at all (Debian's `mibs :`) and where the IETF modules are not installed.
+        let root = crate::snmp::config::DEFAULT_MIB_ROOT;
         format!(
             "SNMP: v1/v2c communities {DEMO_READ_COMMUNITY:?} (read) and {DEMO_WRITE_COMMUNITY:?} \
              (write); SNMPv3 user {DEMO_V3_USER:?}, SHA-256 {DEMO_V3_AUTH:?}, AES-128 \
-             {DEMO_V3_PRIV:?}, read-write;\n      {targets}; MIB: mibs/UNDERSTUDY-MIB.txt \
-             (STD = the standard modules, see mibs/README.md)\n\
-             snmp: snmpwalk -v2c -c {DEMO_READ_COMMUNITY} -M +STD:mibs -m UNDERSTUDY-MIB {first} \
-             UNDERSTUDY-MIB::understudyMIB\n      \
-             snmpset -v2c -c {DEMO_WRITE_COMMUNITY} -M +STD:mibs -m UNDERSTUDY-MIB {first} \
-             UNDERSTUDY-MIB::rgMemberManualTakeover.{backup_row} i 1\n      \
+             {DEMO_V3_PRIV:?}, read-write;\n      {targets}\n\
+             snmp: snmpwalk -v2c -c {DEMO_READ_COMMUNITY} {first} {root}\n      \
              snmpwalk -v3 -l authPriv -u {DEMO_V3_USER} -a SHA-256 -A {DEMO_V3_AUTH} -x AES \
-             -X {DEMO_V3_PRIV} {first} system\n"
+             -X {DEMO_V3_PRIV} {first} 1.3.6.1.2.1.1\n      \
+             snmpset -v2c -c {DEMO_WRITE_COMMUNITY} {first} {root}.1.2.1.12.{backup_row} i 1  \
+             # rgMemberManualTakeover.{backup_row}: backup row {backup_row} takes over main row 1\n      \
+             names instead of numbers (UNDERSTUDY-MIB::rgGroup): from the source tree add \
+             -M +STD:mibs -m SNMPv2-MIB:UNDERSTUDY-MIB\n      \
+             (STD = the standard modules, see mibs/README.md)\n"
         )
     }
 }
@@ -373,6 +379,7 @@ fn demo_snmp(listen: SocketAddr, targets: &[SocketAddr]) -> crate::snmp::config:
     SnmpConfig {
         listen,
         alarm_repeat: Duration::from_secs(60),
+        group_notifications: Default::default(),
         max_message_size: crate::snmp::config::DEFAULT_MAX_MESSAGE_SIZE,
         contact: String::new(),
         location: "understudy demo".into(),

@@ -7,7 +7,8 @@
 //! - [`peer`], [`replication`], [`address`], [`device_check`], [`fence`]: what the agent does to
 //!   the world;
 //! - [`http`], [`metrics`], [`snmp`], [`status_page`], [`cli`]: the interfaces;
-//! - [`demo`]: a whole group in one process.
+//! - [`demo`]: a whole group in one process;
+//! - [`sd_notify`]: the service manager's notification protocol (`understudy run` under systemd).
 #![forbid(unsafe_code)]
 
 pub mod address;
@@ -25,8 +26,10 @@ pub mod metrics;
 pub mod node;
 pub mod peer;
 pub mod replication;
+pub mod sd_notify;
 pub mod secret;
 pub mod snapshot;
 pub mod snmp;
 pub mod status_page;
 pub mod store;
+pub mod tls;

@@ -15,6 +15,10 @@ fn main() -> ExitCode {
     let filter = EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(cli::log_colours(
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            std::env::var_os("NO_COLOR").as_deref(),
+        ))
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Json => builder.json().init(),
@@ -50,6 +54,21 @@ async fn run(cli: Cli) -> i32 {
             }
         },
         CliCommand::Demo(args) => demo::run(args).await,
+        CliCommand::GenerateDocs { out } => match cli::generate_docs(&out) {
+            Ok(files) => {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                exit::OK
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: cannot write the documentation under {}: {e}",
+                    out.display()
+                );
+                1
+            }
+        },
         _ => unreachable!("client commands are handled above"),
     }
 }

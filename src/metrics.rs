@@ -34,11 +34,13 @@ pub const METRIC_NAMES: &[&str] = &[
     "understudy_group_maintenance",
     "understudy_group_maintenance_since_timestamp_seconds",
     "understudy_group_maintenance_alert_after_seconds",
+    "understudy_member_state_changed_timestamp_seconds",
 ];
 
 /// The metric families that are absent unless something is configured or has happened: the
 /// alarm's raise time, the lease and quorum-source and fence-command families (a deployment
-/// without leases, `[coordination]` or `[fencing]` exports none of them).
+/// without leases, `[coordination]` or `[fencing]` exports none of them), and a member's last
+/// state change (absent for a member whose state never changed).
 pub const CONDITIONAL_METRIC_NAMES: &[&str] = &[
     "understudy_no_redundancy_since_timestamp_seconds",
     "understudy_member_address_lease_expiry_timestamp_seconds",
@@ -49,6 +51,7 @@ pub const CONDITIONAL_METRIC_NAMES: &[&str] = &[
     "understudy_fencing_last_timestamp_seconds",
     "understudy_fencing_last_duration_seconds",
     "understudy_group_maintenance_since_timestamp_seconds",
+    "understudy_member_state_changed_timestamp_seconds",
 ];
 
 fn gauge(reg: &Registry, name: &str, help: &str, labels: &[&str]) -> GaugeVec {
@@ -258,8 +261,18 @@ pub fn render(snap: &Snapshot) -> String {
          when it runs out).",
         &["group", "member"],
     );
+    let changed = gauge(
+        &reg,
+        "understudy_member_state_changed_timestamp_seconds",
+        "When the member's operational state last changed (the time of the operation that \
+         changed it; absent while it never changed).",
+        &["group", "member"],
+    );
     for m in &snap.members {
         let r = &m.record;
+        if let Some(at) = r.state_changed {
+            changed.with_label_values(&[g, &r.name]).set(seconds(at));
+        }
         if let Some(l) = &m.lease {
             lease.with_label_values(&[g, &r.name]).set(seconds(l.until));
         }
@@ -474,6 +487,21 @@ mod tests {
                 assert!(text.contains(&format!("# TYPE {name} ")), "{name} absent");
             }
         }
+    }
+
+    #[test]
+    fn a_state_change_time_is_exported_per_member_and_absent_while_never() {
+        let mut s = snapshot();
+        let name = "understudy_member_state_changed_timestamp_seconds";
+        assert!(samples(&render(&s), name).is_empty());
+        s.members[0].record.state_changed = Some(1_700_000_040_250);
+        let text = render(&s);
+        assert_eq!(
+            samples(&text, name),
+            [format!(
+                "{name}{{group=\"demo\",member=\"main-1\"}} 1700000040.25"
+            )]
+        );
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::store::StoreError;
 /// usable.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {source}{}", listen_hint(.addr, .source))]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
@@ -67,6 +67,20 @@ impl NodeError {
             NodeError::Snmp(_) => "cannot start SNMP",
             NodeError::Quorum(_) => "quorum source unusable",
         }
+    }
+}
+
+/// What an operator can do about a listener that cannot be bound, to follow the error (empty
+/// when there is nothing to add): a port below 1024 refused for want of privilege, or a port
+/// another process holds. Pure.
+pub fn listen_hint(addr: &SocketAddr, e: &std::io::Error) -> &'static str {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied if addr.port() < 1024 => {
+            " (a port below 1024 needs root or the capability CAP_NET_BIND_SERVICE, which the \
+             packaged systemd unit grants; or choose a port of 1024 or above)"
+        }
+        std::io::ErrorKind::AddrInUse => " (another process uses it: choose another port)",
+        _ => "",
     }
 }
 
@@ -222,10 +236,13 @@ pub fn grace_period(cfg: &Config) -> Duration {
 }
 
 /// `understudy run`: starts the node `cfg` describes and runs it until SIGINT or SIGTERM.
-/// Returns the process exit status.
+/// Under a service manager (`NOTIFY_SOCKET`, a `Type=notify` unit) it says READY=1 after the
+/// agent's first heartbeat round and address set-up, WATCHDOG=1 from the heartbeat loop and
+/// STOPPING=1 when shutdown starts ([`crate::sd_notify`]). Returns the process exit status.
 pub async fn run(cfg: Config) -> i32 {
     let signal = shutdown_signal();
     raise_open_file_limit();
+    let service = service_manager(&cfg);
     let node = match Node::start(cfg, None).await {
         Ok(n) => n,
         Err(e) => {
@@ -234,12 +251,44 @@ pub async fn run(cfg: Config) -> i32 {
             return e.exit_code();
         }
     };
+    if let Some(s) = &service {
+        node.agent().notify_service_manager(s.clone());
+    }
     let stop = CancellationToken::new();
     let running = tokio::spawn(node.run(stop.clone()));
     signal.await;
+    if let Some(s) = &service {
+        s.stopping("shutting down");
+    }
     stop.cancel();
     let _ = running.await;
     exit::OK
+}
+
+/// The service manager this process runs under, if any (an environment it cannot use is
+/// logged and ignored: the agent runs as it would without one). Warns when the watchdog
+/// interval is not longer than the longest heartbeat round `cfg` allows (an operation's
+/// applies: the grace period), which would get a busy agent restarted.
+fn service_manager(cfg: &Config) -> Option<Arc<crate::sd_notify::Notifier>> {
+    let service = match crate::sd_notify::Notifier::from_env() {
+        Ok(s) => s?,
+        Err(e) => {
+            warn!(error = %e, "not notifying the service manager");
+            return None;
+        }
+    };
+    if let Some(watchdog) = service.watchdog_interval() {
+        let longest = grace_period(cfg);
+        if watchdog <= longest {
+            warn!(watchdog = ?watchdog, longest_round = ?longest,
+                "the service manager's watchdog interval (WatchdogSec) is not longer than the \
+                 longest heartbeat round this configuration allows \
+                 (3 x (peer.request_timeout + hooks.timeout + 2 s)): a long operation could get \
+                 the agent restarted; raise WatchdogSec");
+        }
+        info!(watchdog = ?watchdog, "the service manager watches the heartbeat loop");
+    }
+    Some(Arc::new(service))
 }
 
 /// Installs the SIGINT (Ctrl-C) and SIGTERM handlers at once — before anything is printed or
@@ -261,5 +310,23 @@ pub fn shutdown_signal() -> impl Future<Output = ()> {
                 let _ = tokio::signal::ctrl_c().await;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Error, ErrorKind};
+
+    #[test]
+    fn a_refused_privileged_port_names_the_capability_and_a_taken_port_says_so() {
+        let low: SocketAddr = "127.0.0.1:161".parse().expect("addr");
+        let high: SocketAddr = "127.0.0.1:16100".parse().expect("addr");
+        let denied = Error::from(ErrorKind::PermissionDenied);
+        assert!(listen_hint(&low, &denied).contains("CAP_NET_BIND_SERVICE"));
+        assert_eq!(listen_hint(&high, &denied), "");
+        let taken = Error::from(ErrorKind::AddrInUse);
+        assert!(listen_hint(&high, &taken).contains("choose another port"));
+        assert_eq!(listen_hint(&low, &Error::from(ErrorKind::Other)), "");
     }
 }

@@ -6,7 +6,9 @@
 //! on either side), fsyncs the generation, and then switches the `current` symlink atomically;
 //! older generations are removed only after the switch. A failed or interrupted transfer leaves
 //! the previous replica untouched. A name that cannot be replicated (not UTF-8, or not a file,
-//! directory or link) fails the copy with its name. Does file and network I/O.
+//! directory or link) fails the copy with its name. The same copy runs the other way in a
+//! replace takeover: the Main's new server fetches the acting Backup's replica ([`Source`])
+//! into its empty `data_dir` ([`restore_into`]). Does file and network I/O.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -53,6 +55,12 @@ pub enum ReplicationError {
     },
     #[error("{0} is taken over: the replica its Backup acts from is not replaced")]
     TakenOver(String),
+    #[error(
+        "{0} is not empty: a replace takeover copies the Backup's data into an empty data_dir \
+         (a new server's); move its contents away first (or, on the Main's own server, use a \
+         reverse takeover)"
+    )]
+    NotEmpty(PathBuf),
     #[error("{path}: the Main sent {got} bytes, the manifest says {expected}")]
     Size {
         path: String,
@@ -320,6 +328,32 @@ fn remove_generation(generation: &Path) -> std::io::Result<()> {
     fs::remove_dir_all(generation)
 }
 
+/// Where a copy reads from: a peer, and the resource under `/peer/v1/` that lists
+/// (`<resource>/manifest`) and serves (`<resource>/file/<path>`) the data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub peer: String,
+    pub resource: String,
+}
+
+impl Source {
+    /// What `peer` publishes (a Main's data for its Backups).
+    pub fn published(peer: &str) -> Source {
+        Source {
+            peer: peer.to_string(),
+            resource: "replication".into(),
+        }
+    }
+
+    /// `peer`'s replica of `main` (a replace takeover's copy back from the Backup).
+    pub fn replica(peer: &str, main: &str) -> Source {
+        Source {
+            peer: peer.to_string(),
+            resource: format!("replication/replica/{}", url_path(main)),
+        }
+    }
+}
+
 /// Copies `main`'s published data into `root/<main>` and switches to it.
 pub async fn replicate(
     peers: &PeerClient,
@@ -341,15 +375,31 @@ pub async fn prepare(
     root: &Path,
     now_ms: u64,
 ) -> Result<Prepared, ReplicationError> {
-    let bytes = peers.fetch(main, "replication/manifest").await?;
-    let manifest: Manifest =
-        serde_json::from_slice(&bytes).map_err(|e| ReplicationError::BadManifest {
-            main: main.to_string(),
-            message: e.to_string(),
-        })?;
-    let base = root.join(main);
+    prepare_in(peers, &Source::published(main), &root.join(main), now_ms).await
+}
+
+async fn fetch_manifest(peers: &PeerClient, src: &Source) -> Result<Manifest, ReplicationError> {
+    let bytes = peers
+        .fetch(&src.peer, &format!("{}/manifest", src.resource))
+        .await?;
+    serde_json::from_slice(&bytes).map_err(|e| ReplicationError::BadManifest {
+        main: src.peer.clone(),
+        message: e.to_string(),
+    })
+}
+
+/// Copies what `src` serves into a new generation under `base` (whose `current` is reused
+/// for unchanged files); the copy under `base` is unchanged until the result is switched.
+pub async fn prepare_in(
+    peers: &PeerClient,
+    src: &Source,
+    base: &Path,
+    now_ms: u64,
+) -> Result<Prepared, ReplicationError> {
+    let manifest = fetch_manifest(peers, src).await?;
+    let base = base.to_path_buf();
     fs::create_dir_all(&base).map_err(io(&base))?;
-    let current = current_dir(root, main);
+    let current = base.join("current");
     let generation = base.join(format!("gen-{now_ms}"));
     if fs::symlink_metadata(&generation).is_ok() {
         remove_generation(&generation).map_err(io(&generation))?;
@@ -361,9 +411,55 @@ pub async fn prepare(
         stats: Stats::default(),
         switched: false,
     };
-    prepared.stats =
-        fill_generation(peers, main, &manifest, &current, &prepared.generation).await?;
+    prepared.stats = fill_generation(peers, src, &manifest, &current, &prepared.generation).await?;
     Ok(prepared)
+}
+
+/// A replace takeover's last copy: what `src` serves, written straight into `target` (the new
+/// server's `data_dir`, which may be a mount point, so nothing is renamed onto it), which must
+/// exist and be empty; unchanged files are taken from `staged` (an earlier copy of the same
+/// source, see [`prepare_in`]). Every file and directory is fsynced before it returns. A copy
+/// that fails removes what it wrote, leaving `target` empty again.
+pub async fn restore_into(
+    peers: &PeerClient,
+    src: &Source,
+    staged: &Path,
+    target: &Path,
+) -> Result<Stats, ReplicationError> {
+    // The data_dir itself may be a link (to a mount, say): followed, as a Main publishes it.
+    let meta = fs::metadata(target).map_err(io(target))?;
+    if !meta.is_dir() {
+        return Err(ReplicationError::Unsupported(
+            target.to_string_lossy().into_owned(),
+        ));
+    }
+    if fs::read_dir(target).map_err(io(target))?.next().is_some() {
+        return Err(ReplicationError::NotEmpty(target.to_path_buf()));
+    }
+    let manifest = fetch_manifest(peers, src).await?;
+    check_space(target, &manifest)?;
+    let res = fill_generation(peers, src, &manifest, staged, target).await;
+    if res.is_err() {
+        empty_dir(target);
+    }
+    res
+}
+
+/// Removes everything inside `dir` (not `dir` itself), even under read-only directory modes.
+fn empty_dir(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let path = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => {
+                    let _ = remove_generation(&path);
+                }
+                _ => {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+    }
 }
 
 /// Every file of the new generation is written anew (unchanged ones copied from the current
@@ -431,7 +527,7 @@ fn create_in(generation: &Path, rel: &Path) -> Result<(fs::File, PathBuf), Repli
 
 async fn fill_generation(
     peers: &PeerClient,
-    main: &str,
+    src: &Source,
     manifest: &Manifest,
     current: &Path,
     generation: &Path,
@@ -459,7 +555,7 @@ async fn fill_generation(
             let (mut f, _) = open_published(current, &entry.path)?;
             std::io::copy(&mut f, &mut out).map_err(io(&target))?;
         } else {
-            let got = fetch_into(peers, main, entry, &mut out, &target).await?;
+            let got = fetch_into(peers, src, entry, &mut out, &target).await?;
             stats.fetched += 1;
             stats.bytes_fetched += got;
         }
@@ -497,12 +593,13 @@ async fn fill_generation(
 /// size and checksum. Returns the bytes transferred.
 async fn fetch_into(
     peers: &PeerClient,
-    main: &str,
+    src: &Source,
     entry: &FileEntry,
     out: &mut fs::File,
     target: &Path,
 ) -> Result<u64, ReplicationError> {
-    let route = format!("replication/file/{}", url_path(&entry.path));
+    let route = format!("{}/file/{}", src.resource, url_path(&entry.path));
+    let main = src.peer.as_str();
     let mut resp = peers.fetch_response(main, &route).await?;
     let mut h = Sha256::new();
     let mut got: u64 = 0;

@@ -262,6 +262,58 @@ fn every_alert_has_a_firing_and_a_quiet_unit_test() {
     }
 }
 
+/// The `exp_labels` blocks of the promtool tests: (file, line, the block's label names).
+fn expected_label_sets() -> Vec<(String, usize, Vec<String>)> {
+    let mut out = Vec::new();
+    for file in test_files() {
+        let text = read(&file);
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim() != "- exp_labels:" {
+                continue;
+            }
+            let indent = line.len() - line.trim_start().len();
+            // The labels are the following lines indented deeper than `- exp_labels:`'s
+            // dash plus two (the list item's keys), up to the next key of the item.
+            let labels = lines[i + 1..]
+                .iter()
+                .take_while(|l| l.len() - l.trim_start().len() > indent + 2)
+                .filter_map(|l| l.trim().split_once(':').map(|(k, _)| k.to_string()))
+                .collect();
+            out.push((file.clone(), i + 1, labels));
+        }
+    }
+    out
+}
+
+/// Alertmanager groups by `group` (alerts/alertmanager.example.yml, docs/noc.md): every
+/// alert carries the redundancy group. promtool compares an alert's labels exactly with
+/// `exp_labels`, so a firing expectation with `group` proves the alert has it.
+#[test]
+fn every_firing_alert_carries_the_group_label() {
+    let sets = expected_label_sets();
+    assert!(
+        sets.len() >= 15,
+        "only {} exp_labels blocks found",
+        sets.len()
+    );
+    for (file, line, labels) in &sets {
+        assert!(
+            labels.iter().any(|l| l == "severity"),
+            "{file}:{line}: exp_labels without severity (block not parsed?): {labels:?}"
+        );
+        assert!(
+            labels.iter().any(|l| l == "group"),
+            "{file}:{line}: an expected alert without the `group` label: {labels:?}"
+        );
+    }
+    let config = read(ALERTMANAGER);
+    assert!(
+        config.contains("group_by: [group, alertname]"),
+        "{ALERTMANAGER} no longer groups by group"
+    );
+}
+
 #[test]
 fn runbook_has_a_section_per_alert() {
     let runbook = read(RUNBOOK);

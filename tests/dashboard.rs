@@ -4,6 +4,15 @@
 //! group / instance variables and only metric names the agent exports
 //! (`understudy::metrics::METRIC_NAMES`).
 //!
+//! It also carries the rules of Grafana's dashboard linter (grafana/dashboard-linter) that
+//! the dashboard must pass: uneditable-dashboard, template-job-rule, template-instance-rule,
+//! target-job-rule and target-instance-rule. The linter is a Go program that cannot be
+//! installed here (no Go toolchain or Go module registry on the test machines), so its rules
+//! are written out below as the linter states them (`lint/rule_uneditable.go`,
+//! `lint/template_utils.go` `checkTemplate`, `lint/rule_target_job_instance.go` and
+//! `lint/target_utils.go` `checkForMatcher`), with a small PromQL tokenizer in place of the
+//! Prometheus parser's `ExtractSelectors`.
+//!
 //! Does I/O: reads the dashboard, writes a rules file under CARGO_TARGET_TMPDIR and runs
 //! promtool. A missing promtool is a failure, never a skip: `./scripts/test` installs it.
 
@@ -100,6 +109,7 @@ fn substitute_variables(expr: &str) -> Result<String, String> {
         ("__range_s", "3600"),
         ("__range", "1h"),
         ("group", "(g1|g2)"),
+        ("job", "(understudy|understudy-dc2)"),
         ("instance", "(main-1:9400|backup-1:9401)"),
     ];
     let mut out = expr.to_string();
@@ -145,7 +155,7 @@ fn dashboard_has_a_fixed_uid_and_its_variables() {
     assert_eq!(group["type"], "query");
     assert_eq!(
         query_of(group),
-        "label_values(understudy_member_info, group)"
+        "label_values(understudy_member_info{job=~\"$job\"}, group)"
     );
     assert!(
         uses_datasource_variable(&group["datasource"]),
@@ -335,4 +345,325 @@ fn variable_substitution() {
         substitute_variables("label_replace(x, \"a\", \"$1\", \"b\", \"(.*)\") + y{a=\"$x\"}")
             .is_err()
     );
+}
+
+// ---- grafana/dashboard-linter rules ----
+
+/// uneditable-dashboard-rule: "is editable, it should be set to 'editable: false'". A
+/// dashboard shipped with the product is provisioned, not edited in place.
+#[test]
+fn linter_uneditable_dashboard() {
+    assert_eq!(
+        dashboard()["editable"],
+        false,
+        "{DASHBOARD}: \"editable\" must be false (dashboard-linter uneditable-dashboard-rule)"
+    );
+}
+
+/// The linter's `checkTemplate`: the variable exists, uses the `$datasource` variable, is a
+/// query variable, is labelled with the title-cased name (a warning in the linter, kept
+/// here), is a multi select and its All value is `.+`. includeAll is what makes that All
+/// value reachable, so it is required too.
+fn check_template(d: &Value, name: &str) -> Vec<String> {
+    let Some(t) = d["templating"]["list"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|v| v["name"] == name)
+    else {
+        return vec![format!("is missing the {name} template")];
+    };
+    let mut errors = Vec::new();
+    let uid = t["datasource"]["uid"].as_str().unwrap_or("");
+    if !["$datasource", "${datasource}"].contains(&uid) {
+        errors.push(format!(
+            "{name} template should use datasource '$datasource', is currently '{uid}'"
+        ));
+    }
+    if t["type"] != "query" {
+        errors.push(format!(
+            "{name} template should be a Prometheus query, is currently {}",
+            t["type"]
+        ));
+    }
+    let mut title = name.to_string();
+    title[..1].make_ascii_uppercase();
+    if t["label"] != title.as_str() {
+        errors.push(format!(
+            "{name} template should be labeled '{title}', is currently {}",
+            t["label"]
+        ));
+    }
+    if t["multi"] != true {
+        errors.push(format!("{name} template should be a multi select"));
+    }
+    if t["includeAll"] != true {
+        errors.push(format!("{name} template should offer All"));
+    }
+    if t["allValue"] != ".+" {
+        errors.push(format!(
+            "{name} template allValue should be '.+', is currently {}",
+            t["allValue"]
+        ));
+    }
+    errors
+}
+
+/// template-job-rule and template-instance-rule.
+#[test]
+fn linter_template_job_and_instance() {
+    let d = dashboard();
+    for name in ["job", "instance"] {
+        let errors = check_template(&d, name);
+        assert!(errors.is_empty(), "{DASHBOARD}: {errors:#?}");
+    }
+    // The job variable lists the jobs that scrape agents (label_values on a metric only an
+    // agent exports), and the instance variable follows the job and group selection.
+    let vars = d["templating"]["list"].as_array().expect("templating.list");
+    let query = |name: &str| {
+        vars.iter()
+            .find(|v| v["name"] == name)
+            .and_then(|v| v["query"]["query"].as_str())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(query("job"), "label_values(understudy_member_info, job)");
+    assert_eq!(
+        query("instance"),
+        "label_values(understudy_member_info{job=~\"$job\", group=~\"$group\"}, instance)"
+    );
+}
+
+/// The rule checks themselves fail on a dashboard that breaks them.
+#[test]
+fn linter_template_check_finds_each_fault() {
+    let bad: Value = serde_json::json!({"templating": {"list": [
+        {"name": "instance", "label": "Agent", "type": "custom",
+         "datasource": {"uid": "prom-1"}, "multi": false, "includeAll": false}
+    ]}});
+    assert_eq!(check_template(&bad, "job"), ["is missing the job template"]);
+    assert_eq!(check_template(&bad, "instance").len(), 6);
+}
+
+/// One token of a PromQL expression, as far as selectors are concerned.
+#[derive(Debug, Clone, PartialEq)]
+enum Token {
+    Ident(String),
+    Str(String),
+    Punct(char),
+    /// `=`, `!=`, `=~`, `!~`, `==` and the other comparison operators.
+    Op(String),
+    Number,
+}
+
+fn tokenize(expr: &str) -> Vec<Token> {
+    let chars: Vec<char> = expr.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '#' {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '"' || c == '\'' || c == '`' {
+            let mut s = String::new();
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                if chars[i] == '\\' && c != '`' && i + 1 < chars.len() {
+                    i += 1;
+                }
+                s.push(chars[i]);
+                i += 1;
+            }
+            i += 1;
+            out.push(Token::Str(s));
+        } else if c == '[' {
+            // A range or subquery duration: no selector inside.
+            while i < chars.len() && chars[i] != ']' {
+                i += 1;
+            }
+            i += 1;
+        } else if c.is_ascii_digit()
+            || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
+        {
+            while i < chars.len() && (chars[i].is_ascii_alphanumeric() || chars[i] == '.') {
+                i += 1;
+            }
+            out.push(Token::Number);
+        } else if c.is_alphabetic() || c == '_' || c == ':' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == ':')
+            {
+                i += 1;
+            }
+            out.push(Token::Ident(chars[start..i].iter().collect()));
+        } else if "=!<>".contains(c) {
+            let start = i;
+            while i < chars.len() && "=!~<>".contains(chars[i]) {
+                i += 1;
+            }
+            out.push(Token::Op(chars[start..i].iter().collect()));
+        } else {
+            out.push(Token::Punct(c));
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A label matcher of a selector: (label, operator, value).
+type Matcher = (String, String, String);
+
+/// Every vector selector of `expr` with its matchers, as Prometheus's `ExtractSelectors`
+/// gives them (a metric name becomes a `__name__` matcher): identifiers that are not
+/// functions, aggregations, keywords or label lists, and `{...}` blocks.
+fn selectors(expr: &str) -> Vec<Vec<Matcher>> {
+    const KEYWORDS: &[&str] = &[
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "atan2",
+        "inf",
+        "nan",
+        "Inf",
+        "NaN",
+    ];
+    const LABEL_LISTS: &[&str] = &[
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    let tokens = tokenize(expr);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < tokens.len() {
+        match &tokens[i] {
+            Token::Ident(word) if LABEL_LISTS.contains(&word.as_str()) => {
+                // Skip the label list in parentheses that follows.
+                i += 1;
+                if tokens.get(i) == Some(&Token::Punct('(')) {
+                    while i < tokens.len() && tokens[i] != Token::Punct(')') {
+                        i += 1;
+                    }
+                }
+                i += 1;
+            }
+            Token::Ident(word) if KEYWORDS.contains(&word.as_str()) => i += 1,
+            Token::Ident(word) => {
+                let next = tokens.get(i + 1);
+                let is_call = next == Some(&Token::Punct('('))
+                    || matches!(next, Some(Token::Ident(w)) if w == "by" || w == "without");
+                if is_call {
+                    i += 1;
+                    continue;
+                }
+                let mut matchers = vec![("__name__".to_string(), "=".to_string(), word.clone())];
+                i += 1;
+                if tokens.get(i) == Some(&Token::Punct('{')) {
+                    let (more, after) = matchers_at(&tokens, i);
+                    matchers.extend(more);
+                    i = after;
+                }
+                out.push(matchers);
+            }
+            Token::Punct('{') => {
+                let (matchers, after) = matchers_at(&tokens, i);
+                out.push(matchers);
+                i = after;
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// The matchers of the `{...}` block that starts at `tokens[open]`, and the index after it.
+fn matchers_at(tokens: &[Token], open: usize) -> (Vec<Matcher>, usize) {
+    let mut matchers = Vec::new();
+    let mut i = open + 1;
+    while i < tokens.len() && tokens[i] != Token::Punct('}') {
+        if let (Some(Token::Ident(label)), Some(Token::Op(op)), Some(Token::Str(value))) =
+            (tokens.get(i), tokens.get(i + 1), tokens.get(i + 2))
+        {
+            matchers.push((label.clone(), op.clone(), value.clone()));
+            i += 3;
+        } else {
+            i += 1;
+        }
+    }
+    (matchers, i + 1)
+}
+
+/// The linter's `checkForMatcher`: the selector has `name=~"$name"`.
+fn check_for_matcher(selector: &[Matcher], name: &str) -> Result<(), String> {
+    let wanted = format!("${name}");
+    let mut result = Err(format!("{name} selector not found"));
+    for (label, op, value) in selector.iter().filter(|(l, _, _)| l == name) {
+        if op == "=~" && *value == wanted {
+            return Ok(());
+        }
+        result = Err(format!(
+            "{label} selector is {label}{op}\"{value}\", not {name}=~\"{wanted}\""
+        ));
+    }
+    result
+}
+
+/// target-job-rule and target-instance-rule: every selector of every query (the linter
+/// checks the panels' targets; the annotations' queries are held to the same rule) matches
+/// `job=~"$job"` and `instance=~"$instance"`.
+#[test]
+fn linter_every_selector_matches_job_and_instance() {
+    let mut checked = 0;
+    for (place, expr) in queries(&dashboard()) {
+        let found = selectors(&expr);
+        assert!(!found.is_empty(), "{place}: no selector found in {expr:?}");
+        for selector in &found {
+            for name in ["job", "instance"] {
+                if let Err(e) = check_for_matcher(selector, name) {
+                    panic!("{place}: {e} in {selector:?} of {expr:?}");
+                }
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 20, "only {checked} selectors found");
+}
+
+#[test]
+fn selector_extraction_and_matcher_check() {
+    let expr = "max by (group, member) (x{job=~\"$job\", instance=~\"$instance\"} \
+                and on (group) label_replace(y{a=\"b\"}[5m], \"l\", \"$1\", \"m\", \"(.*)\")) \
+                * 1000 > bool 0 or sum without (instance) (rate(z[$__rate_interval])) or {q=\"1\"}";
+    let found = selectors(expr);
+    let names: Vec<&str> = found
+        .iter()
+        .map(|s| s.first().map_or("", |(_, _, v)| v.as_str()))
+        .collect();
+    assert_eq!(names, ["x", "y", "z", "1"], "{found:?}");
+    assert!(check_for_matcher(&found[0], "job").is_ok());
+    assert!(check_for_matcher(&found[0], "instance").is_ok());
+    assert_eq!(
+        check_for_matcher(&found[1], "job"),
+        Err("job selector not found".to_string())
+    );
+    let wrong = selectors("up{job=~\".*understudy.*\"}");
+    assert!(check_for_matcher(&wrong[0], "job").is_err());
+    let equal = selectors("up{job=\"$job\"}");
+    assert!(check_for_matcher(&equal[0], "job").is_err());
 }

@@ -577,7 +577,13 @@ fn the_example_coordination_section_is_valid_once_uncommented() {
     for entry in std::fs::read_dir(&example).expect("examples") {
         let path = entry.expect("entry").path();
         let name = path.file_name().expect("name");
-        std::fs::copy(&path, dir.path().join(name)).expect("copy");
+        if path.extension().is_some_and(|e| e == "toml") {
+            std::fs::copy(&path, dir.path().join(name)).expect("copy");
+        } else {
+            // A secret file: `run` refuses the example's published value and its mode.
+            let own = format!("own-{}", name.to_string_lossy());
+            support::write(&dir.path().join(name), &own);
+        }
     }
     let text = std::fs::read_to_string(example.join("main-1.toml")).expect("read");
     let start = text.find("#[coordination]").expect("the commented section");
@@ -612,6 +618,7 @@ fn the_example_coordination_section_is_valid_once_uncommented() {
     // A password file others may read is refused.
     std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let e = understudy::config::Config::load(&file).expect_err("0644");
+    assert!(e.to_string().contains("coordination.password_file"), "{e}");
     assert!(e.to_string().contains("chmod 600"), "{e}");
 }
 

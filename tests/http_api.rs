@@ -196,8 +196,11 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         ("takeover", r#"{"backup":"backup-1","main":"backup-1"}"#, BAD),
         ("reverse-takeover", r#"{"main":"main-1"}"#, REFUSED),
         ("reconfigure", r#"{"main":"main-1","backup":"backup-1"}"#, REFUSED),
-        ("replace-takeover", r#"{"main":"main-1","replacement":"main-2"}"#, REFUSED),
-        ("replace-takeover", r#"{"main":"main-1","replacement":"nobody"}"#, UNKNOWN),
+        ("replace-takeover", r#"{"main":"main-1"}"#, REFUSED),
+        ("replace-takeover", r#"{"main":"main-1","replacement":"main-1"}"#, REFUSED),
+        ("replace-takeover", r#"{"main":"main-1","replacement":"main-2"}"#, BAD),
+        ("replace-takeover", r#"{"main":"main-1","replacement":"main-1-new"}"#, BAD),
+        ("replace-takeover", r#"{"main":"main-9"}"#, UNKNOWN),
         ("nothing-here", "{}", (404, "not_found")),
     ];
     for (route, body, (want_status, want_code)) in cases {

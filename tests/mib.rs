@@ -70,6 +70,7 @@ const LAYOUT: &[(&str, &str)] = &[
     ("rgMemberActingFor", ".1.2.1.14"),
     ("rgMemberLeaseExpiry", ".1.2.1.15"),
     ("rgMemberLeaseEnforcedBy", ".1.2.1.16"),
+    ("rgMemberLastChange", ".1.2.1.17"),
     ("rgAlarmTable", ".1.3"),
     ("rgAlarmEntry", ".1.3.1"),
     ("rgAlarmIndex", ".1.3.1.1"),
@@ -83,6 +84,7 @@ const LAYOUT: &[(&str, &str)] = &[
     ("rgNotifyBackupName", ".1.4.2"),
     ("rgNotifyReason", ".1.4.3"),
     ("rgNotifyRequestedBy", ".1.4.4"),
+    ("rgNotifyEventId", ".1.4.5"),
     ("rgCoordination", ".1.5"),
     ("rgCoordinationStatus", ".1.5.1"),
     ("rgCoordinationBackend", ".1.5.2"),
@@ -119,8 +121,10 @@ const LAYOUT: &[(&str, &str)] = &[
     ("rgCoordinationGroup", ".2.2.8"),
     ("rgFencingGroup", ".2.2.9"),
     ("rgSafetyNotificationsGroup", ".2.2.10"),
-    ("rgMaintenanceGroup", ".2.2.11"),
-    ("rgMaintenanceNotificationsGroup", ".2.2.12"),
+    ("rgMemberChangeGroup", ".2.2.11"),
+    ("rgNotifyEventGroup", ".2.2.12"),
+    ("rgMaintenanceGroup", ".2.2.13"),
+    ("rgMaintenanceNotificationsGroup", ".2.2.14"),
 ];
 
 fn mib_file() -> PathBuf {
@@ -386,6 +390,8 @@ fn access_and_syntax_are_those_the_agent_implements() {
         ),
         ("rgMemberLeaseExpiry", &["TEXTUAL CONVENTION DateAndTime", "MAX-ACCESS read-only"]),
         ("rgMemberLeaseEnforcedBy", &["none(1), kernel(2), agent(3)"]),
+        ("rgMemberLastChange", &["TEXTUAL CONVENTION DateAndTime", "MAX-ACCESS read-only"]),
+        ("rgNotifyEventId", &["MAX-ACCESS accessible-for-notify"]),
         ("rgCoordinationStatus", &["MAX-ACCESS read-only", "none(1), up(2), down(3)"]),
         ("rgCoordinationSince", &["TEXTUAL CONVENTION DateAndTime"]),
         ("rgFencingEnabled", &["TEXTUAL CONVENTION TruthValue", "MAX-ACCESS read-only"]),

@@ -33,6 +33,11 @@ async fn the_alarm_survives_sigkill_of_the_demo() {
     post_ok(&format!("{url}/api/v1/takeover"), TOKEN, TAKEOVER).await;
     let before = get_json(&format!("{url}/api/v1/group")).await;
     let since = before["redundancy"]["since"].clone();
+    // Both states changed with the takeover, at its time (the alarm's raise time).
+    let changed = member(&before, "main-1")["state_changed_at"].clone();
+    assert!(changed.is_string(), "{before}");
+    assert_eq!(changed, since, "{before}");
+    assert_eq!(member(&before, "backup-1")["state_changed_at"], changed);
 
     // SIGKILL, and the demo again on the same state directory.
     let demo = demo.restart(&[]);
@@ -46,6 +51,13 @@ async fn the_alarm_survives_sigkill_of_the_demo() {
             g["redundancy"]["since"], since,
             "the alarm keeps its raise time"
         );
+        for m in ["main-1", "backup-1"] {
+            assert_eq!(
+                member(&g, m)["state_changed_at"],
+                changed,
+                "{name}'s view of {m}'s last state change"
+            );
+        }
         let ev = get_json(&format!("{url}/api/v1/events")).await;
         assert!(
             ev["events"]
@@ -58,6 +70,12 @@ async fn the_alarm_survives_sigkill_of_the_demo() {
         let metrics = get_text(&format!("{url}/metrics")).await;
         assert!(metrics.contains("understudy_group_redundant{group=\"demo\"} 0"));
         assert!(metrics.contains("understudy_takeovers_total{group=\"demo\",kind=\"manual\"} 1"));
+        assert!(
+            metrics.contains(
+                "understudy_member_state_changed_timestamp_seconds{group=\"demo\",member=\"main-1\"} "
+            ),
+            "{metrics}"
+        );
     }
 }
 

@@ -227,6 +227,28 @@ async fn a_corrupted_or_interrupted_transfer_keeps_the_previous_replica_and_reco
             r["error"].as_str().unwrap_or("").contains(expect),
             "{m:?}: {body}"
         );
+        // The CLI says so with its exit status: a script can rely on it. (Off the runtime's
+        // thread: the fake Main is served by this test's runtime.)
+        let url = backup_url.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            understudy([
+                "replicate",
+                "backup-1",
+                "--main",
+                "main-1",
+                "--url",
+                url.as_str(),
+                "--token",
+                GROUP_TOKEN,
+            ])
+        })
+        .await
+        .expect("the CLI ran");
+        assert_eq!(out.status.code(), Some(1), "{m:?}: a failed copy: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Z: failed ("),
+            "{m:?}: {out:?}"
+        );
         // The previous replica is intact and no half-written generation is left.
         assert_eq!(
             replica(dir.path(), "backup-1", "main-1", "sample.txt").as_deref(),

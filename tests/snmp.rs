@@ -35,14 +35,14 @@ fn walks_of_the_whole_mib_resolve_every_name() {
             "not resolved through UNDERSTUDY-MIB: {line}"
         );
     }
-    // 7 scalars, 15 columns for each of the 2 members, 5 quorum-source and 8 fencing
+    // 7 scalars, 16 columns for each of the 2 members, 5 quorum-source and 8 fencing
     // scalars (served without them too: none, zeros), 5 maintenance scalars; no alarm while
     // redundant.
-    assert_eq!(walk.lines().count(), 7 + 15 * 2 + 5 + 8 + 5, "{walk}");
+    assert_eq!(walk.lines().count(), 7 + 16 * 2 + 5 + 8 + 5, "{walk}");
     for want in [
         "UNDERSTUDY-MIB::rgGroupName.0 = STRING: demo",
         "UNDERSTUDY-MIB::rgRedundancyStatus.0 = INTEGER: redundant(1)",
-        "UNDERSTUDY-MIB::rgNoRedundancySince.0 = STRING: 0-0-0,0:0:0.0",
+        "UNDERSTUDY-MIB::rgNoRedundancySince.0 = STRING: 1970-1-1,0:0:0.0",
         "UNDERSTUDY-MIB::rgTakeoverCount.0 = Counter32: 0",
         "UNDERSTUDY-MIB::rgLocalMemberIndex.0 = INTEGER: 2",
         "UNDERSTUDY-MIB::rgAlarmCount.0 = Gauge32: 0",
@@ -58,7 +58,7 @@ fn walks_of_the_whole_mib_resolve_every_name() {
         "UNDERSTUDY-MIB::rgMemberExtraAddress.1 = STRING: 10.0.3.6",
         "UNDERSTUDY-MIB::rgMemberAutoFailover.1 = INTEGER: true(1)",
         "UNDERSTUDY-MIB::rgMemberAutoFailover.2 = INTEGER: false(2)",
-        "UNDERSTUDY-MIB::rgMemberLastReplicationTime.1 = STRING: 0-0-0,0:0:0.0",
+        "UNDERSTUDY-MIB::rgMemberLastReplicationTime.1 = STRING: 1970-1-1,0:0:0.0",
         "UNDERSTUDY-MIB::rgMemberLastReplicationResult.1 = INTEGER: never(1)",
         "UNDERSTUDY-MIB::rgMemberLastReplicationResult.2 = INTEGER: success(2)",
         "UNDERSTUDY-MIB::rgMemberTakeoverFlag.1 = INTEGER: false(2)",
@@ -66,21 +66,24 @@ fn walks_of_the_whole_mib_resolve_every_name() {
         "UNDERSTUDY-MIB::rgMemberReverseTakeover.1 = INTEGER: false(2)",
         "UNDERSTUDY-MIB::rgMemberActingFor.2 = INTEGER: 0",
         // The demo has no address leases, no quorum source and no fence command.
-        "UNDERSTUDY-MIB::rgMemberLeaseExpiry.1 = STRING: 0-0-0,0:0:0.0",
+        "UNDERSTUDY-MIB::rgMemberLeaseExpiry.1 = STRING: 1970-1-1,0:0:0.0",
         "UNDERSTUDY-MIB::rgMemberLeaseEnforcedBy.2 = INTEGER: none(1)",
+        // No member's state changed yet.
+        "UNDERSTUDY-MIB::rgMemberLastChange.1 = STRING: 0-0-0,0:0:0.0",
+        "UNDERSTUDY-MIB::rgMemberLastChange.2 = STRING: 0-0-0,0:0:0.0",
         "UNDERSTUDY-MIB::rgCoordinationStatus.0 = INTEGER: none(1)",
-        "UNDERSTUDY-MIB::rgCoordinationSince.0 = STRING: 0-0-0,0:0:0.0",
-        "UNDERSTUDY-MIB::rgCoordinationSessionExpiry.0 = STRING: 0-0-0,0:0:0.0",
+        "UNDERSTUDY-MIB::rgCoordinationSince.0 = STRING: 1970-1-1,0:0:0.0",
+        "UNDERSTUDY-MIB::rgCoordinationSessionExpiry.0 = STRING: 1970-1-1,0:0:0.0",
         "UNDERSTUDY-MIB::rgFencingEnabled.0 = INTEGER: false(2)",
         "UNDERSTUDY-MIB::rgFencingSuccesses.0 = Counter32: 0",
         "UNDERSTUDY-MIB::rgFencingFailures.0 = Counter32: 0",
         "UNDERSTUDY-MIB::rgFencingTimeouts.0 = Counter32: 0",
         "UNDERSTUDY-MIB::rgFencingLastOutcome.0 = INTEGER: none(1)",
-        "UNDERSTUDY-MIB::rgFencingLastTime.0 = STRING: 0-0-0,0:0:0.0",
+        "UNDERSTUDY-MIB::rgFencingLastTime.0 = STRING: 1970-1-1,0:0:0.0",
         // Maintenance mode was never set.
         "UNDERSTUDY-MIB::rgMaintenanceMode.0 = INTEGER: false(2)",
-        "UNDERSTUDY-MIB::rgMaintenanceSince.0 = STRING: 0-0-0,0:0:0.0",
-        "UNDERSTUDY-MIB::rgMaintenanceChangedTime.0 = STRING: 0-0-0,0:0:0.0",
+        "UNDERSTUDY-MIB::rgMaintenanceSince.0 = STRING: 1970-1-1,0:0:0.0",
+        "UNDERSTUDY-MIB::rgMaintenanceChangedTime.0 = STRING: 1970-1-1,0:0:0.0",
     ] {
         assert!(
             walk.lines().any(|l| l == want),
@@ -398,6 +401,16 @@ fn snmpset_drives_takeover_and_reverse_takeover_through_the_command_path() {
     ] {
         assert_eq!(get(&backup.snmp, object), want, "{object} on backup-1");
     }
+    // Both states changed with the takeover, at its time: one real UTC DateAndTime.
+    let changed = get(&backup.snmp, "UNDERSTUDY-MIB::rgMemberLastChange.2");
+    assert!(
+        changed.starts_with("STRING: 20") && changed.ends_with(",+0:0"),
+        "rgMemberLastChange.2: {changed}"
+    );
+    assert_eq!(
+        get(&backup.snmp, "UNDERSTUDY-MIB::rgMemberLastChange.1"),
+        changed
+    );
     // main-1's agent shows the same (it applied its part of the takeover).
     wait_value(
         Duration::from_secs(5),

@@ -4,7 +4,10 @@
 //! acknowledged by snmptrapd, a v3 trap, the alarm repeated every `alarm_repeat`, and an inform
 //! to a dead receiver given up and counted; rgFencingFailed, rgCoordinationLost and
 //! rgCoordinationRestored decided from hand-built snapshots and sent by the agent's notifier;
-//! rgMaintenanceModeChanged from every agent after a SET of rgMaintenanceMode.
+//! rgMaintenanceModeChanged, once for the group, after a SET of rgMaintenanceMode.
+//! trap volume: a replication that keeps failing announced once and then at `alarm_repeat`, and
+//! one copy of each group-level notification from a two-agent group (each agent's copy with
+//! `group_notifications = "every"`, the same `rgNotifyEventId` on both).
 //! A missing tool fails the test (run ./scripts/test).
 
 mod support;
@@ -16,8 +19,8 @@ use std::time::Duration;
 use support::metric_names::sample;
 use support::snmp::*;
 use support::{
-    block_on, free_tcp_port, free_udp_port, http_get, spawn_agent, text, understudy_on, wait_for,
-    write, Deadline, Demo, Proc,
+    block_on, command, free_tcp_port, free_udp_port, http_get, spawn_agent, text, understudy_on,
+    wait_converged, wait_for, write, write_group, Deadline, Demo, Pair, Proc, GROUP_TOKEN,
 };
 
 /// snmptrapd on a free loopback port, logging every notification on one line of `log`.
@@ -127,8 +130,10 @@ fn snmptrapd_decodes_the_demo_traps_through_a_takeover_and_back() {
         "UNDERSTUDY-MIB::rgMemberManualTakeover.2",
         "1",
     );
+    // Both agents send to the receiver; one copy of a group event comes, by default from the
+    // lowest-index member the agents hear: main-1.
     trapd.wait(
-        "rgTakeover from backup-1's agent",
+        "rgTakeover from main-1's agent",
         &[
             &format!("{TRAP_OID}UNDERSTUDY-MIB::rgTakeover"),
             "UNDERSTUDY-MIB::rgGroupName.0 = STRING: demo",
@@ -139,7 +144,8 @@ fn snmptrapd_decodes_the_demo_traps_through_a_takeover_and_back() {
             "UNDERSTUDY-MIB::rgNotifyRequestedBy.0 = STRING: snmp:demo-write",
             "UNDERSTUDY-MIB::rgNotifyReason.0 = STRING: SNMP SET rgMemberManualTakeover.2 = 1",
             "UNDERSTUDY-MIB::rgRedundancyStatus.0 = INTEGER: notRedundant(2)",
-            "SNMPv2-MIB::sysName.0 = STRING: backup-1",
+            "UNDERSTUDY-MIB::rgNotifyEventId.0 = STRING: takeover/main-1/backup-1/",
+            "SNMPv2-MIB::sysName.0 = STRING: main-1",
         ],
     );
     trapd.wait(
@@ -170,12 +176,12 @@ fn snmptrapd_decodes_the_demo_traps_through_a_takeover_and_back() {
         ],
     );
     // Every trap was counted as sent, none failed (the demo's metrics).
-    let metrics = http_get(&format!("{}/metrics", backup.http));
+    let metrics = http_get(&format!("{}/metrics", main.http));
     let sent = metric(
         &metrics,
         r#"understudy_snmp_notifications_total{group="demo",outcome="sent",type="trap"}"#,
     );
-    assert!(sent >= 4, "traps sent by backup-1: {sent}\n{metrics}");
+    assert!(sent >= 4, "traps sent by main-1: {sent}\n{metrics}");
     assert_eq!(
         metric(
             &metrics,
@@ -198,8 +204,8 @@ const ENGINE_ID: &str = "80007ed9050102030405060708090a0b0c";
 fn informs_are_acknowledged_and_the_alarm_is_repeated() {
     let trapd = Trapd::start(&format!(
         "authCommunity log informers\n\
-         createUser noc SHA-256 noc-auth-pass AES noc-priv-pass\n\
-         createUser -e 0x{ENGINE_ID} noc SHA-256 noc-auth-pass AES noc-priv-pass\n\
+         createUser noc SHA-256 noc-own-auth-pass AES noc-own-priv-pass\n\
+         createUser -e 0x{ENGINE_ID} noc SHA-256 noc-own-auth-pass AES noc-own-priv-pass\n\
          authUser log noc priv\n"
     ));
     let dir = tempfile::tempdir().expect("tempdir");
@@ -210,8 +216,8 @@ fn informs_are_acknowledged_and_the_alarm_is_repeated() {
         ("community-write", "ops-write-secret"),
         ("community-read", "ops-read-secret"),
         ("community-informs", "informers"),
-        ("noc-auth", "noc-auth-pass"),
-        ("noc-priv", "noc-priv-pass"),
+        ("noc-auth", "noc-own-auth-pass"),
+        ("noc-priv", "noc-own-priv-pass"),
         ("watcher-auth", "watcher-auth-pass"),
     ] {
         write(&d.join(file), &format!("{secret}\n"));
@@ -285,6 +291,8 @@ peer_urls = {{ lan = "http://127.0.0.1:{}" }}
 listen = "127.0.0.1:{snmp_port}"
 alarm_repeat = "1s"
 contact = "noc@example.net"
+# main-1's agent sends no notifications: backup-1's sends the group's too.
+group_notifications = "every"
 
 [[snmp.communities]]
 name = "ops-write"
@@ -324,8 +332,8 @@ auth_password_file = "watcher-auth"
     );
     for secret in [
         "ops-write-secret",
-        "noc-auth-pass",
-        "noc-priv-pass",
+        "noc-own-auth-pass",
+        "noc-own-priv-pass",
         "informers",
     ] {
         assert!(
@@ -417,7 +425,7 @@ auth_password_file = "watcher-auth"
     // every second while the alarm is raised.
     set_ok(
         "takeover SET",
-        &v3(V3_AUTH),
+        &v3_with("noc-own-auth-pass", "noc-own-priv-pass"),
         &agent,
         "UNDERSTUDY-MIB::rgMemberManualTakeover.2",
         "1",
@@ -527,7 +535,7 @@ fn fencing_and_quorum_source_notifications_reach_snmptrapd_decoded_by_name() {
 /// every agent sends rgMaintenanceModeChanged with who and why, a bad value changes nothing,
 /// and an SNMPv3 SET through main-1's agent switches it off again.
 #[test]
-fn rg_maintenance_mode_is_set_over_snmp_and_announced_by_every_agent() {
+fn rg_maintenance_mode_is_set_over_snmp_and_announced_once() {
     let trapd = Trapd::start("authCommunity log public\n");
     let target = trapd.target();
     let demo = Demo::start(&["--trap-target", &target]);
@@ -578,20 +586,21 @@ fn rg_maintenance_mode_is_set_over_snmp_and_announced_by_every_agent() {
         "INTEGER: true(1)",
     );
     assert!(get(&main.snmp, "UNDERSTUDY-MIB::rgMaintenanceSince.0").starts_with("STRING: "));
-    for member in ["backup-1", "main-1"] {
-        trapd.wait(
-            &format!("rgMaintenanceModeChanged from {member}'s agent"),
-            &[
-                &format!("{TRAP_OID}UNDERSTUDY-MIB::rgMaintenanceModeChanged"),
-                "UNDERSTUDY-MIB::rgGroupName.0 = STRING: demo",
-                "UNDERSTUDY-MIB::rgMaintenanceMode.0 = INTEGER: true(1)",
-                "UNDERSTUDY-MIB::rgMaintenanceChangedTime.0 = STRING: ",
-                "UNDERSTUDY-MIB::rgMaintenanceChangedBy.0 = STRING: snmp:demo-write",
-                "UNDERSTUDY-MIB::rgMaintenanceReason.0 = STRING: SNMP SET rgMaintenanceMode.0 = 1",
-                &format!("SNMPv2-MIB::sysName.0 = STRING: {member}"),
-            ],
-        );
-    }
+    // A group event: sent once, by the lowest-index member its agents hear (main-1), with
+    // the setting's stamp as rgNotifyEventId.
+    trapd.wait(
+        "rgMaintenanceModeChanged from main-1's agent",
+        &[
+            &format!("{TRAP_OID}UNDERSTUDY-MIB::rgMaintenanceModeChanged"),
+            "UNDERSTUDY-MIB::rgGroupName.0 = STRING: demo",
+            "UNDERSTUDY-MIB::rgMaintenanceMode.0 = INTEGER: true(1)",
+            "UNDERSTUDY-MIB::rgMaintenanceChangedTime.0 = STRING: ",
+            "UNDERSTUDY-MIB::rgMaintenanceChangedBy.0 = STRING: snmp:demo-write",
+            "UNDERSTUDY-MIB::rgMaintenanceReason.0 = STRING: SNMP SET rgMaintenanceMode.0 = 1",
+            "UNDERSTUDY-MIB::rgNotifyEventId.0 = STRING: maintenance/1/backup-1",
+            "SNMPv2-MIB::sysName.0 = STRING: main-1",
+        ],
+    );
     let group = block_on(support::get_json(&format!("{}/api/v1/group", main.http)));
     assert_eq!(group["maintenance"]["enabled"], true, "{group}");
 
@@ -614,12 +623,188 @@ fn rg_maintenance_mode_is_set_over_snmp_and_announced_by_every_agent() {
             &format!("{TRAP_OID}UNDERSTUDY-MIB::rgMaintenanceModeChanged"),
             "UNDERSTUDY-MIB::rgMaintenanceMode.0 = INTEGER: false(2)",
             &format!("UNDERSTUDY-MIB::rgMaintenanceChangedBy.0 = STRING: snmp:{V3_USER}"),
-            "SNMPv2-MIB::sysName.0 = STRING: backup-1",
+            "SNMPv2-MIB::sysName.0 = STRING: main-1",
         ],
     );
     assert_eq!(
         trapd.count("UNDERSTUDY-MIB::rgMaintenanceMode.0 = INTEGER: true(1)"),
         2,
-        "one notification per agent for the one change"
+        "one copy of the group event for the one change"
     );
+}
+
+/// main-1 and backup-1 run by `understudy run` (a [`write_group`] pair), both agents sending
+/// v2c traps to `trapd`, with `snmp` added to each `[snmp]` section; backup-1 replicates every
+/// second. Started once backup-1 has replicated main-1 and both hear each other.
+fn trapping_pair(dir: &std::path::Path, trapd: &Trapd, snmp: &str) -> Pair {
+    let members = write_group(dir, 1, 1);
+    write(&dir.join("community"), "public\n");
+    for m in &members {
+        let cfg = std::fs::read_to_string(&m.config).expect("read config");
+        let cfg = if m.name == "backup-1" {
+            cfg.replace("interval = \"5s\"", "interval = \"1s\"")
+        } else {
+            cfg
+        };
+        let port = free_udp_port();
+        write(
+            &m.config,
+            &format!(
+                "{cfg}\n[snmp]\nlisten = \"127.0.0.1:{port}\"\n{snmp}\n\
+                 [[snmp.communities]]\nname = \"read\"\nsecret_file = \"community\"\n\
+                 access = \"read-only\"\n\n\
+                 [[snmp.targets]]\naddress = \"{}\"\nnotify = \"trap\"\n\
+                 community_file = \"community\"\n",
+                trapd.target()
+            ),
+        );
+    }
+    block_on(async {
+        let pair = Pair::start(members).await;
+        wait_converged(&pair.main_url()).await;
+        wait_converged(&pair.backup_url()).await;
+        pair
+    })
+}
+
+/// The value of `object` in a logged notification line ("" when absent).
+fn logged<'a>(line: &'a str, object: &str) -> &'a str {
+    line.split('\t')
+        .find_map(|vb| vb.trim().strip_prefix(&format!("{object} = STRING: ")))
+        .unwrap_or("")
+        .trim_matches('"')
+}
+
+#[test]
+fn a_replication_that_keeps_failing_is_announced_once_then_at_alarm_repeat() {
+    let trapd = Trapd::start("authCommunity log public\n");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pair = trapping_pair(dir.path(), &trapd, "alarm_repeat = \"3s\"");
+    // main-1's data goes away: every replication attempt of backup-1 (every second) fails.
+    let data = dir.path().join("main-1").join("data");
+    std::fs::rename(&data, dir.path().join("main-1").join("gone")).expect("rename");
+    let failed = "UNDERSTUDY-MIB::rgReplicationFailed";
+    trapd.wait(
+        "rgReplicationFailed",
+        &[
+            &format!("{TRAP_OID}{failed}"),
+            "UNDERSTUDY-MIB::rgNotifyBackupName.0 = STRING: backup-1",
+            "SNMPv2-MIB::sysName.0 = STRING: backup-1",
+        ],
+    );
+    let attempts = |m: &str| metric(m, r#"understudy_replication_failures_total{group="test"}"#);
+    let before = attempts(&http_get(&format!("{}/metrics", pair.backup_url())));
+    std::thread::sleep(Duration::from_millis(7_500));
+    let after = attempts(&http_get(&format!("{}/metrics", pair.backup_url())));
+    assert!(
+        after >= before + 5,
+        "backup-1 kept trying: {before} -> {after} failed attempts"
+    );
+    // 7.5 s of failures after the first notification: repeated at 3 s and 6 s (within the
+    // repeat check's 0.75 s tick), not at each of the ~7 attempts; and only by backup-1.
+    let notes: Vec<String> = trapd
+        .notifications()
+        .into_iter()
+        .filter(|l| l.contains(failed))
+        .collect();
+    assert!(
+        (2..=3).contains(&notes.len()),
+        "{} rgReplicationFailed in 7.5 s of failures:\n{}",
+        notes.len(),
+        notes.join("\n")
+    );
+    for n in &notes {
+        assert_eq!(logged(n, "SNMPv2-MIB::sysName.0"), "backup-1", "{n}");
+    }
+}
+
+/// A takeover and its reverse in a two-agent group whose agents both send to one receiver
+/// with `snmp` in their `[snmp]` sections; the logged group-level notifications of the two
+/// operations: rgTakeover, rgNoRedundancy of the takeover alarm, rgRedundancyRestored of the
+/// reverse takeover (waiting until `copies` of each came, then 2 s more).
+fn group_notifications_of_a_takeover(snmp: &str, copies: usize) -> [Vec<String>; 3] {
+    let trapd = Trapd::start("authCommunity log public\n");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pair = trapping_pair(dir.path(), &trapd, snmp);
+    let body = r#"{"backup":"backup-1","main":"main-1","reason":"trap volume test"}"#;
+    let (status, answer) = block_on(command(&pair.backup_url(), "takeover", GROUP_TOKEN, body));
+    assert_eq!(status, 200, "{answer}");
+    // main-1's agent knows backup-1 acts for it before it is asked to take its address back.
+    wait_for(
+        Duration::from_secs(10),
+        "main-1's view of the takeover",
+        || {
+            let g: serde_json::Value =
+                serde_json::from_str(&http_get(&format!("{}/api/v1/group", pair.main_url())))
+                    .expect("group JSON");
+            (support::member(&g, "backup-1")["acting_for"] == "main-1").then_some(())
+        },
+    );
+    let (status, answer) = block_on(command(
+        &pair.main_url(),
+        "reverse-takeover",
+        GROUP_TOKEN,
+        r#"{"main":"main-1"}"#,
+    ));
+    assert_eq!(status, 200, "{answer}");
+    let select = |trapd: &Trapd| -> [Vec<String>; 3] {
+        let all = trapd.notifications();
+        let of = |parts: &[&str]| -> Vec<String> {
+            all.iter()
+                .filter(|l| parts.iter().all(|p| l.contains(p)))
+                .cloned()
+                .collect()
+        };
+        [
+            of(&[&format!("{TRAP_OID}UNDERSTUDY-MIB::rgTakeover")]),
+            of(&[
+                &format!("{TRAP_OID}UNDERSTUDY-MIB::rgNoRedundancy"),
+                "INTEGER: takeover(1)",
+            ]),
+            of(&[
+                &format!("{TRAP_OID}UNDERSTUDY-MIB::rgRedundancyRestored"),
+                "-reverse-",
+            ]),
+        ]
+    };
+    wait_for(Duration::from_secs(20), "the group notifications", || {
+        select(&trapd)
+            .iter()
+            .all(|n| n.len() >= copies)
+            .then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    select(&trapd)
+}
+
+#[test]
+fn one_takeover_gives_a_receiver_one_copy_of_each_group_notification() {
+    for notes in group_notifications_of_a_takeover("alarm_repeat = \"300s\"", 1) {
+        assert_eq!(notes.len(), 1, "{}", notes.join("\n"));
+        assert_eq!(logged(&notes[0], "SNMPv2-MIB::sysName.0"), "main-1");
+        assert!(
+            !logged(&notes[0], "UNDERSTUDY-MIB::rgNotifyEventId.0").is_empty(),
+            "{}",
+            notes[0]
+        );
+    }
+}
+
+#[test]
+fn with_every_each_agent_sends_its_copy_with_the_same_event_id() {
+    let snmp = "alarm_repeat = \"300s\"\ngroup_notifications = \"every\"";
+    for notes in group_notifications_of_a_takeover(snmp, 2) {
+        assert_eq!(notes.len(), 2, "{}", notes.join("\n"));
+        let mut senders: Vec<&str> = notes
+            .iter()
+            .map(|n| logged(n, "SNMPv2-MIB::sysName.0"))
+            .collect();
+        senders.sort_unstable();
+        assert_eq!(senders, ["backup-1", "main-1"]);
+        let ids: Vec<&str> = notes
+            .iter()
+            .map(|n| logged(n, "UNDERSTUDY-MIB::rgNotifyEventId.0"))
+            .collect();
+        assert!(!ids[0].is_empty() && ids[0] == ids[1], "{ids:?}");
+    }
 }

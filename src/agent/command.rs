@@ -52,6 +52,9 @@ impl Agent {
                 }
             }
         }
+        if let Some(refusal) = cmd.operation.malformed() {
+            return Err(refusal.into());
+        }
         let coordinator = coordinator_of(&cmd.operation).to_string();
         if coordinator == self.inner.name {
             return self.coordinate(cmd).await;
@@ -142,6 +145,18 @@ impl Agent {
             self.record_refusal(&cmd, now, &err).await;
             return Err(err);
         }
+        // A replace takeover copies the acting Backup's data to this (new) server: refused
+        // at once when it cannot be planned or the data_dir is not empty, and a first copy
+        // is staged before anything is claimed (it may take long; nothing changes meanwhile).
+        if let Operation::ReplaceTakeover { main, .. } = &cmd.operation {
+            match self.replace_source(&cmd.operation, now).await {
+                Ok(backup) => self.stage_restore(&backup, main).await,
+                Err(err) => {
+                    self.record_refusal(&cmd, now, &err).await;
+                    return Err(err);
+                }
+            }
+        }
         // Plan, claim the members here and persist the intent: one write, before any step.
         let started = self.start_here(&cmd, now).await;
         let (plan, members, event, since) = match started {
@@ -182,6 +197,26 @@ impl Agent {
             return Err(err);
         }
         self.execute(&cmd, &plan, event).await
+    }
+
+    /// The Backup a replace takeover copies from (the one acting for the Main), if the
+    /// operation can be planned now and this member's data_dir is empty.
+    async fn replace_source(&self, op: &Operation, now: Millis) -> Result<String, CommandError> {
+        let plan = {
+            let st = self.inner.state.lock().await;
+            st.view.plan(
+                op,
+                now,
+                &self.inner.name,
+                &st.claims.busy(now),
+                &|m| self.reachability(m),
+                &self.mismatched(),
+            )?
+        };
+        self.restore_target()?;
+        replace_backup(&plan).ok_or_else(|| {
+            CommandError::Invalid("the replace takeover's plan names no backup".into())
+        })
     }
 
     /// Plans `cmd` against this view and, if it may run, claims its members here and persists
@@ -230,6 +265,15 @@ impl Agent {
             .collect();
         let mut event = self.event(cmd, plan.id.clone(), now);
         event.message = describe_done(&plan.operation);
+        if let (Operation::ReplaceTakeover { main, .. }, Some(backup)) =
+            (&plan.operation, replace_backup(&plan))
+        {
+            event.message = format!(
+                "{main} is online on its new server with the data {backup} served (copied before \
+                 it went online); {backup} is in standby"
+            );
+            event.members.push(backup);
+        }
         next.intent = Some(Intent {
             plan: plan.clone(),
             before,
@@ -277,6 +321,15 @@ impl Agent {
     ) -> CommandResult {
         for (rec, from) in plan.updates.iter().zip(&plan.planned_from) {
             if rec.name == self.inner.name {
+                // Replace takeover: the Backup stopped serving (its step came first); the
+                // data it served is copied here before this member goes online with it.
+                if let (Operation::ReplaceTakeover { main, .. }, Some(backup)) =
+                    (&plan.operation, replace_backup(plan))
+                {
+                    if let Err(why) = self.restore_data(&backup, main).await {
+                        return self.stopped(cmd, why, true).await;
+                    }
+                }
                 let planned = Some((from.0, from.1.as_str()));
                 if let Err(e) = self
                     .adopt_own(rec.clone(), planned, Some(event.clone()))
@@ -534,6 +587,18 @@ impl Agent {
     }
 }
 
+/// The Backup a replace takeover's plan returns to standby: the one whose data it copies.
+fn replace_backup(plan: &crate::group::Plan) -> Option<String> {
+    match &plan.operation {
+        Operation::ReplaceTakeover { main, .. } => plan
+            .updates
+            .iter()
+            .find(|u| &u.name != main)
+            .map(|u| u.name.clone()),
+        _ => None,
+    }
+}
+
 fn describe_done(op: &Operation) -> String {
     match op {
         Operation::Takeover { backup, main } => {
@@ -548,9 +613,10 @@ fn describe_done(op: &Operation) -> String {
         Operation::Reconfigure { main, backup } => {
             format!("{backup} is now the configured main; {main} is a configured backup")
         }
-        Operation::ReplaceTakeover { main, replacement } => {
-            format!("{replacement} replaced {main}; the backup is in standby")
-        }
+        Operation::ReplaceTakeover { main, .. } => format!(
+            "{main} is online on its new server with the data its backup served; the backup is \
+             in standby"
+        ),
         Operation::SetAutoFailover { member, enabled } => format!(
             "auto-failover {} on {member}",
             if *enabled { "enabled" } else { "disabled" }

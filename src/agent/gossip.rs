@@ -116,14 +116,28 @@ impl Agent {
         }
     }
 
+    /// Heartbeat rounds, each followed by what depends on having heard the peers. Under a
+    /// service manager with a watchdog this loop pings it between rounds: a loop stuck in a
+    /// round stops the pings and the service manager restarts the agent.
     pub(super) async fn heartbeat_loop(&self, stop: CancellationToken) {
         let mut tick = tokio::time::interval(self.inner.cfg.file.heartbeat_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut watchdog = self.watchdog_every().map(|every| {
+            let mut w = tokio::time::interval(every);
+            w.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            w
+        });
         loop {
+            // In this order: a ping that is due goes out before the next round starts.
             tokio::select! {
+                biased;
+                _ = stop.cancelled() => return,
+                _ = next_tick(watchdog.as_mut()) => {
+                    self.watchdog_ping();
+                    continue;
+                }
                 _ = tick.tick() => {}
                 _ = self.inner.gossip_now.notified() => {}
-                _ = stop.cancelled() => return,
             }
             let started = self.mono_now();
             let answered = self.gossip_round().await;
@@ -463,5 +477,15 @@ impl Agent {
 
     pub(super) fn backoff_of(&self, main: &str) -> Backoff {
         self.backoffs().get(main).copied().unwrap_or_default()
+    }
+}
+
+/// The next tick of `interval`; never, without one.
+async fn next_tick(interval: Option<&mut tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }

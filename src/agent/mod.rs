@@ -97,6 +97,9 @@ struct Inner {
     peer_leases: StdMutex<BTreeMap<String, crate::snapshot::LeaseView>>,
     /// The fence command, its gate and its runs (`None` without `[fencing]`).
     fencing: Option<crate::fence::Fencing>,
+    /// The service manager (`understudy run` under systemd): READY, WATCHDOG (`run`,
+    /// `heartbeat_loop`).
+    service: std::sync::OnceLock<Arc<crate::sd_notify::Notifier>>,
 }
 
 /// A handle on the agent; cheap to clone.
@@ -144,6 +147,7 @@ impl Agent {
             cfg.peer_secret.clone(),
             &name,
             cfg.file.peer.request_timeout,
+            cfg.tls.as_deref(),
         )
         .with_timeouts(
             // The receiver of an apply persists, moves the address and runs its hook first.
@@ -200,6 +204,7 @@ impl Agent {
                 peer_leases: StdMutex::new(BTreeMap::new()),
                 quorum,
                 fencing,
+                service: std::sync::OnceLock::new(),
             }),
         };
         // Serve the restored state from the first request on (peers show as unknown until
@@ -218,6 +223,12 @@ impl Agent {
 
     pub fn config(&self) -> &Config {
         &self.inner.cfg
+    }
+
+    /// Tells `service` (the service manager) when this agent is ready and, from its heartbeat
+    /// loop, that it is alive. Set before [`Agent::run`]; a second call is ignored.
+    pub fn notify_service_manager(&self, service: Arc<crate::sd_notify::Notifier>) {
+        let _ = self.inner.service.set(service);
     }
 
     /// The latest published snapshot.
@@ -523,6 +534,7 @@ impl Agent {
         // persisted intent (now if every member it involves answered, else in a later round).
         self.resolve_intent(Some(&answered)).await;
         self.publish().await;
+        self.tell_ready();
         let mut tasks = JoinSet::new();
         let (me, s) = (self.clone(), stop.clone());
         tasks.spawn(async move { me.heartbeat_loop(s).await });
@@ -541,6 +553,41 @@ impl Agent {
         while tasks.join_next().await.is_some() {}
         let _ = quorum.await;
         debug!(member = %self.inner.name, "agent loops stopped");
+    }
+
+    /// After the first heartbeat round and the address set-up: start-up is complete (the
+    /// service manager hears READY=1 with this member's state).
+    fn tell_ready(&self) {
+        let snap = self.snapshot();
+        let state = snap
+            .members
+            .iter()
+            .find(|m| m.record.name == self.inner.name)
+            .map(|m| {
+                let address = m
+                    .record
+                    .current_address
+                    .map_or_else(|| "no address".to_string(), |a| a.to_string());
+                format!("{} ({address})", m.state)
+            })
+            .unwrap_or_default();
+        info!(member = %self.inner.name, %state,
+            "ready: first heartbeat round done, address set up");
+        if let Some(s) = self.inner.service.get() {
+            s.ready(&format!("{}: {state}", self.inner.name));
+        }
+    }
+
+    /// Sends WATCHDOG=1 (the heartbeat loop, between rounds).
+    fn watchdog_ping(&self) {
+        if let Some(s) = self.inner.service.get() {
+            s.watchdog();
+        }
+    }
+
+    /// How often the heartbeat loop pings the service manager's watchdog (None: no watchdog).
+    fn watchdog_every(&self) -> Option<Duration> {
+        self.inner.service.get().and_then(|s| s.watchdog_every())
     }
 
     /// Waits until no operation (command, forwarded command, apply) is running, including
@@ -572,6 +619,24 @@ impl Agent {
 
     /// The directory this member publishes for its Backups now, or why it publishes nothing
     /// (the core decides from its record: [`MemberRecord::publishes`]).
+    /// This agent's replica of `main` (`state_dir/replicas/<main>/current`), served to the
+    /// Main's new server by a replace takeover; why not when it has none.
+    pub async fn replica_of(&self, main: &str) -> Result<PathBuf, String> {
+        if self.inner.state.lock().await.view.member(main).is_none() {
+            return Err(format!("{main:?} is not a member of the group"));
+        }
+        let dir = replication::current_dir(&self.replica_root(), main);
+        if dir.exists() {
+            Ok(dir)
+        } else {
+            Err(format!(
+                "{} holds no replica of {main} ({})",
+                self.inner.name,
+                dir.display()
+            ))
+        }
+    }
+
     pub async fn published_dir(&self) -> Result<PathBuf, String> {
         let own = {
             let st = self.inner.state.lock().await;

@@ -2,6 +2,7 @@
 //! member's own record. Does network and file I/O.
 
 use super::*;
+use crate::group::Precondition;
 
 impl Agent {
     /// On-demand replication (API, CLI): `backup` copies every Main it covers (or `main`)
@@ -64,7 +65,7 @@ impl Agent {
             .collect();
         let mut results = Vec::new();
         for main in mains {
-            let res = self.replicate_with_stats(&main).await;
+            let (at, res) = self.replicate_recorded(&main).await;
             let stats = res.as_ref().ok().copied().unwrap_or_default();
             results.push(ReplicateResult {
                 main,
@@ -77,6 +78,7 @@ impl Agent {
                 files: stats.files,
                 fetched: stats.fetched,
                 bytes_fetched: stats.bytes_fetched,
+                at,
             });
         }
         self.inner.gossip_now.notify_one();
@@ -142,10 +144,19 @@ impl Agent {
     /// under the state lock, after checking again that nobody took the Main over meanwhile,
     /// so the replica a Backup acts from is never switched or deleted.
     pub async fn replicate_with_stats(&self, main: &str) -> Result<replication::Stats, String> {
+        self.replicate_recorded(main).await.1
+    }
+
+    /// As [`Agent::replicate_with_stats`], with the time the result was recorded on this
+    /// member's record (`None` when it was refused and nothing was recorded).
+    async fn replicate_recorded(
+        &self,
+        main: &str,
+    ) -> (Option<Millis>, Result<replication::Stats, String>) {
         let _one_at_a_time = self.inner.replicating.lock().await;
         let refused = || replication::ReplicationError::TakenOver(main.to_string()).to_string();
         if taken_over(&self.inner.state.lock().await.view, &self.inner.name, main) {
-            return Err(refused());
+            return (None, Err(refused()));
         }
         let now = now_ms();
         let res =
@@ -156,7 +167,7 @@ impl Agent {
                         drop(st);
                         // Dropping the generation removes it; current is untouched.
                         drop(prepared);
-                        return Err(refused());
+                        return (None, Err(refused()));
                     }
                     let switched = prepared.switch();
                     drop(st);
@@ -188,7 +199,107 @@ impl Agent {
         let _ = self.commit(&mut st, next);
         drop(st);
         self.publish().await;
-        res.map_err(|e| e.to_string())
+        (Some(now), res.map_err(|e| e.to_string()))
+    }
+}
+
+impl Agent {
+    /// Where a replace takeover stages its first copy of the Backup's data.
+    fn restore_staging(&self) -> PathBuf {
+        self.inner.cfg.file.state_dir.join("restore")
+    }
+
+    /// This member's `data_dir`, which a replace takeover fills: it must exist and be empty
+    /// (a new server's). The refusal names the directory.
+    pub(super) fn restore_target(&self) -> Result<PathBuf, CommandError> {
+        let Some(dir) = self.inner.cfg.file.replication.data_dir.clone() else {
+            return Err(CommandError::Invalid(format!(
+                "{} has no [replication] data_dir to copy the Backup's data into",
+                self.inner.name
+            )));
+        };
+        let has_data = match std::fs::read_dir(&dir) {
+            Ok(mut entries) => entries.next().is_some(),
+            Err(e) => {
+                return Err(CommandError::Unavailable(format!(
+                    "{}'s data_dir {} cannot be read: {e}",
+                    self.inner.name,
+                    dir.display()
+                )))
+            }
+        };
+        if has_data {
+            let code = Precondition::ReplacementHasData;
+            return Err(CommandError::Refused {
+                failed: vec![code.code().to_string()],
+                message: format!(
+                    "refused: {} ({}): {} holds files; on a new server move them away, or, on \
+                     the Main's own server, use a reverse takeover",
+                    code.code(),
+                    code.describe(),
+                    dir.display()
+                ),
+            });
+        }
+        Ok(dir)
+    }
+
+    /// A replace takeover's first copy, before any step: `backup`'s replica of `main` into a
+    /// staging directory while the Backup still serves, so that the last copy (after the
+    /// Backup stopped) fetches only what changed meanwhile. Best effort: a file the Backup's
+    /// service rewrites during the copy fails its checksum, and the last copy fetches it.
+    pub(super) async fn stage_restore(&self, backup: &str, main: &str) {
+        let _one_at_a_time = self.inner.replicating.lock().await;
+        let src = replication::Source::replica(backup, main);
+        let staged = async {
+            replication::prepare_in(&self.inner.peers, &src, &self.restore_staging(), now_ms())
+                .await?
+                .switch()
+                .map(replication::Switched::remove_older)
+        };
+        match staged.await {
+            Ok(stats) => info!(member = %self.inner.name, %backup, %main, files = stats.files,
+                bytes = stats.bytes_fetched, "staged the backup's data for the replace takeover"),
+            Err(e) => warn!(member = %self.inner.name, %backup, %main, error = %e,
+                "could not stage the backup's data; the replace takeover copies it all after \
+                 the backup stopped"),
+        }
+    }
+
+    /// A replace takeover's last copy, once the Backup is in standby (its service stopped, so
+    /// the data no longer changes): `backup`'s replica of `main` into this member's empty
+    /// `data_dir`, fsynced, before this member takes the address and goes online. The staging
+    /// directory is removed after it. A copy that fails leaves the `data_dir` empty.
+    pub(super) async fn restore_data(
+        &self,
+        backup: &str,
+        main: &str,
+    ) -> Result<replication::Stats, String> {
+        let target = self.restore_target().map_err(|e| e.to_string())?;
+        let _one_at_a_time = self.inner.replicating.lock().await;
+        let src = replication::Source::replica(backup, main);
+        let staging = self.restore_staging();
+        let res =
+            replication::restore_into(&self.inner.peers, &src, &staging.join("current"), &target)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "copying {backup}'s data of {main} into {}: {e}",
+                        target.display()
+                    )
+                });
+        if let Err(e) = std::fs::remove_dir_all(&staging) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                warn!(member = %self.inner.name, error = %e, path = %staging.display(),
+                    "could not remove the replace takeover's staging directory");
+            }
+        }
+        if let Ok(stats) = &res {
+            info!(member = %self.inner.name, %backup, %main, files = stats.files,
+                fetched = stats.fetched, bytes = stats.bytes_fetched,
+                path = %target.display(), "restored the backup's data");
+        }
+        res
     }
 }
 

@@ -172,13 +172,13 @@ impl CoordinationConfig {
 
     /// Resolves the file names against `base` (the configuration's directory, as for every
     /// secret file): the TLS files (read when connecting) and `password_file`, which it reads
-    /// into `password`, refusing a file that its group or others may read or write. `read`
-    /// reads a secret file, `invalid` makes the error for a refused one.
+    /// into `password` through `read`, given the configuration key and the file name as
+    /// written (it resolves it against `base` and applies the secret-file rule:
+    /// [`crate::secret::read_secret_file`]).
     pub fn load_files<E>(
         &mut self,
         base: &Path,
-        read: impl Fn(&Path) -> Result<Secret, E>,
-        invalid: impl Fn(&Path, String) -> E,
+        read: impl FnOnce(&str, &Path) -> Result<Secret, E>,
     ) -> Result<(), E> {
         if let Some(tls) = self.tls.as_mut() {
             tls.ca_file = base.join(&tls.ca_file);
@@ -192,13 +192,7 @@ impl CoordinationConfig {
         let Some(file) = &self.password_file else {
             return Ok(());
         };
-        let path = base.join(file);
-        let secret = read(&path)?;
-        let mode = file_mode(&path).map_err(|e| invalid(&path, e.to_string()))?;
-        if let Some(why) = too_open(mode) {
-            return Err(invalid(&path, why));
-        }
-        self.password = Some(secret);
+        self.password = Some(read("coordination.password_file", file)?);
         Ok(())
     }
 }
@@ -239,23 +233,6 @@ pub fn endpoint_scheme(url: &str) -> Result<Scheme, String> {
         Ok(p) if p > 0 => Ok(scheme),
         _ => Err(format!("has no valid port ({port:?})")),
     }
-}
-
-/// Why a secret file with permission bits `mode` is refused: its group or others may read or
-/// write it. Pure.
-pub fn too_open(mode: u32) -> Option<String> {
-    (mode & 0o077 != 0).then(|| {
-        format!(
-            "the etcd password file's mode is {:04o}: its group and others may read or write \
-             it; chmod 600 it",
-            mode & 0o7777
-        )
-    })
-}
-
-fn file_mode(path: &Path) -> std::io::Result<u32> {
-    use std::os::unix::fs::PermissionsExt;
-    Ok(std::fs::metadata(path)?.permissions().mode())
 }
 
 #[cfg(test)]
@@ -416,45 +393,36 @@ endpoints = ["http://127.0.0.1:2379", "http://[::1]:2379", "http://etcd-2.exampl
     }
 
     #[test]
-    fn a_password_file_others_may_read_is_refused() {
-        assert_eq!(too_open(0o100600), None);
-        assert_eq!(too_open(0o100400), None);
-        for mode in [0o100640, 0o100604, 0o100620, 0o100644] {
-            let why = too_open(mode).expect("refused");
-            assert!(why.contains("chmod 600"), "{why}");
-        }
-    }
-
-    #[test]
-    fn load_files_reads_the_password_relative_to_the_config_and_checks_its_mode() {
+    fn load_files_reads_the_password_relative_to_the_config_through_the_secret_rule() {
+        use crate::secret::{read_secret_file, SecretError, SecretPolicy};
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("etcd-password");
         std::fs::write(&file, "s3cret\n").expect("write");
-        let read = |p: &Path| {
-            std::fs::read_to_string(p)
-                .map(|s| Secret::new(s.trim()))
-                .map_err(|e| e.to_string())
+        let base = dir.path();
+        let read = |key: &str, p: &Path| {
+            read_secret_file(key, &base.join(p), SecretPolicy::Enforce, &mut Vec::new())
         };
-        let invalid = |p: &Path, m: String| format!("{}: {m}", p.display());
         let mut c = good();
         c.username = Some("understudy".into());
         c.password_file = Some("etcd-password".into());
 
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        let e = c
-            .load_files(dir.path(), read, invalid)
-            .expect_err("0644 is refused");
-        assert!(e.contains("mode is 0644"), "{e}");
+        let e = c.load_files(dir.path(), read).expect_err("0644 is refused");
+        assert!(matches!(e, SecretError::TooOpen { mode: 0o644, .. }), "{e}");
+        assert!(
+            e.to_string().starts_with("coordination.password_file = "),
+            "{e}"
+        );
+        assert_eq!(e.path(), file);
         assert_eq!(c.password, None);
 
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        c.load_files(dir.path(), read, invalid)
-            .expect("0600 is fine");
+        c.load_files(dir.path(), read).expect("0600 is fine");
         assert_eq!(c.password, Some(Secret::new("s3cret")));
 
         let mut none = good();
-        none.load_files(dir.path(), read, invalid)
+        none.load_files(dir.path(), read)
             .expect("no password file, nothing to read");
         assert_eq!(none.password, None);
     }

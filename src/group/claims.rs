@@ -325,7 +325,7 @@ fn compensation(
     writer: &str,
     stamp: &OpStamp,
 ) -> MemberRecord {
-    let mut r = old.clone();
+    let mut r = old.clone().state_written(applied, stamp.at);
     r.replication = applied.replication.clone();
     r.failing_checks = applied.failing_checks.clone();
     r.status_version = applied.status_version;
@@ -519,6 +519,11 @@ mod tests {
         let (rec, from) = &undo[0];
         assert_eq!(rec.name, "main-1");
         assert_eq!(rec.state, OperState::Online);
+        assert_eq!(
+            rec.state_changed,
+            Some(5),
+            "back online: a state change at the roll-back's time"
+        );
         assert_eq!(rec.current_address, before[0].current_address);
         assert!(rec.stamp() > plan.updates[0].stamp());
         assert_eq!(

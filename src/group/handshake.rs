@@ -232,7 +232,7 @@ mod tests {
         let (takeover, failover, reverse) = operations();
         let replace = Operation::ReplaceTakeover {
             main: "m".into(),
-            replacement: "r".into(),
+            replacement: "m".into(),
         };
         // (operation, member that failed, unreachable, expected)
         let rows = [

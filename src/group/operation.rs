@@ -83,6 +83,8 @@ pub enum Operation {
         main: String,
         backup: String,
     },
+    /// `replacement` is the member the new server runs as: `main` itself (the new server runs
+    /// the defective Main's member configuration). Any other name is refused as invalid.
     ReplaceTakeover {
         main: String,
         replacement: String,
@@ -119,9 +121,28 @@ impl Operation {
             }
             Operation::ReverseTakeover { main } => vec![main],
             Operation::Reconfigure { main, backup } => vec![main, backup],
-            Operation::ReplaceTakeover { main, replacement } => vec![main, replacement],
+            // The replacement is `main` itself (see `malformed`).
+            Operation::ReplaceTakeover { main, .. } => vec![main],
             Operation::SetAutoFailover { member, .. } => vec![member],
             Operation::SetMaintenance { .. } => Vec::new(),
+        }
+    }
+}
+
+impl Operation {
+    /// Why a request can mean nothing whatever the group's state, if it cannot: a replace
+    /// takeover whose replacement is not the Main (the new server takes the defective Main's
+    /// identity by running its member configuration; no other member becomes it).
+    pub fn malformed(&self) -> Option<Refusal> {
+        match self {
+            Operation::ReplaceTakeover { main, replacement } if main != replacement => {
+                Some(Refusal::Invalid(format!(
+                    "the replacement server runs {main}'s member configuration (its name and \
+                     addresses) and joins the group as {main}: the replacement must be {main:?} \
+                     (or left out), not {replacement:?}"
+                )))
+            }
+            _ => None,
         }
     }
 }
@@ -139,10 +160,11 @@ pub enum Precondition {
     MainNotTakenOver,
     BackupUnreachable,
     BackupNotActingForMain,
-    ReplacementNotStandby,
-    ReplacementIsBackup,
     GroupDefinitionMismatch,
     MaintenanceMode,
+    /// Checked by the agent (file system), not by `plan`: the replace takeover's new server
+    /// must start with an empty `data_dir`, into which the Backup's data is copied.
+    ReplacementHasData,
 }
 
 impl Precondition {
@@ -157,10 +179,9 @@ impl Precondition {
             Precondition::MainNotTakenOver => "main_not_taken_over",
             Precondition::BackupUnreachable => "backup_unreachable",
             Precondition::BackupNotActingForMain => "backup_not_acting_for_main",
-            Precondition::ReplacementNotStandby => "replacement_not_standby",
-            Precondition::ReplacementIsBackup => "replacement_is_acting_backup",
             Precondition::GroupDefinitionMismatch => "group_definition_mismatch",
             Precondition::MaintenanceMode => "maintenance_mode",
+            Precondition::ReplacementHasData => "replacement_has_data",
         }
     }
 
@@ -179,10 +200,6 @@ impl Precondition {
                 "the backup acting for the main cannot be reached; it may still hold the address"
             }
             Precondition::BackupNotActingForMain => "the backup is not acting for this main",
-            Precondition::ReplacementNotStandby => "the replacement is not in standby",
-            Precondition::ReplacementIsBackup => {
-                "the replacement is the backup acting for the main"
-            }
             Precondition::GroupDefinitionMismatch => {
                 "a member involved lists another group (members, order, roles or addresses) \
                  than this agent's configuration"
@@ -190,6 +207,10 @@ impl Precondition {
             Precondition::MaintenanceMode => {
                 "the group is in maintenance mode: no automatic failover (a manual takeover \
                  is still possible)"
+            }
+            Precondition::ReplacementHasData => {
+                "the replacement's data_dir is not empty (the Backup's data is copied into an \
+                 empty one)"
             }
         }
     }

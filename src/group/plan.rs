@@ -30,6 +30,9 @@ impl GroupView {
         reach: &dyn Fn(&str) -> Reachability,
         mismatched: &BTreeSet<String>,
     ) -> Result<Plan, Refusal> {
+        if let Some(refusal) = op.malformed() {
+            return Err(refusal);
+        }
         let names = op.named_members();
         for name in &names {
             self.require(name)?;
@@ -75,9 +78,7 @@ impl GroupView {
             }
             Operation::ReverseTakeover { main } => p.reverse_takeover(main)?,
             Operation::Reconfigure { main, backup } => p.reconfigure(main, backup)?,
-            Operation::ReplaceTakeover { main, replacement } => {
-                p.replace_takeover(main, replacement)?
-            }
+            Operation::ReplaceTakeover { main, .. } => p.replace_takeover(main)?,
             Operation::SetAutoFailover { member, enabled } => {
                 p.set_auto_failover(member, *enabled)?
             }
@@ -97,6 +98,14 @@ impl GroupView {
                 .any(|n| mismatched.contains(n)),
             Precondition::GroupDefinitionMismatch,
         );
+        // Every record whose state the operation changes says when: now.
+        let updates: Vec<MemberRecord> = updates
+            .into_iter()
+            .map(|u| match self.member(&u.name) {
+                Some(before) => u.state_written(before, now),
+                None => u,
+            })
+            .collect();
         if p.failed.is_empty() {
             let planned_from = updates
                 .iter()
@@ -135,16 +144,16 @@ impl GroupView {
 }
 
 /// The agent that carries an operation out: the Backup for a takeover, failover or
-/// reconfigure, the Main for a reverse takeover, the replacement for a replace takeover, the
-/// member itself for auto-failover. Maintenance mode names no member: no agent coordinates
-/// it (the agent asked sets it and never forwards it), so its coordinator is no member's
-/// name (empty).
+/// reconfigure, the Main for a reverse takeover, the Main's new server (the replacement,
+/// running as the Main) for a replace takeover, the member itself for auto-failover.
+/// Maintenance mode names no member: no agent coordinates it (the agent asked sets it and
+/// never forwards it), so its coordinator is no member's name (empty).
 pub fn coordinator_of(op: &Operation) -> &str {
     match op {
         Operation::Takeover { backup, .. } | Operation::Failover { backup, .. } => backup,
         Operation::ReverseTakeover { main } => main,
         Operation::Reconfigure { backup, .. } => backup,
-        Operation::ReplaceTakeover { replacement, .. } => replacement,
+        Operation::ReplaceTakeover { main, .. } => main,
         Operation::SetAutoFailover { member, .. } => member,
         Operation::SetMaintenance { .. } => "",
     }
@@ -296,43 +305,27 @@ impl<'a> Planning<'a> {
         Ok(vec![b2, m2])
     }
 
-    /// Replace takeover: the acting Backup releases M's address first; R takes M's identity
-    /// (role and configured address); the defective M takes R's former identity and stays
-    /// offline on its extra address until repaired.
-    fn replace_takeover(
-        &mut self,
-        main: &str,
-        replacement: &str,
-    ) -> Result<Vec<MemberRecord>, Refusal> {
+    /// Replace takeover: the defective Main's server was replaced by a new one that runs its
+    /// member configuration (same name and addresses) and joined the group as the taken-over
+    /// Main (offline on its extra address). The acting Backup returns to standby on its own
+    /// address first; then the Main, on the new server, takes its address back and goes
+    /// online, serving its own `data_dir`. Between the two steps the coordinator (the new
+    /// server) copies the data the Backup served into that `data_dir`: that copy is the
+    /// agent's (it is I/O), the records are these.
+    fn replace_takeover(&mut self, main: &str) -> Result<Vec<MemberRecord>, Refusal> {
         let m = self.member(main)?;
-        let r = self.member(replacement)?;
         self.check(m.role != Role::Main, Precondition::MainNotMain);
-        let acting = self.view.acting_backup(main);
-        self.check(acting.is_none(), Precondition::MainNotTakenOver);
-        self.check(
-            r.state != OperState::Standby || r.takeover.is_some() || self.unreachable(replacement),
-            Precondition::ReplacementNotStandby,
-        );
-        self.check(
-            acting.is_some_and(|b| b.name == replacement),
-            Precondition::ReplacementIsBackup,
-        );
-        let Some(b) = acting else {
+        let Some(b) = self.view.acting_backup(main) else {
+            // No Backup acts for it: no data to take over from (an interrupted takeover is
+            // restored by a reverse takeover).
+            self.check(true, Precondition::MainNotTakenOver);
             return Ok(vec![]);
         };
         self.check_acting_backup(b);
-        // The replacement is a server installed for M: it publishes its own data_dir.
-        let mut r2 = restored_main(with_identity(
-            self.bump(r),
-            Role::Main,
-            m.configured_address,
-        ));
-        r2.serves_replica_of = None;
-        let mut m2 = released(with_identity(self.bump(m), r.role, r.configured_address));
-        m2.takeover = None;
-        m2.acting_for = None;
+        let mut m2 = restored_main(self.bump(m));
+        // The new server serves the data copied into its own data_dir.
         m2.serves_replica_of = None;
-        Ok(vec![restored_backup(self.bump(b)), m2, r2])
+        Ok(vec![restored_backup(self.bump(b)), m2])
     }
 
     fn set_auto_failover(
@@ -346,7 +339,7 @@ impl<'a> Planning<'a> {
     }
 }
 
-/// `r` with another configured role and address (reconfigure and replace takeover).
+/// `r` with another configured role and address (reconfigure).
 fn with_identity(
     mut r: MemberRecord,
     role: Role,

@@ -122,6 +122,10 @@ pub struct MemberRecord {
     pub extra_address: IpAddr,
     /// The member's own operational state (never `unknown`: that is a view of reachability).
     pub state: OperState,
+    /// When `state` last changed (the time of the operation that changed it), `None` while it
+    /// never did. Part of the operational part: written with `state`, carried and merged with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_changed: Option<Millis>,
     pub current_address: Option<IpAddr>,
     pub auto_failover: bool,
     pub takeover: Option<TakeoverMark>,
@@ -165,6 +169,7 @@ impl MemberRecord {
                 Role::Main => OperState::Online,
                 Role::Backup => OperState::Standby,
             },
+            state_changed: None,
             current_address: Some(configured_address),
             auto_failover,
             takeover: None,
@@ -177,6 +182,17 @@ impl MemberRecord {
             version: 0,
             writer: name.to_string(),
         }
+    }
+
+    /// This record as written at `now` over `before` (the same member's record it replaces):
+    /// `state_changed` is `now` if the state differs from `before`'s, else `before`'s.
+    pub fn state_written(mut self, before: &MemberRecord, now: Millis) -> Self {
+        self.state_changed = if self.state == before.state {
+            before.state_changed
+        } else {
+            Some(now)
+        };
+        self
     }
 
     pub fn stamp(&self) -> (u64, &str) {

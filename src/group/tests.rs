@@ -178,6 +178,77 @@ fn takeover_moves_addresses_sets_flags_and_raises_the_alarm() {
 }
 
 #[test]
+fn an_operation_records_when_it_changed_each_state_and_keeps_the_others() {
+    let v = redundant_group();
+    assert!(v.members.iter().all(|r| r.state_changed.is_none()), "never");
+    let t = taken_over_group(); // planned at 1_000
+    assert_eq!(
+        t.member("main-1").and_then(|r| r.state_changed),
+        Some(1_000)
+    );
+    assert_eq!(
+        t.member("backup-1").and_then(|r| r.state_changed),
+        Some(1_000)
+    );
+    assert_eq!(t.member("main-2").and_then(|r| r.state_changed), None);
+    // Auto-failover off on the taken-over Main: a write, no state change.
+    let mut u = t.clone();
+    let p = u
+        .plan(
+            &Operation::SetAutoFailover {
+                member: "main-1".into(),
+                enabled: true,
+            },
+            7_000,
+            "main-1",
+            &BTreeSet::new(),
+            &all_reachable,
+            &BTreeSet::new(),
+        )
+        .expect("accepted");
+    u.apply(&p);
+    let m = u.member("main-1").expect("main");
+    assert_eq!(m.version, t.member("main-1").expect("main").version + 1);
+    assert_eq!(
+        m.state_changed,
+        Some(1_000),
+        "unchanged state keeps its time"
+    );
+    // Reversed at 9_000: both change again.
+    let p = u
+        .plan(
+            &reverse("main-1"),
+            9_000,
+            "main-1",
+            &BTreeSet::new(),
+            &all_reachable,
+            &BTreeSet::new(),
+        )
+        .expect("accepted");
+    u.apply(&p);
+    for name in ["main-1", "backup-1"] {
+        assert_eq!(u.member(name).and_then(|r| r.state_changed), Some(9_000));
+    }
+}
+
+#[test]
+fn a_record_without_a_state_change_time_still_loads() {
+    let r = group().members[0].clone();
+    let mut json = serde_json::to_value(&r).expect("json");
+    assert!(json.get("state_changed").is_none(), "never: not written");
+    let mut changed = r.clone();
+    changed.state_changed = Some(1_234);
+    let back: MemberRecord =
+        serde_json::from_value(serde_json::to_value(&changed).expect("json")).expect("load");
+    assert_eq!(back.state_changed, Some(1_234));
+    if let Some(o) = json.as_object_mut() {
+        o.remove("state_changed");
+    }
+    let old: MemberRecord = serde_json::from_value(json).expect("an older record loads");
+    assert_eq!(old, r);
+}
+
+#[test]
 fn the_main_releases_before_the_backup_takes() {
     let mut v = group();
     replicated(&mut v, "backup-1", "main-1", 10);
@@ -241,7 +312,7 @@ fn the_coordinator_is_the_member_that_takes_or_gives_back() {
         ),
         (reverse("main-2"), "main-2"),
         (reconfigure("main-1", "backup-1"), "backup-1"),
-        (replace("main-1", "backup-2"), "backup-2"),
+        (replace("main-1", "main-1"), "main-1"),
         (
             Operation::SetAutoFailover {
                 member: "main-2".into(),
@@ -403,53 +474,121 @@ fn reconfigure_swaps_roles_and_addresses() {
 }
 
 #[test]
-fn replace_takeover_gives_the_identity_to_the_replacement() {
+fn replace_takeover_returns_the_backup_to_standby_and_the_main_online() {
     let mut v = taken_over_group();
-    let p = plan(&v, replace("main-1", "backup-2")).expect("accepted");
+    let op = replace("main-1", "main-1");
+    // The new server runs main-1's configuration: it is main-1's agent that coordinates.
+    assert_eq!(coordinator_of(&op), "main-1");
+    let p = plan(&v, op).expect("accepted");
     let order: Vec<&str> = p.updates.iter().map(|r| r.name.as_str()).collect();
-    assert_eq!(order, ["backup-1", "main-1", "backup-2"]);
+    // Whoever gives the address up first: the Backup, then the Main on its new server.
+    assert_eq!(order, ["backup-1", "main-1"]);
     v.apply(&p);
-    let r = v.member("backup-2").expect("r");
-    let b = v.member("backup-1").expect("b");
-    let m = v.member("main-1").expect("m");
     assert_eq!(
-        (r.role, r.state, r.current_address),
-        (Role::Main, OperState::Online, Some(ip("192.0.2.1")))
+        placed(&v, "main-1"),
+        (OperState::Online, Some(ip("192.0.2.1")))
     );
     assert_eq!(
-        (b.state, b.current_address),
+        placed(&v, "backup-1"),
         (OperState::Standby, Some(ip("192.0.2.101")))
     );
+    let m = v.member("main-1").expect("m");
     assert_eq!(
-        (m.state, m.current_address),
-        (OperState::Offline, Some(DEFAULT_EXTRA_ADDRESS))
+        (m.role, m.configured_address),
+        (Role::Main, ip("192.0.2.1"))
     );
+    assert_eq!(m.publishes(true), Publishes::DataDir);
     assert!(v.members.iter().all(|x| x.takeover.is_none()));
+    assert!(v.members.iter().all(|x| x.acting_for.is_none()));
     assert!(v.invariant_violations().is_empty());
-    // The replacement publishes its own data; backup-1 has not replicated it yet, and the
-    // defective main-1 (a Backup now, offline) covers nothing.
-    assert_eq!(r.publishes(true), Publishes::DataDir);
-    assert_eq!(
-        alarm_reasons(&v),
-        [
-            "no backup in standby could take over backup-2 (main-1: backup_not_standby, \
-          never_replicated; backup-1: never_replicated)"
-        ]
-    );
-    replicated(&mut v, "backup-1", "backup-2", 4_000);
+    // backup-1's replica is the data main-1 now serves (copied from it): covered at once.
     assert!(alarm_reasons(&v).is_empty(), "{:?}", alarm_reasons(&v));
+    let kinds: Vec<OpKind> = p
+        .updates
+        .iter()
+        .filter_map(|r| r.last_op.as_ref().map(|o| o.kind))
+        .collect();
+    assert_eq!(kinds, [OpKind::Replace, OpKind::Replace]);
 }
 
 #[test]
-fn replace_with_the_acting_backup_is_refused() {
-    let v = taken_over_group();
-    let e = plan(&v, replace("main-1", "backup-1")).expect_err("refused");
+fn a_fresh_replacement_learns_that_its_main_is_taken_over() {
+    // The new server starts main-1's agent with no state: its own record is the initial one
+    // (online on the configured address, version 0). Its first heartbeat round brings the
+    // group's record of main-1, which wins: offline on the extra address, taken over.
+    let group_view = taken_over_group();
+    let mut fresh = redundant_group();
+    let mut own = MemberRecord::initial(
+        "main-1",
+        Role::Main,
+        ip("192.0.2.1"),
+        DEFAULT_EXTRA_ADDRESS,
+        true,
+    );
+    own.writer = "main-1".into();
+    fresh.members[0] = own;
+    fresh.absorb(&group_view.members);
     assert_eq!(
-        e,
-        Refusal::Preconditions(vec![
-            Precondition::ReplacementNotStandby,
-            Precondition::ReplacementIsBackup
-        ])
+        placed(&fresh, "main-1"),
+        (OperState::Offline, Some(DEFAULT_EXTRA_ADDRESS))
+    );
+    assert!(fresh.member("main-1").is_some_and(|m| m.is_taken_over()));
+    // And from that view it may coordinate the replace takeover.
+    assert!(plan(&fresh, replace("main-1", "main-1")).is_ok());
+}
+
+#[test]
+fn replace_takeover_names_no_other_member_as_the_replacement() {
+    let v = taken_over_group();
+    // Another member, or a name the group does not know (the runbook's old "main-1-new"):
+    // invalid, with a message that says what the replacement must be.
+    for other in ["backup-2", "backup-1", "main-2", "main-1-new"] {
+        match plan(&v, replace("main-1", other)) {
+            Err(Refusal::Invalid(why)) => {
+                assert!(why.contains("\"main-1\""), "{why}");
+                assert!(why.contains(other), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+#[test]
+fn replace_takeover_preconditions() {
+    // Not taken over: nothing to replace (and no Backup holds its data).
+    let v = redundant_group();
+    assert_eq!(
+        plan(&v, replace("main-1", "main-1")),
+        Err(Refusal::Preconditions(vec![Precondition::MainNotTakenOver]))
+    );
+    assert_eq!(
+        plan(&v, replace("backup-1", "backup-1")),
+        Err(Refusal::Preconditions(vec![
+            Precondition::MainNotMain,
+            Precondition::MainNotTakenOver
+        ]))
+    );
+    // The acting Backup must hand the address back (and serves the data to copy).
+    let v = taken_over_group();
+    assert_eq!(
+        plan_without(&v, replace("main-1", "main-1"), "backup-1"),
+        Err(Refusal::Preconditions(vec![
+            Precondition::BackupUnreachable
+        ]))
+    );
+    let busy: BTreeSet<String> = ["backup-1".to_string()].into();
+    assert_eq!(
+        v.plan(
+            &replace("main-1", "main-1"),
+            5,
+            "main-1",
+            &busy,
+            &all_reachable,
+            &BTreeSet::new()
+        ),
+        Err(Refusal::Preconditions(vec![
+            Precondition::OperationInProgress
+        ]))
     );
 }
 
@@ -601,6 +740,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => name().prop_map(|m| Step::Op(Operation::ReverseTakeover { main: m })),
         1 => (name(), name()).prop_map(|(m, b)| Step::Op(Operation::Reconfigure { main: m, backup: b })),
         1 => (name(), name()).prop_map(|(m, r)| Step::Op(Operation::ReplaceTakeover { main: m, replacement: r })),
+        1 => name().prop_map(|m| Step::Op(Operation::ReplaceTakeover { main: m.clone(), replacement: m })),
         1 => (name(), any::<bool>()).prop_map(|(m, e)| Step::Op(Operation::SetAutoFailover { member: m, enabled: e })),
         3 => (0..4usize, 0..4usize).prop_map(|(b, m)| Step::Replicate(b, m)),
         1 => (0..4usize, any::<bool>()).prop_map(|(i, f)| Step::DeviceCheck(i, f)),
@@ -638,9 +778,16 @@ proptest! {
                                     "a takeover of {} must raise the alarm: {:?}", main, alarms
                                 );
                             }
-                            // Every record the plan wrote was adopted.
+                            // Every record the plan wrote was adopted, and says when its
+                            // state last changed: now if the plan changed it, as before if not.
                             for r in &p.updates {
                                 prop_assert_eq!(v.member(&r.name), Some(r));
+                                let was = before.member(&r.name).expect("a planned member");
+                                if r.state == was.state {
+                                    prop_assert_eq!(r.state_changed, was.state_changed);
+                                } else {
+                                    prop_assert_eq!(r.state_changed, Some(now));
+                                }
                             }
                         }
                         Err(_) => prop_assert_eq!(&v, &before, "a refused command changed the group"),

@@ -6,8 +6,6 @@
 pub mod error;
 pub mod request;
 
-use std::net::SocketAddr;
-
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -26,6 +24,7 @@ use crate::agent::Agent;
 use crate::command::{Command, Event};
 use crate::group::{Operation, Requester, Role};
 use crate::snapshot::{rfc3339, FenceOutcome, Snapshot, VERSION};
+use crate::tls::{Remote, TlsListener};
 use crate::{metrics, peer, status_page};
 
 /// Builds the whole router for `agent`: the API, `/metrics`, the status page and `/healthz`,
@@ -49,18 +48,27 @@ pub fn router(agent: Agent) -> Router {
         .merge(peer::server::routes(agent))
 }
 
-/// Serves `router(agent)` on `listener` until `shutdown` resolves.
+/// Serves `router(agent)` on `listener` until `shutdown` resolves: HTTPS when the agent has a
+/// `[tls]` section, plain HTTP otherwise.
 pub async fn serve(
     listener: TcpListener,
     agent: Agent,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(agent).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let app = router(agent.clone()).into_make_service_with_connect_info::<Remote>();
+    match agent.config().tls.clone() {
+        Some(tls) => {
+            let listener = TlsListener::new(listener, &tls, agent.name().to_string())?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 async fn not_found() -> ApiError {
@@ -197,6 +205,8 @@ pub struct MemberJson {
     pub name: String,
     pub configured_role: Role,
     pub operational_state: crate::group::OperState,
+    /// When the member's own state last changed (RFC 3339); `null` while it never did.
+    pub state_changed_at: Option<String>,
     pub configured_address: String,
     pub current_address: Option<String>,
     pub extra_address: String,
@@ -257,6 +267,7 @@ pub fn group_json(s: &Snapshot) -> GroupJson {
                     name: r.name.clone(),
                     configured_role: r.role,
                     operational_state: m.state,
+                    state_changed_at: r.state_changed.map(rfc3339),
                     configured_address: r.configured_address.to_string(),
                     current_address: r.current_address.map(|a| a.to_string()),
                     extra_address: r.extra_address.to_string(),
@@ -447,7 +458,28 @@ macro_rules! command_body {
 command_body!(TakeoverBody => Takeover { backup, main });
 command_body!(ReverseBody => ReverseTakeover { main });
 command_body!(ReconfigureBody => Reconfigure { main, backup });
-command_body!(ReplaceBody => ReplaceTakeover { main, replacement });
+
+/// `replacement` is the member the new server runs as: the Main itself, so it may be left out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplaceBody {
+    main: String,
+    replacement: Option<String>,
+    reason: Option<String>,
+}
+
+impl CommandBody for ReplaceBody {
+    fn into_command(self) -> (Operation, Option<String>) {
+        let replacement = self.replacement.unwrap_or_else(|| self.main.clone());
+        (
+            Operation::ReplaceTakeover {
+                main: self.main,
+                replacement,
+            },
+            self.reason,
+        )
+    }
+}
 
 /// `POST /api/v1/<operation>`: token first (401 before the body is looked at), then the body.
 async fn command<B: CommandBody>(
@@ -498,6 +530,31 @@ struct ReplicateBody {
     main: Option<String>,
 }
 
+/// How long an on-demand replication forwarded to the Backup's agent waits for the Backup's
+/// record to reach this agent.
+const HEAR_REPLICATION: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Waits (at most [`HEAR_REPLICATION`]) until this agent's snapshot shows a replication that
+/// `backup` recorded at `at` or later. Whether it does.
+async fn heard_replication(agent: &Agent, backup: &str, at: crate::group::Millis) -> bool {
+    let seen = |s: &Snapshot| {
+        s.member(backup)
+            .and_then(|m| m.record.replication.as_ref())
+            .is_some_and(|r| r.at >= at)
+    };
+    let mut rx = agent.subscribe();
+    let wait = async {
+        loop {
+            let done = seen(&rx.borrow_and_update());
+            if done || rx.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(HEAR_REPLICATION, wait).await;
+    seen(&agent.snapshot())
+}
+
 /// On-demand replication: `POST /api/v1/members/{backup}/replicate` with an optional
 /// `{"main": "..."}`. Answers with each Main's result (a failed copy is a result, not an error).
 async fn replicate(
@@ -519,19 +576,37 @@ async fn replicate(
         .iter()
         .filter(|r| r.result != crate::group::ReplicationResult::Success)
         .count();
-    let message = if reply.results.is_empty() {
+    let mut message = if reply.results.is_empty() {
         format!("{} has no main to replicate", reply.backup)
     } else {
         reply
             .results
             .iter()
-            .map(|r| match &r.error {
-                None => format!("{} replicated {}: success", reply.backup, r.main),
-                Some(e) => format!("{} replicated {}: failed ({e})", reply.backup, r.main),
+            .map(|r| {
+                let at =
+                    r.at.map(|t| format!(" at {}", rfc3339(t)))
+                        .unwrap_or_default();
+                match &r.error {
+                    None => format!("{} replicated {}{at}: success", reply.backup, r.main),
+                    Some(e) => format!("{} replicated {}{at}: failed ({e})", reply.backup, r.main),
+                }
             })
             .collect::<Vec<_>>()
             .join("; ")
     };
+    // Forwarded to the Backup's agent: its record (the "last replication" the answer's group
+    // shows) reaches this agent by gossip, which the Backup sends at once; wait for it.
+    let latest = reply.results.iter().filter_map(|r| r.at).max();
+    if let Some(at) = latest.filter(|_| reply.backup != agent.name()) {
+        if !heard_replication(&agent, &reply.backup, at).await {
+            message += &format!(
+                " ({} has not yet heard {}'s record: the group below may show an earlier \
+                 replication)",
+                agent.name(),
+                reply.backup
+            );
+        }
+    }
     Ok(Json(json!({
         "outcome": if failed == 0 { "done" } else { "failed" },
         "message": message,

@@ -9,6 +9,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
 
 use super::error::ApiError;
+use crate::tls::Remote;
 
 /// The address of the client that sent the request, when the server knows it.
 #[derive(Debug, Clone, Copy)]
@@ -17,12 +18,24 @@ pub struct ClientAddr(pub Option<SocketAddr>);
 impl ClientAddr {
     /// Reads the address `serve` attached to the request's extensions.
     pub fn of(parts: &Parts) -> ClientAddr {
-        ClientAddr(
+        let remote = parts
+            .extensions
+            .get::<ConnectInfo<Remote>>()
+            .map(|c| c.0.addr);
+        ClientAddr(remote.or_else(|| {
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0),
-        )
+                .map(|c| c.0)
+        }))
+    }
+
+    /// Did the client present a certificate verified against the `[tls]` ca (mutual TLS)?
+    pub fn verified_client(parts: &Parts) -> bool {
+        parts
+            .extensions
+            .get::<ConnectInfo<Remote>>()
+            .is_some_and(|c| c.0.verified_client)
     }
 }
 

@@ -16,6 +16,7 @@ use super::signing::{Signer, NONCE_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::command::{CommandError, ErrorBody, Event};
 use crate::config::MemberConfig;
 use crate::secret::Secret;
+use crate::tls::Tls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PeerError {
@@ -43,19 +44,30 @@ pub struct PeerClient {
 }
 
 impl PeerClient {
-    /// A client for the agent `sender`, signing with the group `secret`.
+    /// A client for the agent `sender`, signing with the group `secret`; over TLS with `tls`
+    /// (its `ca` the only root, this agent's certificate presented as client certificate).
     pub fn new(
         members: &[MemberConfig],
         secret: Secret,
         sender: &str,
         timeout: Duration,
+        tls: Option<&Tls>,
     ) -> PeerClient {
-        let http = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
+            .pool_idle_timeout(Duration::from_secs(30));
+        let builder = match tls {
+            Some(t) => builder.use_preconfigured_tls(t.peer_client_config()),
+            None => builder,
+        };
+        // Building fails only when the system's resolver cannot be set up; the TLS set-up was
+        // checked when the configuration was loaded. A default client reaches no peer over
+        // TLS (it does not trust their CA), which the log and the heartbeats then show.
+        let http = builder.build().unwrap_or_else(|e| {
+            tracing::error!(member = %sender, error = %e, "cannot build the peer client");
+            reqwest::Client::default()
+        });
         PeerClient {
             http,
             signer: std::sync::Arc::new(Signer::new(secret, sender)),

@@ -160,6 +160,11 @@ pub struct ReplicateResult {
     pub fetched: usize,
     #[serde(default)]
     pub bytes_fetched: u64,
+    /// When this replication was recorded on the Backup's record (its "last replication"
+    /// time); absent when nothing was recorded (a Main that is taken over) or from an agent
+    /// that does not send it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Millis>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

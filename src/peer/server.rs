@@ -45,6 +45,14 @@ pub fn routes(agent: Agent) -> Router {
         .route("/peer/v1/replicate", post(replicate))
         .route("/peer/v1/replication/manifest", get(manifest))
         .route("/peer/v1/replication/file/{*path}", get(file))
+        .route(
+            "/peer/v1/replication/replica/{main}/manifest",
+            get(replica_manifest),
+        )
+        .route(
+            "/peer/v1/replication/replica/{main}/file/{*path}",
+            get(replica_file),
+        )
         .route_layer(middleware::from_fn_with_state(
             (agent.clone(), verifier),
             verify,
@@ -52,7 +60,8 @@ pub fn routes(agent: Agent) -> Router {
         .with_state(agent)
 }
 
-/// The verification layer: reads the body (bounded), checks the signature over method, path
+/// The verification layer: under mutual TLS (a `[tls]` ca), refuses a client that presented
+/// no verified certificate; reads the body (bounded), checks the signature over method, path
 /// and body, and hands the request on with the same body. A refusal is logged with the
 /// peer's address.
 async fn verify(
@@ -62,6 +71,16 @@ async fn verify(
 ) -> Result<Response, ApiError> {
     let (parts, body) = req.into_parts();
     let client = ClientAddr::of(&parts).0;
+    let mutual = agent.config().tls.as_ref().is_some_and(|t| t.mutual());
+    if mutual && !ClientAddr::verified_client(&parts) {
+        warn!(member = %agent.name(), peer = ?client, path = %parts.uri.path(),
+            "peer request refused: no client certificate (mutual TLS)");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "peer requests need a client certificate signed by the group's CA (mutual TLS)",
+        ));
+    }
     let bytes = axum::body::to_bytes(body, BODY_LIMIT).await.map_err(|e| {
         ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -165,6 +184,32 @@ fn internal(kind: &str, e: impl std::fmt::Display) -> ApiError {
 
 async fn manifest(State(agent): State<Agent>) -> Result<Response, ApiError> {
     let dir = published(&agent).await?;
+    manifest_of(dir).await
+}
+
+/// This agent's replica of `main`, or 404 `no_data` (a replace takeover copies it back).
+async fn replica(agent: &Agent, main: &str) -> Result<std::path::PathBuf, ApiError> {
+    agent
+        .replica_of(main)
+        .await
+        .map_err(|why| ApiError::new(StatusCode::NOT_FOUND, "no_data", why))
+}
+
+async fn replica_manifest(
+    State(agent): State<Agent>,
+    Path(main): Path<String>,
+) -> Result<Response, ApiError> {
+    manifest_of(replica(&agent, &main).await?).await
+}
+
+async fn replica_file(
+    State(agent): State<Agent>,
+    Path((main, path)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    serve_file(replica(&agent, &main).await?, path).await
+}
+
+async fn manifest_of(dir: std::path::PathBuf) -> Result<Response, ApiError> {
     let m = tokio::task::spawn_blocking(move || replication::manifest(&dir))
         .await
         .map_err(|e| internal("internal", e))?
@@ -175,7 +220,10 @@ async fn manifest(State(agent): State<Agent>) -> Result<Response, ApiError> {
 /// Streams one published file (bounded memory). A path that leaves the data directory, or
 /// that is or passes through a symbolic link, is refused: the Main never follows a link.
 async fn file(State(agent): State<Agent>, Path(path): Path<String>) -> Result<Response, ApiError> {
-    let dir = published(&agent).await?;
+    serve_file(published(&agent).await?, path).await
+}
+
+async fn serve_file(dir: std::path::PathBuf, path: String) -> Result<Response, ApiError> {
     let (file, size) =
         tokio::task::spawn_blocking(move || replication::open_published(&dir, &path))
             .await

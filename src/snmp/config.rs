@@ -28,9 +28,15 @@ pub const MIN_USM_PASSWORD: usize = 8;
 pub struct SnmpConfig {
     /// UDP address of the SNMP agent (GET, GETNEXT, GETBULK, SET over v1, v2c and v3).
     pub listen: SocketAddr,
-    /// How often `rgNoRedundancy` is sent again while the no-redundancy alarm is raised.
+    /// How often `rgNoRedundancy` is sent again while the no-redundancy alarm is raised, and
+    /// `rgReplicationFailed` while this member's replication keeps failing.
     #[serde(default = "default_alarm_repeat", with = "humantime_serde")]
     pub alarm_repeat: Duration,
+    /// Which agents send the group-level notifications (`rgTakeover`, `rgFailover`,
+    /// `rgNoRedundancy` of a takeover, failover or missing standby, `rgRedundancyRestored`):
+    /// `one` (default) or `every`.
+    #[serde(default)]
+    pub group_notifications: GroupNotifications,
     /// The largest response, in octets; GETBULK responses are cut to fit.
     #[serde(default = "default_max_message_size")]
     pub max_message_size: usize,
@@ -63,6 +69,19 @@ fn default_max_message_size() -> usize {
 }
 fn default_mib_root() -> String {
     DEFAULT_MIB_ROOT.to_string()
+}
+
+/// Which agents of the group send a group-level notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupNotifications {
+    /// One agent: the lowest-index member this agent hears (itself included). Every agent
+    /// decides alike from its own view, so a manager gets one copy while the agents hear each
+    /// other, and one from each side of a partition. Every member must list the same targets.
+    #[default]
+    One,
+    /// Every agent sends its own copy (deduplicate on `rgNotifyEventId`).
+    Every,
 }
 
 /// What a community or user may do.
@@ -295,18 +314,22 @@ impl SnmpConfig {
         errs
     }
 
-    /// Reads every secret file through `read` (which resolves paths relative to the
-    /// configuration file and refuses empty files) and checks the USM password lengths.
+    /// Reads every secret file through `read`, which is given the configuration key (as
+    /// `snmp.users["noc"].auth_password_file`) and the file name as written (it resolves it
+    /// relative to the configuration file and applies the secret-file rule), and checks the
+    /// USM password lengths.
     pub fn load_secrets<E>(
         &mut self,
-        read: impl Fn(&Path) -> Result<Secret, E>,
+        mut read: impl FnMut(&str, &Path) -> Result<Secret, E>,
         too_short: impl Fn(&Path, String) -> E,
     ) -> Result<(), E> {
         for c in &mut self.communities {
-            c.secret = read(&c.secret_file)?;
+            let key = format!("snmp.communities[{:?}].secret_file", c.name);
+            c.secret = read(&key, &c.secret_file)?;
         }
         for u in &mut self.users {
-            u.auth_password = read(&u.auth_password_file)?;
+            let key = format!("snmp.users[{:?}].auth_password_file", u.name);
+            u.auth_password = read(&key, &u.auth_password_file)?;
             if u.auth_password.expose().len() < MIN_USM_PASSWORD {
                 return Err(too_short(
                     &u.auth_password_file,
@@ -314,7 +337,8 @@ impl SnmpConfig {
                 ));
             }
             if let Some(p) = &u.privacy_password_file {
-                u.privacy_password = read(p)?;
+                let key = format!("snmp.users[{:?}].privacy_password_file", u.name);
+                u.privacy_password = read(&key, p)?;
                 if u.privacy_password.expose().len() < MIN_USM_PASSWORD {
                     return Err(too_short(
                         p,
@@ -325,7 +349,8 @@ impl SnmpConfig {
         }
         for t in &mut self.targets {
             if let Some(f) = &t.community_file {
-                t.community = read(f)?;
+                let key = format!("snmp.targets[{:?}].community_file", t.address);
+                t.community = read(&key, f)?;
             }
         }
         Ok(())
@@ -444,7 +469,7 @@ community_file = "trap-community"
     #[test]
     fn secrets_are_read_and_checked() {
         let mut c = parse(GOOD).expect("valid");
-        let read = |p: &Path| -> Result<Secret, String> {
+        let read = |_key: &str, p: &Path| -> Result<Secret, String> {
             Ok(Secret::new(match p.to_str() {
                 Some("noc-auth") => "noc-auth-pass",
                 Some("noc-priv") => "short",

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnmpError {
-    #[error("cannot listen for SNMP on udp {addr}: {source} (choose another port)")]
+    #[error("cannot listen for SNMP on udp {addr}: {source}{}", crate::node::listen_hint(.addr, .source))]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,

@@ -161,6 +161,7 @@ pub mod member_col {
     pub const ACTING_FOR: u32 = 14;
     pub const LEASE_EXPIRY: u32 = 15;
     pub const LEASE_ENFORCED_BY: u32 = 16;
+    pub const LAST_CHANGE: u32 = 17;
 }
 
 /// Scalars of `rgCoordination` (instance `.0` is added by [`coordination_scalar`]).
@@ -219,6 +220,7 @@ pub mod notify_arc {
     pub const BACKUP_NAME: u32 = 2;
     pub const REASON: u32 = 3;
     pub const REQUESTED_BY: u32 = 4;
+    pub const EVENT_ID: u32 = 5;
 }
 
 /// Notifications under `rgNotifications`.
@@ -299,9 +301,12 @@ pub fn date_and_time(ms: Millis) -> Bytes {
     ])
 }
 
-/// The DateAndTime of "no such time": 8 zero octets (month 0 is no real date).
+/// The DateAndTime of "no such time": the Unix epoch, 1970-01-01,00:00:00.0, in 8 octets
+/// (no time zone). Every real time is 11 octets and later. Not the 8 zero octets some MIBs
+/// use: month 0 is outside DateAndTime's range, and Prometheus's snmp_exporter turns it into
+/// -62169984000 (year 0) where it turns this into 0, Prometheus's "never" (mibs/README.md).
 pub fn no_date_and_time() -> Bytes {
-    Bytes::from_static(&[0; 8])
+    Bytes::from_static(&[0x07, 0xb2, 1, 1, 0, 0, 0, 0])
 }
 
 fn date_or_zero(ms: Option<Millis>) -> Value {
@@ -641,6 +646,7 @@ fn understudy(snap: &Snapshot, root: &[u32], e: &mut Vec<(Oid, Cell)>) {
             cell(c::LEASE_ENFORCED_BY),
             Value::Integer(lease_enforced_by_value(m.lease.as_ref())),
         );
+        push(e, cell(c::LAST_CHANGE), date_or_zero(r.state_changed));
     }
     coordination_objects(snap, root, e);
     fencing_objects(snap, root, e);
@@ -874,7 +880,8 @@ pub(crate) mod tests {
             date_and_time(1_709_208_000_500).as_ref(),
             &[0x07, 0xe8, 2, 29, 12, 0, 0, 5, b'+', 0, 0]
         );
-        assert_eq!(no_date_and_time().as_ref(), &[0; 8]);
+        // No time: 1970-01-01 00:00:00.0 without a time zone.
+        assert_eq!(no_date_and_time().as_ref(), &[0x07, 0xb2, 1, 1, 0, 0, 0, 0]);
     }
 
     #[test]
@@ -942,6 +949,10 @@ pub(crate) mod tests {
             (format!("{r}.1.2.1.12.2"), int(0)),
             (format!("{r}.1.2.1.13.1"), int(2)),
             (format!("{r}.1.2.1.14.2"), int(0)),
+            (
+                format!("{r}.1.2.1.17.1"),
+                Cell::Fixed(Value::Octets(no_date_and_time())),
+            ),
         ];
         for (o, want) in table {
             assert_eq!(t.get(&oid(&o)), Some(&want), "value of {o}");

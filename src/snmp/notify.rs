@@ -11,10 +11,12 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use crate::snapshot::{NotificationCounts, Snapshot, VERSION};
+use crate::snmp::config::GroupNotifications;
 use crate::snmp::mib::Oid;
 use crate::snmp::notifier::{Delivery, Notifier, Outcome};
 use crate::snmp::transitions::{
-    cold_start, coordination, no_redundancy, transitions, Kind, Notification, Repeater,
+    cold_start, coordination, no_redundancy, replication_failed, sends, transitions, Kind,
+    Notification, Repeater,
 };
 
 /// Every (type, outcome) pair a notification can end with, counted from zero: what the
@@ -59,6 +61,8 @@ pub(crate) struct Setup {
     /// `sysUpTime` in hundredths of a second.
     pub uptime: Arc<dyn Fn() -> u32 + Send + Sync>,
     pub alarm_repeat: Duration,
+    /// Which agents send the group-level notifications.
+    pub group_notifications: GroupNotifications,
     /// How long to let the group meet before judging its redundancy.
     pub settle: Duration,
 }
@@ -75,6 +79,7 @@ pub(crate) async fn run(
         count,
         uptime,
         alarm_repeat,
+        group_notifications,
         settle,
     } = setup;
     tokio::pin!(shutdown);
@@ -113,6 +118,18 @@ pub(crate) async fn run(
             }
         }
     };
+    // What this agent sends of what `snap` calls for: its own notifications, and the group's
+    // when it is the one that sends them (or every agent does).
+    let deliver = |note: Notification, snap: &Snapshot| {
+        if sends(&note, snap, group_notifications) {
+            send(note);
+        } else {
+            debug!(
+                notification = note.kind.name(),
+                "group notification left to the group's sender"
+            );
+        }
+    };
     let start = Instant::now();
     let ms = move || u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
     send(cold_start(&snapshots.borrow_and_update().clone()));
@@ -143,7 +160,7 @@ pub(crate) async fn run(
         let mut repeater = Repeater::new(alarm_repeat);
         let settle_now = |snap: &Snapshot, repeater: &mut Repeater| {
             for a in &snap.redundancy.alarms {
-                send(no_redundancy(snap, &root, a));
+                deliver(no_redundancy(snap, &root, a), snap);
             }
             // A quorum source down since the start is announced now, as the alarms are.
             if let Some(lost) =
@@ -172,7 +189,7 @@ pub(crate) async fn run(
                         continue;
                     }
                     for note in transitions(&old, &new, &root, settling) {
-                        send(note);
+                        deliver(note, &new);
                     }
                     if settling && all_heard(&new) {
                         settling = false;
@@ -187,8 +204,14 @@ pub(crate) async fn run(
                     settle_now(&old, &mut repeater);
                 }
                 _ = tick.tick(), if !settling => {
-                    for a in repeater.due(&old, ms()) {
-                        send(no_redundancy(&old, &root, a));
+                    let now = ms();
+                    for a in repeater.due(&old, now) {
+                        deliver(no_redundancy(&old, &root, a), &old);
+                    }
+                    if repeater.replication_due(&old, now) {
+                        if let Some(n) = replication_failed(&old, &root, &old.local) {
+                            deliver(n, &old);
+                        }
                     }
                 }
                 _ = &mut shutdown => break,

@@ -28,6 +28,7 @@ pub struct SnmpServer {
     notifiers: Vec<Arc<Notifier>>,
     root: mib::Oid,
     alarm_repeat: std::time::Duration,
+    group_notifications: crate::snmp::config::GroupNotifications,
     local: SocketAddr,
 }
 
@@ -94,6 +95,7 @@ impl SnmpServer {
             notifiers,
             root,
             alarm_repeat: cfg.alarm_repeat,
+            group_notifications: cfg.group_notifications,
             local,
         })
     }
@@ -129,6 +131,7 @@ impl SnmpServer {
                 },
                 uptime,
                 alarm_repeat: self.alarm_repeat,
+                group_notifications: self.group_notifications,
                 settle,
             },
             stopped(stop.subscribe()),

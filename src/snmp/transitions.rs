@@ -7,14 +7,24 @@
 //! down / comes back, `rgMaintenanceModeChanged` when the group's maintenance mode is switched
 //! on or off (set here or learned from a peer). Every agent reports the group as it sees it; each notification also
 //! carries `sysName.0`, the member whose agent sent it. Pure: no I/O, time is a value.
+//!
+//! Trap volume: `rgReplicationFailed` is about this agent's own member only, sent when its
+//! replication starts failing and again every `alarm_repeat` while it keeps failing
+//! ([`Repeater`]), not at every failed attempt. A group-level notification ([`Scope::Group`]:
+//! takeover, failover, the alarm of either or of a missing standby, the restore) is sent by
+//! one agent of the group by default ([`sends`]): the lowest-index member this agent hears, so
+//! a dead Main's Backup sends it when the Main cannot. Each group-level one carries
+//! `rgNotifyEventId`, the same on every agent, to deduplicate on.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::command::{Event, OutcomeKind};
 use crate::group::{Alarm, Millis, OpKind, Operation, ReplicationResult, Requester, TakeoverMark};
+use crate::group::{AlarmKind, OperState};
 use crate::snapshot::FenceOutcome;
 use crate::snapshot::Snapshot;
+use crate::snmp::config::GroupNotifications;
 use crate::snmp::mib::{
     self, alarm_col, coordination_arc, fencing_arc, maintenance_arc, member_col,
     notification_arc as na, notify_arc, scalar_arc, Oid, Value,
@@ -70,12 +80,51 @@ impl Kind {
     }
 }
 
+/// Whom a notification is about: the group (every agent sees it alike, one agent reports it
+/// by default) or this agent's own member or quorum source or fence runs (only it reports it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    Group,
+    Agent,
+}
+
 /// One notification: its OID (`snmpTrapOID.0`) and varbinds, in MIB order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
     pub kind: Kind,
+    pub scope: Scope,
     pub trap_oid: Oid,
     pub varbinds: Vec<(Oid, Value)>,
+}
+
+/// The member whose agent sends the group-level notifications as `snap` shows the group: the
+/// lowest-index member this agent hears (itself at the latest).
+pub fn group_sender(snap: &Snapshot) -> Option<&str> {
+    snap.members
+        .iter()
+        .find(|m| m.state != OperState::Unknown || snap.is_local(m))
+        .map(|m| m.record.name.as_str())
+}
+
+/// Whether this agent (`snap.local`) sends `n`: always its own (agent-level) notifications;
+/// a group-level one with `every`, or when it is the [`group_sender`].
+pub fn sends(n: &Notification, snap: &Snapshot, mode: GroupNotifications) -> bool {
+    n.scope == Scope::Agent
+        || mode == GroupNotifications::Every
+        || group_sender(snap) == Some(snap.local.as_str())
+}
+
+/// `n` with `rgNotifyEventId` = `id`, before `sysName.0` (the last varbind).
+fn with_event_id(mut n: Notification, root: &[u32], id: String) -> Notification {
+    let at = n.varbinds.len().saturating_sub(1);
+    n.varbinds.insert(
+        at,
+        (
+            mib::notify_object(root, notify_arc::EVENT_ID),
+            Value::display(&id),
+        ),
+    );
+    n
 }
 
 /// A notification of `kind` (UNDERSTUDY-MIB rooted at `root`) with `varbinds` and, last,
@@ -87,8 +136,17 @@ fn note(
     mut varbinds: Vec<(Oid, Value)>,
 ) -> Notification {
     varbinds.push((mib::SYS_NAME_0.to_vec(), Value::text(&snap.local)));
+    let scope = match kind {
+        Kind::Takeover
+        | Kind::Failover
+        | Kind::NoRedundancy
+        | Kind::RedundancyRestored
+        | Kind::MaintenanceModeChanged => Scope::Group,
+        _ => Scope::Agent,
+    };
     Notification {
         kind,
+        scope,
         trap_oid: kind.trap_oid(root),
         varbinds,
     }
@@ -187,7 +245,15 @@ pub fn takeover(
     } else {
         Kind::Takeover
     };
-    note(kind, snap, root, varbinds)
+    let at = snap
+        .member(main)
+        .and_then(|r| r.record.takeover.as_ref())
+        .map_or(0, |t| t.at);
+    let id = format!(
+        "{}/{main}/{backup}/{at}",
+        if failover { "failover" } else { "takeover" }
+    );
+    with_event_id(note(kind, snap, root, varbinds), root, id)
 }
 
 /// `rgNoRedundancy` for one alarm (its row in `rgAlarmTable`).
@@ -209,7 +275,31 @@ pub fn no_redundancy(snap: &Snapshot, root: &[u32], alarm: &Alarm) -> Notificati
             Value::display(&alarm.reason),
         ),
     ];
-    note(Kind::NoRedundancy, snap, root, varbinds)
+    let mut n = note(Kind::NoRedundancy, snap, root, varbinds);
+    // An alarm about this agent (its state, its quorum source, its fence runs, a peer that
+    // lists another group) is its own to report.
+    if !matches!(
+        alarm.kind,
+        AlarmKind::Takeover | AlarmKind::Failover | AlarmKind::NoStandbyBackup
+    ) {
+        n.scope = Scope::Agent;
+    }
+    with_event_id(n, root, alarm_event_id(alarm))
+}
+
+/// `rgNotifyEventId` of an alarm: its type, Main and Backup, and its raise time unless each
+/// agent keeps its own (`no_standby_backup`: when that agent first saw the shortfall).
+pub fn alarm_event_id(alarm: &Alarm) -> String {
+    let kind = serde_json::to_value(alarm.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    let main = alarm.main.as_deref().unwrap_or("-");
+    let backup = alarm.backup.as_deref().unwrap_or("-");
+    match alarm.kind {
+        AlarmKind::NoStandbyBackup => format!("{kind}/{main}/{backup}"),
+        _ => format!("{kind}/{main}/{backup}/{}", alarm.raised_at),
+    }
 }
 
 /// `rgRedundancyRestored`; `raised` is when the alarm that cleared was raised.
@@ -236,7 +326,27 @@ pub fn restored(snap: &Snapshot, root: &[u32], raised: Option<Millis>) -> Notifi
         notify_text(root, notify_arc::REQUESTED_BY, &requested_by),
         notify_text(root, notify_arc::REASON, &reason),
     ];
-    note(Kind::RedundancyRestored, snap, root, varbinds)
+    // The operation that restored the group, as its records (the same on every agent) name it.
+    let restoring = snap
+        .members
+        .iter()
+        .filter_map(|m| m.record.last_op.as_ref())
+        .filter(|op| {
+            matches!(
+                op.kind,
+                OpKind::Reverse | OpKind::Reconfigure | OpKind::Replace
+            ) && raised.is_none_or(|r| op.at >= r)
+        })
+        .max_by_key(|op| op.at);
+    let id = match restoring {
+        Some(op) => format!("restored/{}", op.id),
+        None => format!("restored/{}", raised.unwrap_or(0)),
+    };
+    with_event_id(
+        note(Kind::RedundancyRestored, snap, root, varbinds),
+        root,
+        id,
+    )
 }
 
 /// `rgReplicationFailed` for the Backup `backup` (its last replication failed).
@@ -344,7 +454,13 @@ pub fn maintenance_changed(snap: &Snapshot, root: &[u32]) -> Notification {
             Value::display(m.reason.as_deref().unwrap_or("")),
         ),
     ];
-    note(Kind::MaintenanceModeChanged, snap, root, varbinds)
+    // The same id on every agent: the setting's stamp.
+    let id = format!("maintenance/{}/{}", m.version, m.writer);
+    with_event_id(
+        note(Kind::MaintenanceModeChanged, snap, root, varbinds),
+        root,
+        id,
+    )
 }
 
 /// Identifies a fence run across snapshots.
@@ -428,30 +544,33 @@ pub fn transitions(
     if new.maintenance.version > 0 && new.maintenance.precedence() != old.maintenance.precedence() {
         out.push(maintenance_changed(new, root));
     }
-    for m in &new.members {
-        let Some(rep) = &m.record.replication else {
-            continue;
-        };
-        if rep.result != ReplicationResult::Failed {
-            continue;
-        }
-        let before = old
-            .member(&m.record.name)
-            .and_then(|o| o.record.replication.as_ref())
-            .map(|r| r.at);
-        if before != Some(rep.at) {
-            out.extend(replication_failed(new, root, &m.record.name));
+    // This agent's own replication: when it starts failing (the first failure, a success
+    // before, or another Main's); the Repeater repeats it while it keeps failing.
+    if let Some(main) = failing_replication(new) {
+        if failing_replication(old) != Some(main) {
+            out.extend(replication_failed(new, root, &new.local));
         }
     }
     out
 }
 
+/// The Main whose data this agent's member last failed to replicate, if its last replication
+/// failed.
+fn failing_replication(snap: &Snapshot) -> Option<&str> {
+    let rep = snap.member(&snap.local)?.record.replication.as_ref()?;
+    (rep.result == ReplicationResult::Failed).then_some(rep.main.as_str())
+}
+
 /// Keeps track of when each raised alarm was last announced, to repeat `rgNoRedundancy` every
 /// `every` while it stays raised. Time is a value (milliseconds on any monotonic clock).
+/// Also repeats `rgReplicationFailed` every `every` while this agent's replication keeps
+/// failing.
 #[derive(Debug, Clone)]
 pub struct Repeater {
     every: Millis,
     last: BTreeMap<(u32, Millis), Millis>,
+    /// The Main whose replication keeps failing, and when that was last announced.
+    replication: Option<(String, Millis)>,
 }
 
 impl Repeater {
@@ -459,6 +578,7 @@ impl Repeater {
         Repeater {
             every: u64::try_from(every.as_millis()).unwrap_or(u64::MAX).max(1),
             last: BTreeMap::new(),
+            replication: None,
         }
     }
 
@@ -474,6 +594,26 @@ impl Repeater {
         self.last.retain(|k, _| keys.contains(k));
         for k in keys {
             self.last.entry(k).or_insert(now);
+        }
+        self.replication = match (failing_replication(snap), self.replication.take()) {
+            (Some(main), Some((known, t))) if main == known => Some((known, t)),
+            (Some(main), _) => Some((main.to_string(), now)),
+            (None, _) => None,
+        };
+    }
+
+    /// Whether this agent's failing replication is due to be announced again at `now` (and
+    /// marks it announced).
+    pub fn replication_due(&mut self, snap: &Snapshot, now: Millis) -> bool {
+        let failing = failing_replication(snap);
+        match &mut self.replication {
+            Some((main, t))
+                if failing == Some(main.as_str()) && now.saturating_sub(*t) >= self.every =>
+            {
+                *t = now;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -573,7 +713,15 @@ mod tests {
             vb(t, &mib::scalar(ROOT, scalar_arc::REDUNDANCY_STATUS)),
             Some(&Value::Integer(2))
         );
-        assert_eq!(t.varbinds.len(), 9, "8 MIB varbinds and sysName.0");
+        assert_eq!(
+            t.varbinds.len(),
+            10,
+            "8 MIB varbinds, rgNotifyEventId and sysName.0"
+        );
+        assert_eq!(
+            vb(t, &o(notify_arc::EVENT_ID)),
+            Some(&Value::text("takeover/main-1/backup-1/100"))
+        );
         let n = &notes[1];
         assert_eq!(n.trap_oid, mib::notification(ROOT, 3));
         assert_eq!(
@@ -691,6 +839,123 @@ mod tests {
             Some(&Value::text("main-1 unreachable"))
         );
         assert!(transitions(&after, &after, ROOT, false).is_empty());
+    }
+
+    /// `snap` as `member`'s agent sees it.
+    fn seen_by(snap: &Snapshot, member: &str) -> Snapshot {
+        let mut s = snap.clone();
+        s.local = member.into();
+        s
+    }
+
+    fn failing(snap: &Snapshot, at: Millis, main: &str) -> Snapshot {
+        let mut s = snap.clone();
+        s.members[1].record.replication = Some(Replication {
+            at,
+            result: ReplicationResult::Failed,
+            main: main.into(),
+            last_success: BTreeMap::new(),
+            error: Some(format!("{main} unreachable")),
+        });
+        s
+    }
+
+    #[test]
+    fn a_replication_that_keeps_failing_is_announced_once_then_at_alarm_repeat() {
+        let ok = snapshot(); // backup-1's agent; its last replication succeeded
+        let first = failing(&ok, 1_000, "main-1");
+        let kinds_of = |a: &Snapshot, b: &Snapshot| kinds(&transitions(a, b, ROOT, false));
+        assert_eq!(kinds_of(&ok, &first), [Kind::ReplicationFailed]);
+        // Failing again (every attempt, a new time): no news.
+        let again = failing(&ok, 6_000, "main-1");
+        assert!(kinds_of(&first, &again).is_empty());
+        // Another Main's data failing: news; success, then failing: news.
+        assert_eq!(
+            kinds_of(&again, &failing(&ok, 7_000, "main-2")),
+            [Kind::ReplicationFailed]
+        );
+        assert_eq!(kinds_of(&ok, &again), [Kind::ReplicationFailed]);
+        // Another member's failed replication is its own agent's to announce.
+        let theirs = seen_by(&first, "main-1");
+        assert!(kinds_of(&seen_by(&ok, "main-1"), &theirs).is_empty());
+        // Repeated every alarm_repeat while it keeps failing, not at every attempt.
+        let mut r = Repeater::new(Duration::from_secs(60));
+        r.seen(&first, 1_000);
+        assert!(!r.replication_due(&again, 30_000));
+        r.seen(&again, 30_000);
+        assert!(r.replication_due(&again, 61_000));
+        assert!(!r.replication_due(&again, 62_000));
+        assert!(r.replication_due(&again, 121_000));
+        // Fixed: nothing more; failing again later: counted from then.
+        r.seen(&ok, 130_000);
+        assert!(!r.replication_due(&ok, 400_000));
+        r.seen(&first, 500_000);
+        assert!(!r.replication_due(&first, 520_000));
+        assert!(r.replication_due(&first, 560_000));
+        // Another member's failure is never repeated by this agent.
+        let mut r = Repeater::new(Duration::from_secs(1));
+        r.seen(&theirs, 0);
+        assert!(!r.replication_due(&theirs, 10_000));
+    }
+
+    #[test]
+    fn one_agent_sends_the_group_notifications_unless_every_agent_is_asked_to() {
+        let mut after = taken_over(100);
+        after.events = Arc::new(vec![takeover_event(100)]);
+        let notes = transitions(&snapshot(), &after, ROOT, false);
+        assert_eq!(kinds(&notes), [Kind::Takeover, Kind::NoRedundancy]);
+        assert!(notes.iter().all(|n| n.scope == Scope::Group));
+        // Both agents hear each other: main-1 (index 1) sends, backup-1 does not.
+        let (on_main, on_backup) = (seen_by(&after, "main-1"), seen_by(&after, "backup-1"));
+        assert_eq!(group_sender(&on_backup), Some("main-1"));
+        let one = GroupNotifications::One;
+        for n in &notes {
+            assert!(sends(n, &on_main, one));
+            assert!(!sends(n, &on_backup, one));
+            assert!(sends(n, &on_backup, GroupNotifications::Every));
+        }
+        // The Main's agent is dead (unknown to backup-1): backup-1 sends.
+        let mut dead = on_backup.clone();
+        dead.members[0].state = OperState::Unknown;
+        assert_eq!(group_sender(&dead), Some("backup-1"));
+        assert!(notes.iter().all(|n| sends(n, &dead, one)));
+        // Its own notifications every agent sends.
+        let own = transitions(&snapshot(), &failing(&snapshot(), 5, "main-1"), ROOT, false);
+        assert_eq!(own[0].scope, Scope::Agent);
+        assert!(sends(&own[0], &on_backup, one));
+    }
+
+    #[test]
+    fn the_event_id_is_the_same_on_every_agent() {
+        let mut after = taken_over(100);
+        after.events = Arc::new(vec![takeover_event(100)]);
+        let id = |snap: &Snapshot, member: &str| -> Vec<Option<Value>> {
+            transitions(
+                &seen_by(&snapshot(), member),
+                &seen_by(snap, member),
+                ROOT,
+                false,
+            )
+            .iter()
+            .map(|n| vb(n, &mib::notify_object(ROOT, notify_arc::EVENT_ID)).cloned())
+            .collect()
+        };
+        let on_main = id(&after, "main-1");
+        assert_eq!(on_main, id(&after, "backup-1"));
+        assert_eq!(
+            on_main,
+            [
+                Some(Value::text("takeover/main-1/backup-1/100")),
+                Some(Value::text("takeover/main-1/backup-1/100")),
+            ]
+        );
+        // An alarm about one agent is that agent's to send, whoever is the group's sender.
+        let mut s = snapshot();
+        let a = crate::group::state_not_writable("backup-1", "disk full", 500);
+        s.redundancy.alarms = vec![a.clone()];
+        let n = no_redundancy(&s, ROOT, &a);
+        assert_eq!(n.scope, Scope::Agent);
+        assert_eq!(alarm_event_id(&a), "state_not_writable/-/-/500");
     }
 
     /// `with_safety(at)` with the quorum source up since `at` and no fence run yet.

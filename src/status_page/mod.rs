@@ -226,6 +226,13 @@ fn render_row(h: &mut String, s: &Snapshot, m: &MemberSnapshot) {
         state = m.state.as_str(),
         state_word = state_word(m.state),
     );
+    if let Some(at) = r.state_changed {
+        let _ = write!(
+            h,
+            "<span class=\"note state-since\" title=\"state last changed\">since {}</span>",
+            rfc3339(at)
+        );
+    }
     if m.state == OperState::Unknown {
         h.push_str("<span class=\"note\">not reachable from this agent</span>");
     }
@@ -708,6 +715,18 @@ mod tests {
             let r = row(&html, member);
             assert!(r.contains(want), "{member}'s row shows {want:?}: {r}");
         }
+    }
+
+    #[test]
+    fn a_state_change_time_shows_under_the_state_and_none_without_one() {
+        let mut s = taken_over();
+        s.members[0].record.state_changed = Some(5_000);
+        let html = render(&s);
+        assert!(
+            row(&html, "main-1").contains("since 1970-01-01T00:00:05.000Z</span>"),
+            "{html}"
+        );
+        assert!(!row(&html, "main-2").contains("state-since"));
     }
 
     #[test]

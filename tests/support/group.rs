@@ -54,12 +54,21 @@ pub fn free_udp_port() -> u16 {
         .expect("free UDP port")
 }
 
-/// Writes `text` to `path`, creating its directory.
+/// Writes `text` to `path` with mode 0600 (only its owner may read or write it, as the agent
+/// requires of a secret file), creating its directory.
 pub fn write(path: &Path, text: &str) {
+    write_mode(path, text, 0o600);
+}
+
+/// Writes `text` to `path` and sets its mode to `mode`, creating its directory.
+pub fn write_mode(path: &Path, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
     if let Some(p) = path.parent() {
         std::fs::create_dir_all(p).unwrap_or_else(|e| panic!("mkdir {}: {e}", p.display()));
     }
     std::fs::write(path, text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {mode:o} {}: {e}", path.display()));
 }
 
 /// One member of a group written by [`write_group`].

@@ -16,6 +16,18 @@ pub fn client() -> reqwest::Client {
         .expect("http client")
 }
 
+/// A client of agents serving HTTPS: trusts the CA (PEM) `ca` alone.
+pub fn client_trusting(ca: &std::path::Path) -> reqwest::Client {
+    let pem = std::fs::read(ca).unwrap_or_else(|e| panic!("read {}: {e}", ca.display()));
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .use_rustls_tls()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("CA certificate"))
+        .build()
+        .expect("https client")
+}
+
 /// Runs `f` to completion on a current-thread runtime (HTTP from a sync test).
 pub fn block_on<F: Future>(f: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()

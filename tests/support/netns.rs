@@ -243,8 +243,8 @@ impl Plant {
 
     fn write_configs(&self, main_auto_failover: bool) {
         let d = self.dir.path();
-        std::fs::write(d.join("api-token"), format!("{TOKEN}\n")).expect("token");
-        std::fs::write(d.join("group-secret"), "netns-group-secret\n").expect("secret");
+        super::group::write(&d.join("api-token"), &format!("{TOKEN}\n"));
+        super::group::write(&d.join("group-secret"), "netns-group-secret\n");
         std::fs::write(d.join("responder.py"), RESPONDER).expect("responder");
         std::fs::write(d.join("hook.sh"), HOOK).expect("hook");
         let members = format!(
@@ -331,7 +331,7 @@ timeout = "5s"
     /// community [`SNMP_COMMUNITY`]: call it before starting them.
     pub fn enable_snmp(&self) {
         let d = self.dir.path();
-        std::fs::write(d.join("snmp-community"), format!("{SNMP_COMMUNITY}\n")).expect("community");
+        super::group::write(&d.join("snmp-community"), &format!("{SNMP_COMMUNITY}\n"));
         let section = format!(
             r#"
 [snmp]

@@ -166,9 +166,15 @@ pub fn v1(community: &str) -> Vec<String> {
 
 /// SNMPv3 authPriv with SHA-256 and AES-128 as user `noc`.
 pub fn v3(auth: &str) -> Vec<String> {
+    v3_with(auth, V3_PRIV)
+}
+
+/// As [`v3`] with the privacy pass phrase `privacy` (an agent configured with secret files
+/// of its own: `run` refuses the demo's).
+pub fn v3_with(auth: &str, privacy: &str) -> Vec<String> {
     [
         "-v3", "-l", "authPriv", "-u", V3_USER, "-a", "SHA-256", "-A", auth, "-x", "AES", "-X",
-        V3_PRIV, "-t", "5", "-r", "1",
+        privacy, "-t", "5", "-r", "1",
     ]
     .map(String::from)
     .to_vec()

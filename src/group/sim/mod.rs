@@ -308,9 +308,10 @@ impl World {
                     main: name(a),
                     backup: name(b),
                 }),
+                // The replacement runs as the Main (a new server with its configuration).
                 58..=65 => Some(Operation::ReplaceTakeover {
                     main: name(a),
-                    replacement: name(b),
+                    replacement: name(a),
                 }),
                 66..=71 => Some(Operation::SetAutoFailover {
                     member: name(a),
