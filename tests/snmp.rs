@@ -69,8 +69,8 @@ fn walks_of_the_whole_mib_resolve_every_name() {
         "UNDERSTUDY-MIB::rgMemberLeaseExpiry.1 = STRING: 1970-1-1,0:0:0.0",
         "UNDERSTUDY-MIB::rgMemberLeaseEnforcedBy.2 = INTEGER: none(1)",
         // No member's state changed yet.
-        "UNDERSTUDY-MIB::rgMemberLastChange.1 = STRING: 0-0-0,0:0:0.0",
-        "UNDERSTUDY-MIB::rgMemberLastChange.2 = STRING: 0-0-0,0:0:0.0",
+        "UNDERSTUDY-MIB::rgMemberLastChange.1 = STRING: 1970-1-1,0:0:0.0",
+        "UNDERSTUDY-MIB::rgMemberLastChange.2 = STRING: 1970-1-1,0:0:0.0",
         "UNDERSTUDY-MIB::rgCoordinationStatus.0 = INTEGER: none(1)",
         "UNDERSTUDY-MIB::rgCoordinationSince.0 = STRING: 1970-1-1,0:0:0.0",
         "UNDERSTUDY-MIB::rgCoordinationSessionExpiry.0 = STRING: 1970-1-1,0:0:0.0",
