@@ -1008,7 +1008,21 @@ mod tests {
             vb(n, &m(maintenance_arc::REASON)),
             Some(&Value::text("router swap"))
         );
-        assert_eq!(n.varbinds.len(), 6, "5 MIB varbinds and sysName.0");
+        assert_eq!(
+            n.scope,
+            Scope::Group,
+            "one agent of the group sends it by default"
+        );
+        assert_eq!(
+            vb(n, &mib::notify_object(ROOT, notify_arc::EVENT_ID)),
+            Some(&Value::display("maintenance/1/main-1")),
+            "the setting's stamp: the same on every agent"
+        );
+        assert_eq!(
+            n.varbinds.len(),
+            7,
+            "5 MIB varbinds, rgNotifyEventId and sysName.0"
+        );
         // The same setting again: nothing. Switched off: once more, with false(2).
         assert!(transitions(&on, &on, ROOT, false).is_empty());
         let mut cleared = on.clone();
