@@ -109,18 +109,24 @@ async fn wait_taken_over(url: &str, what: &str) {
     .await
 }
 
-#[tokio::test]
-async fn a_new_server_takes_the_defective_mains_role_with_the_data_the_backup_served() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut pair = Pair::start(write_group(dir.path(), 1, 1)).await;
-    let (main_url, backup_url) = (pair.main_url(), pair.backup_url());
+/// main-1 and backup-1 (a `write_group` pair in `dir`), main-1 taken over by backup-1.
+async fn taken_over_pair(dir: &std::path::Path) -> Pair {
+    let pair = Pair::start(write_group(dir, 1, 1)).await;
     post_ok(
-        &format!("{main_url}/api/v1/takeover"),
+        &format!("{}/api/v1/takeover", pair.main_url()),
         GROUP_TOKEN,
         TAKEOVER,
     )
     .await;
-    wait_taken_over(&backup_url, "backup-1 to act for main-1").await;
+    wait_taken_over(&pair.backup_url(), "backup-1 to act for main-1").await;
+    pair
+}
+
+#[tokio::test]
+async fn a_new_server_takes_the_defective_mains_role_with_the_data_the_backup_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut pair = taken_over_pair(dir.path()).await;
+    let (main_url, backup_url) = (pair.main_url(), pair.backup_url());
 
     // backup-1 serves from its replica of main-1: its service writes there meanwhile.
     let replica = dir.path().join("backup-1/state/replicas/main-1/current");
@@ -312,15 +318,8 @@ async fn the_original_server_with_its_data_is_refused_and_nothing_changes() {
 #[tokio::test]
 async fn a_copy_that_fails_hands_the_address_back_to_the_backup() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut pair = Pair::start(write_group(dir.path(), 1, 1)).await;
+    let mut pair = taken_over_pair(dir.path()).await;
     let (main_url, backup_url) = (pair.main_url(), pair.backup_url());
-    post_ok(
-        &format!("{main_url}/api/v1/takeover"),
-        GROUP_TOKEN,
-        TAKEOVER,
-    )
-    .await;
-    wait_taken_over(&backup_url, "backup-1 to act for main-1").await;
     pair.main.kill9();
     let data = dir.path().join("main-1/data");
     std::fs::remove_dir_all(dir.path().join("main-1")).expect("wipe");

@@ -32,6 +32,25 @@ fn tls_group(dir: &Path, cert: &Path, key: &Path, ca: &Path) -> Vec<GroupMember>
         .collect()
 }
 
+/// A CA with its certificates (support::etcd's TestPki), made in the new folder `dir`/`name`.
+fn pki_in(dir: &Path, name: &str) -> TestPki {
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).expect("mkdir");
+    TestPki::make(&folder)
+}
+
+/// The group's CA (in `dir`/pki) and a [`tls_group`] in `dir`/group with its certificate.
+fn group_with_pki(dir: &Path) -> (TestPki, Vec<GroupMember>) {
+    let pki = pki_in(dir, "pki");
+    let group = tls_group(
+        &dir.join("group"),
+        &pki.server_cert,
+        &pki.server_key,
+        &pki.ca,
+    );
+    (pki, group)
+}
+
 /// Rewrites the configuration `file` (as `write_group` wrote it) for TLS with these files.
 fn retls(file: &Path, cert: &Path, key: &Path, ca: &Path) {
     let text = std::fs::read_to_string(file).expect("read config");
@@ -103,19 +122,8 @@ fn log_has(log: &Path, needle: &str) -> bool {
 #[tokio::test]
 async fn a_group_over_mutual_tls_serves_https_heartbeats_and_takes_over() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pki_dir = dir.path().join("pki");
-    let other_dir = dir.path().join("other-ca");
-    for d in [&pki_dir, &other_dir] {
-        std::fs::create_dir_all(d).expect("mkdir");
-    }
-    let pki = TestPki::make(&pki_dir);
-    let other = TestPki::make(&other_dir);
-    let group = tls_group(
-        &dir.path().join("group"),
-        &pki.server_cert,
-        &pki.server_key,
-        &pki.ca,
-    );
+    let (pki, group) = group_with_pki(dir.path());
+    let other = pki_in(dir.path(), "other-ca");
     let (main, backup) = (&group[0], &group[1]);
     let main_log = dir.path().join("main-1.log");
     let _main = start_tls_agent(main, &pki.ca, &main_log).await;
@@ -270,19 +278,8 @@ async fn a_group_over_mutual_tls_serves_https_heartbeats_and_takes_over() {
 #[tokio::test]
 async fn a_peer_with_a_certificate_from_another_ca_is_refused_and_logged() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pki_dir = dir.path().join("pki");
-    let other_dir = dir.path().join("other-ca");
-    for d in [&pki_dir, &other_dir] {
-        std::fs::create_dir_all(d).expect("mkdir");
-    }
-    let pki = TestPki::make(&pki_dir);
-    let other = TestPki::make(&other_dir);
-    let group = tls_group(
-        &dir.path().join("group"),
-        &pki.server_cert,
-        &pki.server_key,
-        &pki.ca,
-    );
+    let (pki, group) = group_with_pki(dir.path());
+    let other = pki_in(dir.path(), "other-ca");
     let (main, backup) = (&group[0], &group[1]);
     // backup-1 trusts the group's CA but presents a certificate from another CA.
     retls(
@@ -346,15 +343,7 @@ async fn a_peer_with_a_certificate_from_another_ca_is_refused_and_logged() {
 #[tokio::test]
 async fn without_a_ca_peers_are_verified_against_the_system_roots() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pki_dir = dir.path().join("pki");
-    std::fs::create_dir_all(&pki_dir).expect("mkdir");
-    let pki = TestPki::make(&pki_dir);
-    let group = tls_group(
-        &dir.path().join("group"),
-        &pki.server_cert,
-        &pki.server_key,
-        &pki.ca,
-    );
+    let (pki, group) = group_with_pki(dir.path());
     for m in &group {
         let cfg = std::fs::read_to_string(&m.config).expect("read");
         let no_ca = cfg.replace(&format!("ca = \"{}\"\n", pki.ca.display()), "");
@@ -402,15 +391,7 @@ async fn without_a_ca_peers_are_verified_against_the_system_roots() {
 #[test]
 fn tls_configuration_rules_name_the_key_and_the_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let pki_dir = dir.path().join("pki");
-    std::fs::create_dir_all(&pki_dir).expect("mkdir");
-    let pki = TestPki::make(&pki_dir);
-    let group = tls_group(
-        &dir.path().join("group"),
-        &pki.server_cert,
-        &pki.server_key,
-        &pki.ca,
-    );
+    let (pki, group) = group_with_pki(dir.path());
     let cfg = &group[0].config;
     let good = std::fs::read_to_string(cfg).expect("read");
     let out = understudy_on(&["check-config"], cfg);
