@@ -185,10 +185,14 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     wait_converged(&url).await;
     // Once backup-1 has replicated both Mains the group is redundant, and stays so whatever
     // is refused below (before, a slow first replication looked like a change).
-    wait_for_async(Duration::from_secs(15), "the group to be redundant", || async {
-        let g = get_json(&format!("{url}/api/v1/group")).await;
-        (g["redundancy"]["redundant"] == true).then_some(())
-    })
+    wait_for_async(
+        Duration::from_secs(15),
+        "the group to be redundant",
+        || async {
+            let g = get_json(&format!("{url}/api/v1/group")).await;
+            (g["redundancy"]["redundant"] == true).then_some(())
+        },
+    )
     .await;
     let before = essentials(&get_json(&format!("{url}/api/v1/group")).await);
     const BAD: (u16, &str) = (400, "bad_request");
