@@ -303,6 +303,8 @@ const ASSETS: &[&str] = &[
     "./usr/share/doc/understudy/examples/two-server/backup-1.toml",
     "./usr/share/doc/understudy/examples/n-plus-1/main-1.toml",
     "./usr/share/doc/understudy/examples/n-plus-1/backup-1.toml",
+    "./usr/share/doc/understudy/examples/tls/main-1.toml",
+    "./usr/share/doc/understudy/examples/tls/make-certs.sh",
 ];
 
 /// Removes the package when dropped (also when the test fails).
