@@ -760,6 +760,11 @@ fn remove_leftovers(tag: &str) {
 
 impl Drop for Plant {
     fn drop(&mut self) {
+        // A failed test shows what the agents said and did (their logs and hook runs), not
+        // only the assertion: the namespaces and their files go with the plant.
+        if std::thread::panicking() {
+            eprintln!("the plant's agents when the test failed:\n{}", self.logs());
+        }
         // Processes started inside the namespaces: the agents are killed by their own guards;
         // the responders (detached by the hook) are killed here.
         for m in ["main-1", "backup-1"] {
