@@ -314,6 +314,10 @@ impl TlsListener {
                         continue;
                     }
                 };
+                // The handshake and the answers are small writes the peer waits for: without
+                // TCP_NODELAY, Nagle's algorithm and the client's delayed ACK held some of them
+                // ~40 ms (bench/tls-overhead's p99). axum's plain listener answers in one write.
+                let _ = stream.set_nodelay(true);
                 let acceptor = acceptor.clone();
                 let tx = tx.clone();
                 let member = member.clone();
