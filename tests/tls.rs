@@ -115,6 +115,24 @@ fn curl(args: &[&str]) -> std::process::Output {
     cmd.output().expect("run curl")
 }
 
+/// An unsigned heartbeat POSTed with curl (no client certificate) to the agent at `url`,
+/// trusting `ca`; curl's output is the HTTP status.
+fn unsigned_heartbeat(ca: &str, url: &str) -> std::process::Output {
+    curl(&[
+        "--cacert",
+        ca,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "-X",
+        "POST",
+        "-d",
+        "{}",
+        &format!("{url}/peer/v1/heartbeat"),
+    ])
+}
+
 fn log_has(log: &Path, needle: &str) -> bool {
     std::fs::read_to_string(log).is_ok_and(|t| t.contains(needle))
 }
@@ -220,19 +238,7 @@ async fn a_group_over_mutual_tls_serves_https_heartbeats_and_takes_over() {
     }
 
     // A peer request without a client certificate: refused (403) and logged with the address.
-    let out = curl(&[
-        "--cacert",
-        &ca,
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-X",
-        "POST",
-        "-d",
-        "{}",
-        &format!("{}/peer/v1/heartbeat", main.url),
-    ]);
+    let out = unsigned_heartbeat(&ca, &main.url);
     assert_eq!(text(&out.stdout), "403", "{}", text(&out.stderr));
     wait_for(
         Duration::from_secs(5),
@@ -371,19 +377,7 @@ async fn without_a_ca_peers_are_verified_against_the_system_roots() {
     // A peer request without a client certificate reaches the signature check (401), not a
     // TLS refusal (403).
     let ca = pki.ca.to_string_lossy().to_string();
-    let out = curl(&[
-        "--cacert",
-        &ca,
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        "-X",
-        "POST",
-        "-d",
-        "{}",
-        &format!("{}/peer/v1/heartbeat", main.url),
-    ]);
+    let out = unsigned_heartbeat(&ca, &main.url);
     assert_eq!(text(&out.stdout), "401", "{}", text(&out.stderr));
 }
 
