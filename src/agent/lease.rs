@@ -62,6 +62,11 @@ impl Agent {
         }
         drop(state);
         moved?;
+        // Every view follows the address at once, not after the hooks (which may run up to
+        // hooks.timeout): the record was committed before the move. Without this a peer's
+        // record adopted through gossip showed the old state for as long as on_offline ran
+        // (tests/partition.rs read it in that window).
+        self.publish().await;
         if let Some(released) = t.release() {
             self.gave_up(released).await;
         }
