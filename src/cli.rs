@@ -300,26 +300,17 @@ pub fn request_for(cmd: &CliCommand) -> Option<(&ClientArgs, Request)> {
             member,
             setting,
             reason,
-        } => Some((
+        } => switch(
             client,
-            Request {
-                method: reqwest::Method::PUT,
-                path: format!("/api/v1/members/{member}/auto-failover"),
-                body: Some(json!({"enabled": *setting == OnOff::On, "reason": reason})),
-            },
-        )),
+            format!("/api/v1/members/{member}/auto-failover"),
+            *setting,
+            reason,
+        ),
         CliCommand::Maintenance {
             client,
             setting,
             reason,
-        } => Some((
-            client,
-            Request {
-                method: reqwest::Method::PUT,
-                path: "/api/v1/maintenance".into(),
-                body: Some(json!({"enabled": *setting == OnOff::On, "reason": reason})),
-            },
-        )),
+        } => switch(client, "/api/v1/maintenance".into(), *setting, reason),
         CliCommand::Replicate {
             client,
             backup,
@@ -331,6 +322,23 @@ pub fn request_for(cmd: &CliCommand) -> Option<(&ClientArgs, Request)> {
         ),
         _ => None,
     }
+}
+
+/// `PUT path {"enabled", "reason"}`: an on/off setting (auto-failover, maintenance mode).
+fn switch<'a>(
+    client: &'a ClientArgs,
+    path: String,
+    setting: OnOff,
+    reason: &Option<String>,
+) -> Option<(&'a ClientArgs, Request)> {
+    Some((
+        client,
+        Request {
+            method: reqwest::Method::PUT,
+            path,
+            body: Some(json!({"enabled": setting == OnOff::On, "reason": reason})),
+        },
+    ))
 }
 
 /// `understudy check-config FILE`: prints the configuration with every default filled in, or
